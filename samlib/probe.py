@@ -1,0 +1,67 @@
+"""Linear probes: how well a frozen representation encodes a label.
+
+Fit a logistic regression on features of one split and report its accuracy on another.
+Used by every chapter to measure a feature's quality (lower probe error = better learned).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from torch import Tensor, nn
+
+__all__ = ["ProbeResult", "extract_features", "linear_probe"]
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    train_accuracy: float
+    test_accuracy: float
+
+    @property
+    def test_error(self) -> float:
+        return 1.0 - self.test_accuracy
+
+
+@torch.no_grad()
+def extract_features(model: nn.Module, inputs: Tensor, batch_size: int = 512) -> Tensor:
+    """``model.features`` of ``inputs`` (N, ...) -> (N, D) on the CPU, in eval mode (the mode is restored)."""
+    if not hasattr(model, "features"):
+        raise TypeError(f"{type(model).__name__} has no .features: wrap it in samlib.models.FeaturesAndHead")
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    try:
+        chunks = [model.features(inputs[i:i + batch_size].to(device)).cpu() for i in range(0, len(inputs), batch_size)]
+    finally:
+        model.train(was_training)
+    return torch.cat(chunks)
+
+
+def _as_numpy(x) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x)
+
+
+def linear_probe(train_features, train_labels, test_features, test_labels, *, C: float = 1.0,
+                 max_iter: int = 2000) -> ProbeResult:
+    """Standardise the features, fit an L2-regularised logistic regression (strength 1/C) on the
+    train split, and return its accuracy on both splits. Features (N, D); labels (N,) of any
+    discrete values (binary or multiclass). Deterministic (L-BFGS)."""
+    xs = [_as_numpy(a) for a in (train_features, test_features)]
+    ys = [_as_numpy(a) for a in (train_labels, test_labels)]
+    for x, y, split in zip(xs, ys, ("train", "test")):
+        if x.ndim != 2 or y.ndim != 1 or len(x) != len(y):
+            raise ValueError(f"{split} features must be (N, D) and labels (N,), got {x.shape} and {y.shape}")
+        if not np.isfinite(x).all():
+            raise ValueError(f"{split} features contain NaN or infinite values: the network diverged?")
+    if xs[0].shape[1] != xs[1].shape[1]:
+        raise ValueError(f"train and test features differ in width: {xs[0].shape[1]} vs {xs[1].shape[1]}")
+    if len(np.unique(ys[0])) < 2:
+        raise ValueError("the probe's train labels hold a single class: a probe needs at least two")
+    probe = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter))
+    probe.fit(xs[0], ys[0])
+    return ProbeResult(float(probe.score(xs[0], ys[0])), float(probe.score(xs[1], ys[1])))

@@ -1,0 +1,68 @@
+"""Reproducibility in one place: seeds, thread count and deterministic algorithms.
+
+Notebooks call :func:`samlib.setup` (which calls :func:`configure`) instead of seeding
+themselves, so every chapter runs under the same rules.
+"""
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+__all__ = ["seed_everything", "configure", "rng_state", "set_rng_state"]
+
+BOOK_THREADS = 2  # the CPU thread count the committed outputs and CI use
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators (all devices)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def configure(seed: int = 0, threads: int | None = BOOK_THREADS, deterministic: bool = True) -> None:
+    """Seed everything, fix torch's CPU thread count (``None`` keeps torch's default) and
+    ask for deterministic algorithms (on GPU this also sets ``CUBLAS_WORKSPACE_CONFIG``).
+
+    Floating-point sums depend on the thread count, so the book's printed numbers are
+    reproducible for a fixed ``threads``; operations without a deterministic version warn
+    instead of failing, so paper-scale runs in Colab never stop on them.
+    """
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"threads must be >= 1 or None, got {threads}")
+        torch.set_num_threads(threads)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    seed_everything(seed)
+
+
+def rng_state() -> dict:
+    """The global generators' states, in a form ``torch.load(weights_only=True)`` accepts."""
+    version, internal, gauss_next = random.getstate()
+    _, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "python": {"version": version, "internal": list(internal), "gauss_next": gauss_next},
+        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore what :func:`rng_state` returned."""
+    py = state["python"]
+    random.setstate((py["version"], tuple(py["internal"]), py["gauss_next"]))
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

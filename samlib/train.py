@@ -1,0 +1,156 @@
+"""Training loops shared by the chapters: one step for any optimizer, epochs with progress
+bars, a metrics history, and checkpoints that let an interrupted run resume exactly."""
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from .checkpoint import load_checkpoint, save_atomic
+from .optim import LSAM, SAM, frozen_bn_stats
+from .repro import rng_state, set_rng_state
+
+__all__ = ["History", "TensorBatches", "progress_bar", "train_step", "fit"]
+
+LossFn = Callable[[Tensor, Tensor], Tensor]
+
+
+class History:
+    """Per-epoch metrics: a list of rows (dicts of numbers)."""
+
+    def __init__(self, rows: Iterable[dict] = ()):
+        self.rows = [dict(r) for r in rows]
+
+    def append(self, **metrics: float) -> None:
+        self.rows.append(metrics)
+
+    def column(self, name: str) -> list[float]:
+        return [row[name] for row in self.rows]
+
+    @property
+    def last(self) -> dict:
+        return self.rows[-1] if self.rows else {}
+
+    def to_frame(self):
+        import pandas as pd
+        return pd.DataFrame(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __repr__(self) -> str:
+        return f"History({len(self)} epochs, last={self.last})"
+
+
+def progress_bar(iterable: Iterable, progress: bool | None = None, **kwargs):
+    """A ``tqdm.auto`` bar, off when ``progress=False`` or when ``$SAMLIB_PROGRESS=0``."""
+    if progress is None:
+        progress = os.environ.get("SAMLIB_PROGRESS", "1") != "0"
+    return tqdm(iterable, disable=not progress, **kwargs)
+
+
+class TensorBatches:
+    """Mini-batches of in-memory tensors (same first dimension), reshuffled every epoch
+    with torch's global generator (so :func:`samlib.setup` makes the order reproducible)."""
+
+    def __init__(self, *tensors: Tensor, batch_size: int, shuffle: bool = True):
+        if not tensors or any(len(t) != len(tensors[0]) for t in tensors):
+            raise ValueError(f"need tensors with the same first dimension, got {[tuple(t.shape) for t in tensors]}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.tensors, self.batch_size, self.shuffle = tensors, batch_size, shuffle
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.tensors[0]) / self.batch_size)
+
+    def __iter__(self):
+        n = len(self.tensors[0])
+        order = torch.randperm(n) if self.shuffle else torch.arange(n)
+        for start in range(0, n, self.batch_size):
+            idx = order[start:start + self.batch_size]
+            yield tuple(t[idx] for t in self.tensors)
+
+
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: LossFn,
+               inputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+    """One update with any optimizer; returns the loss and outputs at the real weights (detached).
+
+    * :class:`~samlib.optim.LSAM` on a model with ``features``/``head``: the fast one-backbone-pass step;
+    * :class:`~samlib.optim.SAM` (LSAM included otherwise): two passes, running BatchNorm statistics
+      updated by the first only;
+    * any other optimizer: one forward, one backward, one step.
+    """
+    if isinstance(optimizer, LSAM) and hasattr(model, "features"):
+        return optimizer.fast_step(model.features(inputs), lambda outputs: loss_fn(outputs, targets))
+    optimizer.zero_grad()
+    outputs = model(inputs)
+    loss = loss_fn(outputs, targets)
+    loss.backward()
+    if isinstance(optimizer, SAM):
+        optimizer.first_step(zero_grad=True)
+        with frozen_bn_stats(model):
+            loss_fn(model(inputs), targets).backward()
+        optimizer.second_step()
+    else:
+        optimizer.step()
+    return loss.detach(), outputs.detach()
+
+
+def _correct(outputs: Tensor, targets: Tensor) -> float:
+    if outputs.ndim == 2 and targets.ndim == 1 and not targets.is_floating_point():
+        return (outputs.argmax(1) == targets).sum().item()
+    return math.nan
+
+
+def _train_epoch(model, optimizer, loss_fn, batches, device) -> dict:
+    model.train()
+    loss_sum, correct, count = 0.0, 0.0, 0
+    for inputs, targets in batches:
+        inputs, targets = inputs.to(device), targets.to(device)
+        loss, outputs = train_step(model, optimizer, loss_fn, inputs, targets)
+        loss_sum += loss.item() * len(targets)
+        correct += _correct(outputs, targets)
+        count += len(targets)
+    return {"train_loss": loss_sum / count, "train_acc": correct / count}
+
+
+def fit(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Iterable, *, epochs: int,
+        loss_fn: LossFn = F.cross_entropy, evaluate: Callable[[nn.Module], dict] | None = None,
+        checkpoint: str | os.PathLike | None = None, progress: bool | None = None,
+        desc: str = "training") -> History:
+    """Train for ``epochs`` passes over ``batches`` (re-iterable, yields ``(inputs, targets)``).
+
+    Each epoch adds a history row: ``epoch``, ``train_loss``, ``train_acc`` (for class-index
+    targets) and whatever ``evaluate(model)`` returns (run in eval mode without gradients).
+    With ``checkpoint``, a run resumes from that file if it exists and saves model,
+    optimizer, history and random-generator states there after every epoch, atomically:
+    an interrupted run resumed later ends with the same weights as an uninterrupted one.
+    """
+    if epochs < 0:
+        raise ValueError(f"epochs must be >= 0, got {epochs}")
+    device = next(model.parameters()).device
+    history, start = History(), 0
+    if checkpoint is not None and Path(checkpoint).exists():
+        state = load_checkpoint(checkpoint)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        history, start = History(state["history"]), state["epoch"]
+        set_rng_state(state["rng"])
+    for epoch in progress_bar(range(start, epochs), progress, desc=desc, initial=start, total=epochs):
+        row = {"epoch": epoch + 1, **_train_epoch(model, optimizer, loss_fn, batches, device)}
+        if evaluate is not None:
+            model.eval()
+            with torch.no_grad():
+                row.update(evaluate(model))
+            model.train()
+        history.append(**row)
+        if checkpoint is not None:
+            save_atomic({"epoch": epoch + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                         "history": history.rows, "rng": rng_state()}, checkpoint)
+    return history
