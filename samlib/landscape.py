@@ -12,13 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from .optim import SAM
 
-__all__ = ["product_loss", "Path", "sam_path", "sharpness", "loss_grid", "sam_objective"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["product_loss", "Path", "sam_path", "sharpness", "grid_points", "valley_points", "sam_objective",
+           "first_step_table", "endpoints_table", "valley_minimum"]
 
 Loss2D = Callable[[Tensor], Tensor]
 
@@ -72,19 +77,60 @@ def sharpness(loss: Loss2D, w: Tensor) -> float:
     return torch.linalg.eigvalsh(hessian)[-1].item()
 
 
-def loss_grid(loss: Loss2D, xs: Tensor, ys: Tensor) -> Tensor:
-    """``loss`` on the grid ``xs`` (nx,) by ``ys`` (ny,); returns (ny, nx), rows along y."""
-    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)
-    return loss(grid)
+def grid_points(xs: Tensor, ys: Tensor) -> Tensor:
+    """The grid ``xs`` (nx,) by ``ys`` (ny,) as points (ny, nx, 2), rows along y."""
+    return torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)
 
 
-def sam_objective(loss: Loss2D, xs: Tensor, ys: Tensor, rho: float, directions: int = 360) -> Tensor:
-    """SAM's objective max_{||e|| <= rho} L(w + e) on a grid (ny, nx), taking the max over
-    ``directions`` points of the circle of radius rho (exact when L has no interior local
-    maximum in the disk, as for :func:`product_loss`). ``rho=0`` gives ``loss_grid``."""
+def valley_points(ts: Tensor) -> Tensor:
+    """Points (t, 1/t) of the valley of :func:`product_loss`, (T,) -> (T, 2)."""
+    return torch.stack([ts, 1 / ts], dim=-1)
+
+
+def sam_objective(loss: Loss2D, points: Tensor, rho: float, directions: int = 360) -> Tensor:
+    """SAM's objective max_{||e|| <= rho} L(w + e) at ``points`` (..., 2) -> (...).
+
+    The max is taken over ``directions`` points of the circle of radius rho, which is exact
+    up to the angular resolution when L has no local maximum inside the disk (true for
+    :func:`product_loss`, whose only interior critical points are minima and a saddle).
+    """
     if rho == 0:
-        return loss_grid(loss, xs, ys)
-    angles = torch.linspace(0, 2 * torch.pi, directions + 1, dtype=xs.dtype)[:-1]
-    circle = rho * torch.stack([angles.cos(), angles.sin()], dim=-1)            # (K, 2)
-    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)           # (ny, nx, 2)
-    return loss(grid[..., None, :] + circle).amax(dim=-1)
+        return loss(points)
+    angles = torch.linspace(0, 2 * torch.pi, directions + 1, dtype=points.dtype)[:-1]
+    circle = rho * torch.stack([angles.cos(), angles.sin()], dim=-1)  # (K, 2)
+    return loss(points[..., None, :] + circle).amax(dim=-1)
+
+
+def first_step_table(loss: Loss2D, paths: list[Path]) -> "pd.DataFrame":
+    """For one-step paths from the same point: phantom point, loss there, and the step, one row per rho."""
+    import pandas as pd
+    rows = []
+    for p in paths:
+        step = p.points[1] - p.points[0]
+        rows.append({"rho": p.rho, "phantom w1": p.phantoms[0, 0].item(), "phantom w2": p.phantoms[0, 1].item(),
+                     "L(phantom)": loss(p.phantoms[0]).item(), "step w1": step[0].item(),
+                     "step w2": step[1].item(), "step length": step.norm().item()})
+    return pd.DataFrame(rows).set_index("rho").round(4)
+
+
+def endpoints_table(loss: Loss2D, paths: list[Path], last: int = 50) -> "pd.DataFrame":
+    """Where each run ended: weights, balance w1/w2, loss (0 below 1e-10), sharpness, and the
+    range of w1 over the ``last`` steps (0 for a run that has settled)."""
+    import pandas as pd
+    rows = []
+    for p in paths:
+        final_loss = p.losses[-1].item()
+        rows.append({"rho": p.rho, "w1": p.end[0].item(), "w2": p.end[1].item(),
+                     "w1/w2": (p.end[0] / p.end[1]).item(),
+                     "loss": float(f"{final_loss:.2e}") if final_loss >= 1e-10 else 0.0,
+                     "sharpness": sharpness(loss, p.end),
+                     f"w1 range, last {last} steps": (p.points[-last:, 0].max() - p.points[-last:, 0].min()).item()})
+    return pd.DataFrame(rows).set_index("rho").round({"w1": 3, "w2": 3, "w1/w2": 2, "sharpness": 3,
+                                                      f"w1 range, last {last} steps": 3})
+
+
+def valley_minimum(loss: Loss2D, rho: float, ts: Tensor | None = None) -> tuple[float, float]:
+    """Where along the valley (t, 1/t) SAM's objective is lowest: (t, objective there)."""
+    ts = torch.linspace(0.3, 3.0, 2701, dtype=torch.float64) if ts is None else ts
+    values = sam_objective(loss, valley_points(ts), rho)
+    return ts[values.argmin()].item(), values.min().item()

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from samlib.landscape import loss_grid, product_loss, sam_objective, sam_path, sharpness
+from samlib.landscape import grid_points, product_loss, sam_objective, sam_path, sharpness, valley_points
 
 
 def test_rho_zero_path_is_gradient_descent_by_hand():
@@ -29,10 +29,25 @@ def test_sharpness_along_the_valley_is_t2_plus_inverse_t2():
 
 def test_sam_objective_bounds_the_loss_and_reduces_to_it_at_rho_zero():
     xs = torch.linspace(-1, 2, 31, dtype=torch.float64)
-    plain = loss_grid(product_loss, xs, xs)
-    torch.testing.assert_close(sam_objective(product_loss, xs, xs, 0.0), plain)
-    assert (sam_objective(product_loss, xs, xs, 0.2) >= plain).all()
-    assert plain[20, 10].item() == pytest.approx(product_loss(torch.tensor([xs[10], xs[20]])).item())
+    points = grid_points(xs, xs)
+    assert points.shape == (31, 31, 2) and points[20, 10].tolist() == [xs[10].item(), xs[20].item()]
+    plain = product_loss(points)
+    torch.testing.assert_close(sam_objective(product_loss, points, 0.0), plain)
+    assert (sam_objective(product_loss, points, 0.2) >= plain).all()
+
+
+def test_sam_objective_on_the_valley_matches_brute_force_over_the_disk():
+    """Max over the circle (the function's shortcut) equals the max over a dense disk grid."""
+    rho = 0.3
+    for w in valley_points(torch.tensor([0.6, 1.0, 2.0], dtype=torch.float64)):
+        offsets = grid_points(*(torch.linspace(-rho, rho, 301, dtype=torch.float64),) * 2).reshape(-1, 2)
+        disk = offsets[offsets.norm(dim=1) <= rho]
+        brute = product_loss(w + disk).max().item()
+        circle = sam_objective(product_loss, w, rho).item()
+        assert brute <= circle + 1e-6 and circle == pytest.approx(brute, rel=5e-3)
+    # balanced weights are the flattest: the objective along the valley is lowest at t = 1
+    ts = torch.linspace(0.5, 2.0, 151, dtype=torch.float64)
+    assert ts[sam_objective(product_loss, valley_points(ts), rho).argmin()].item() == pytest.approx(1.0, abs=0.02)
 
 
 def test_bad_input():
