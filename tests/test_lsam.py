@@ -74,6 +74,17 @@ def test_fast_and_generic_lsam_agree_on_a_cnn_with_batchnorm():
         torch.testing.assert_close(a, b, rtol=0, atol=1e-10, msg=name)
 
 
+def test_fast_and_generic_lsam_agree_for_a_head_without_bias():
+    nets = [FeaturesAndHead(nn.Sequential(nn.Linear(4, 5), nn.Tanh()), nn.Linear(5, 3, bias=False))]
+    nets.append(copy.deepcopy(nets[0]))
+    x, y = torch.randn(10, 4), torch.randint(0, 3, (10,))
+    fast, generic = (LSAM(n.parameters(), torch.optim.SGD, head=n.head, rho=0.3, lr=0.1) for n in nets)
+    fast.fast_step(nets[0].features(x), lambda out: F.cross_entropy(out, y))
+    generic.step(lambda: backward(F.cross_entropy(nets[1](x), y)))
+    for a, b in zip(nets[0].parameters(), nets[1].parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+
+
 def test_lsam_moves_the_backbone_but_perturbs_only_the_head():
     net = tanh_net()
     x, y = torch.randn(10, 4), torch.randn(10, 3)
@@ -105,6 +116,12 @@ def test_head_outside_params_is_refused():
     net = tanh_net()
     with pytest.raises(ValueError, match="head's parameters are not all among params"):
         LSAM(net.features.parameters(), torch.optim.SGD, head=net.head, lr=0.1)
+
+
+def test_adaptive_lsam_points_to_sam_with_lsam_groups():
+    net = tanh_net()
+    with pytest.raises(TypeError, match="adaptive=True"):
+        LSAM(net.parameters(), torch.optim.SGD, head=net.head, adaptive=True, lr=0.1)
 
 
 def test_bad_rho_and_feature_shape_are_refused():

@@ -72,6 +72,9 @@ class LSAM(SAM):
 
     def __init__(self, params, base_optimizer: type[torch.optim.Optimizer], head: nn.Linear,
                  rho: float = 0.05, *, eps: float = 1e-12, model: nn.Module | None = None, **base_kwargs):
+        if "adaptive" in base_kwargs:
+            raise TypeError("LSAM's ascent is the plain (non-adaptive) one; for an adaptive last-layer ascent use "
+                            "SAM(lsam_param_groups(params, head), base_optimizer, adaptive=True)")
         super().__init__(lsam_param_groups(params, head), base_optimizer, rho=rho, adaptive=False,
                          eps=eps, model=model, **base_kwargs)
         self.head = head
