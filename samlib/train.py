@@ -141,6 +141,9 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Iterable, *
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         history, start = History(state["history"]), state["epoch"]
+        if start > epochs:
+            raise ValueError(f"checkpoint {checkpoint} is at epoch {start}, past epochs={epochs}: "
+                             "ask for at least that many epochs, or pass another checkpoint path")
         set_rng_state(state["rng"])
     for epoch in progress_bar(range(start, epochs), progress, desc=desc, initial=start, total=epochs):
         row = {"epoch": epoch + 1, **_train_epoch(model, optimizer, loss_fn, batches, device)}

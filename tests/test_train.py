@@ -10,7 +10,7 @@ from samlib.checkpoint import CheckpointError, load_checkpoint, save_atomic
 from samlib.models import SmallCNN
 from samlib.optim import LSAM, SAM
 from samlib.repro import configure
-from samlib.train import TensorBatches, fit, train_step
+from samlib.train import TensorBatches, fit, progress_bar, train_step
 
 
 def toy_images(n=48):
@@ -67,6 +67,22 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert resumed_history.rows == straight_history.rows
     assert load_checkpoint(ckpt)["epoch"] == 4
+
+
+def test_checkpoint_past_the_requested_epochs_is_refused(tmp_path):
+    x, y = toy_images()
+    model, opt = make_run("sgd")
+    fit(model, opt, TensorBatches(x, y, batch_size=16), epochs=2, checkpoint=tmp_path / "c.pt", progress=False)
+    with pytest.raises(ValueError, match="is at epoch 2, past epochs=1"):
+        fit(model, opt, TensorBatches(x, y, batch_size=16), epochs=1, checkpoint=tmp_path / "c.pt", progress=False)
+
+
+def test_progress_bars_follow_the_argument_then_the_environment(monkeypatch):
+    monkeypatch.setenv("SAMLIB_PROGRESS", "0")
+    assert progress_bar(range(3)).disable
+    assert not progress_bar(range(3), progress=True).disable
+    monkeypatch.delenv("SAMLIB_PROGRESS")
+    assert not progress_bar(range(3)).disable
 
 
 def test_corrupt_checkpoint_gets_a_clear_error(tmp_path):
