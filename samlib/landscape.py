@@ -12,15 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+import pandas as pd
 import torch
 from torch import Tensor
 
 from .optim import SAM
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 __all__ = ["product_loss", "Path", "sam_path", "sharpness", "grid_points", "valley_points", "sam_objective",
            "first_step_table", "endpoints_table", "valley_minimum"]
@@ -101,9 +98,8 @@ def sam_objective(loss: Loss2D, points: Tensor, rho: float, directions: int = 36
     return loss(points[..., None, :] + circle).amax(dim=-1)
 
 
-def first_step_table(loss: Loss2D, paths: list[Path]) -> "pd.DataFrame":
+def first_step_table(loss: Loss2D, paths: list[Path]) -> pd.DataFrame:
     """For one-step paths from the same point: phantom point, loss there, and the step, one row per rho."""
-    import pandas as pd
     rows = []
     for p in paths:
         step = p.points[1] - p.points[0]
@@ -113,10 +109,9 @@ def first_step_table(loss: Loss2D, paths: list[Path]) -> "pd.DataFrame":
     return pd.DataFrame(rows).set_index("rho").round(4)
 
 
-def endpoints_table(loss: Loss2D, paths: list[Path], last: int = 50) -> "pd.DataFrame":
+def endpoints_table(loss: Loss2D, paths: list[Path], last: int = 50) -> pd.DataFrame:
     """Where each run ended: weights, balance w1/w2, loss (0 below 1e-10), sharpness, and the
     range of w1 over the ``last`` steps (0 for a run that has settled)."""
-    import pandas as pd
     rows = []
     for p in paths:
         final_loss = p.losses[-1].item()
