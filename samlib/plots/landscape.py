@@ -1,36 +1,14 @@
-"""The book's figure style and the figures of the landscape chapter.
-
-Every chapter calls :func:`use_book_style` (through :func:`samlib.setup`) and draws with the
-same colours: SGD blue, SAM orange, LSAM green, and the ``rho_colors`` ramp for rho sweeps.
-"""
+"""Figures of the chapter "SAM in one picture": a two-parameter loss, its valley and SAM's paths."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
-import seaborn as sns
 import torch
 
-from .landscape import Loss2D, Path, grid_points, sam_objective, sharpness, valley_points
+from ..landscape import Loss2D, Path, grid_points, sam_objective, sharpness, valley_points
+from . import COLORS, rho_colors
 
-__all__ = ["COLORS", "use_book_style", "rho_colors", "draw_loss_contours", "plot_step_anatomy",
-           "plot_paths", "plot_valley_sharpness", "plot_sam_objective", "shared_legend"]
-
-_palette = sns.color_palette("colorblind")
-COLORS = {"SGD": _palette[0], "SAM": _palette[1], "LSAM": _palette[2], "phantom": _palette[3]}
-
-
-def use_book_style() -> None:
-    """Seaborn's white grid, notebook context, colourblind palette; crisp inline figures."""
-    sns.set_theme(style="whitegrid", context="notebook", palette="colorblind")
-    plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 110, "axes.titleweight": "bold",
-                         "legend.frameon": True, "legend.framealpha": 0.9})
-
-
-def rho_colors(rhos) -> dict:
-    """One colour per rho: SGD's blue for 0, a light-to-dark orange ramp for the others."""
-    positive = sorted(r for r in rhos if r > 0)
-    ramp = sns.color_palette("Oranges", len(positive) + 2)[2:]
-    return {0: COLORS["SGD"], **dict(zip(positive, ramp))} if 0 in rhos else dict(zip(positive, ramp))
+__all__ = ["draw_loss_contours", "plot_step_anatomy", "plot_paths", "plot_valley_sharpness", "plot_sam_objective"]
 
 
 def draw_loss_contours(ax, loss: Loss2D, xlim=(-0.5, 3.0), ylim=None, n: int = 300) -> None:
@@ -114,12 +92,3 @@ def plot_sam_objective(axes, loss: Loss2D, rho: float, valley_rhos, lim=(-0.5, 3
     axes[2].set(xlabel="position along the valley: $w = (t, 1/t)$, $t$", ylabel="SAM objective on the valley",
                 title="along the valley of minima")
     axes[2].legend(fontsize="small")
-
-
-def shared_legend(fig, axes, ncol: int = 6) -> None:
-    """One legend below a constrained-layout figure with every distinct label of ``axes``."""
-    seen: dict = {}
-    for ax in axes:
-        for handle, label in zip(*ax.get_legend_handles_labels()):
-            seen.setdefault(label, handle)
-    fig.legend(seen.values(), seen.keys(), loc="outside lower center", ncol=ncol, fontsize="small")
