@@ -1,0 +1,54 @@
+"""Reading a grid of noise-memorization runs: cell means, SAM - SGD differences, where they agree.
+
+Every function takes the table of :meth:`samlib.memorization_train.Result.table` (one row per run).
+"""
+from __future__ import annotations
+
+import pandas as pd
+import torch
+
+from .memorization_data import DataSetting
+
+__all__ = ["signal_to_noise", "cell_means", "compare_optimizers", "first_below"]
+
+CELL = ["n", "mu_norm"]
+
+
+def signal_to_noise(n, mu_norm, setting: DataSetting):
+    """The quantity that separates benign from harmful overfitting for SGD: n‖μ‖⁴ / (d σ_p⁴)."""
+    return n * mu_norm**4 / (setting.d * setting.sigma_p**4)
+
+
+def cell_means(table: pd.DataFrame, metric: str = "test_error") -> pd.DataFrame:
+    """Mean of ``metric`` over seeds: rows ‖μ‖, columns n, one frame per optimizer in a dict."""
+    means = table.groupby(["optimizer", *CELL])[metric].mean()
+    return {opt: means[opt].unstack("n").sort_index(ascending=False) for opt in ("SGD", "SAM")
+            if opt in means.index.get_level_values(0)}
+
+
+def compare_optimizers(table: pd.DataFrame, metric: str = "test_error", floor: float = 0.01) -> pd.DataFrame:
+    """One row per (n, ‖μ‖): SGD's and SAM's mean ``metric`` over seeds, the mean and standard
+    deviation over seeds of the paired difference SAM - SGD (same data and initialization),
+    and ``agree``: |mean difference| <= max(its seed standard deviation, ``floor``).
+
+    The table must hold one SAM radius; filter it first when it holds several.
+    """
+    if table.loc[table.optimizer == "SAM", "tau"].nunique() > 1:
+        raise ValueError("the table holds several SAM radii: select one, e.g. table[table.tau.isin([0, 0.5])]")
+    paired = table.pivot_table(index=[*CELL, "seed"], columns="optimizer", values=metric)
+    if paired.isna().any().any() or set(paired.columns) != {"SGD", "SAM"}:
+        raise ValueError("every (n, mu_norm, seed) needs exactly one SGD run and one SAM run")
+    paired["difference"] = paired["SAM"] - paired["SGD"]
+    cells = paired.groupby(level=CELL).agg(SGD=("SGD", "mean"), SAM=("SAM", "mean"),
+                                           difference=("difference", "mean"), spread=("difference", "std"))
+    cells["spread"] = cells["spread"].fillna(0.0)
+    cells["agree"] = cells["difference"].abs() <= cells["spread"].clip(lower=floor)
+    return cells
+
+
+def first_below(loss: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Index of the first logged epoch whose training loss is below ``threshold``, per run, or -1:
+    loss (T, R) -> (R,) long. On an every-epoch log this is where the stopping rule stops."""
+    below = loss < threshold
+    first = below.to(torch.long).argmax(dim=0)
+    return torch.where(below.any(dim=0), first, -1)
