@@ -1,0 +1,229 @@
+"""Train a whole sweep of toy models at once: SGD, SAM and LSAM runs over rho, complexity and seed.
+
+Every run has its own data (drawn from its complexity and seed), its own initialisation (from its
+seed) and its own rho; runs that share a seed share both, so SGD and LSAM are compared pairwise.
+One step of all runs at once:
+
+1. g = gradient of each run's mean logistic loss (one backward of the summed losses: runs are
+   independent, so each run's gradient is its own);
+2. the ascent: eps = rho * g / ||g|| per run, over the head v only (LSAM) or over every parameter
+   (SAM); rho = 0 (SGD) gives eps = 0;
+3. the update: g~ = gradient at the phantom parameters w + eps, applied at w with weight decay and
+   heavy-ball momentum, buf <- momentum * buf + g~ + wd * w, w <- w - lr * buf (``torch.optim.SGD``'s rule).
+
+Full-batch by default (``batch_size=None``); with mini-batches every run sees the same batch indices.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .checkpoint import load_checkpoint, save_atomic
+from .optim.sam import check_rho
+from .toy import ToyData, make_toy
+from .toy_model import HEAD, features, init_params, logits
+from .train import progress_bar
+
+__all__ = ["OPTIMIZERS", "Run", "ToySettings", "SweepResult", "grid", "train_sweep", "sweep_step", "ascent"]
+
+OPTIMIZERS = ("SGD", "SAM", "LSAM")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run: ``optimizer`` in OPTIMIZERS, radius ``rho`` (0 for SGD), spiral ``turns``, ``seed``."""
+
+    optimizer: str
+    rho: float
+    turns: float
+    seed: int
+    hard_only: bool = False  # train on the hard input alone (the easy input set to 0): the control
+
+    def __post_init__(self):
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        rho = check_rho(self.rho)
+        if (self.optimizer == "SGD") != (rho == 0):
+            raise ValueError(f"{self.optimizer} with rho={rho}: use rho=0 for SGD, and rho > 0 for SAM and LSAM")
+        if not (isinstance(self.turns, (int, float)) and math.isfinite(self.turns) and self.turns > 0):
+            raise ValueError(f"turns (the spiral's complexity) must be a finite number > 0, got {self.turns!r}")
+
+
+@dataclass(frozen=True)
+class ToySettings:
+    """What every run of a sweep shares (the book's choices; the paper does not publish its toy)."""
+
+    n: int = 1000            # training points, both features agreeing with the label
+    hidden: int = 64         # width of each branch
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    relative_rho: bool = False  # True: the radius is rho * ||perturbed weights|| (scale-free), not rho
+    steps: int = 3000
+    batch_size: int | None = None  # None: full batch
+    easy_scale: float = 1.0
+    noise: float = 0.05
+    log_every: int = 50
+
+    def __post_init__(self):
+        for name in ("n", "hidden", "steps", "log_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.batch_size is not None and not 1 <= self.batch_size <= self.n:
+            raise ValueError(f"batch_size must be None (full batch) or in [1, n={self.n}], got {self.batch_size!r}")
+        if not (self.lr > 0 and 0 <= self.momentum < 1):
+            raise ValueError(f"need lr > 0 and 0 <= momentum < 1, got lr={self.lr}, momentum={self.momentum}")
+
+
+@dataclass
+class SweepResult:
+    """Final parameters {name: (R, ...)} and the logged history of every run: ``steps`` (T,),
+    ``loss`` and ``error`` (T, R) on the training data, the head ``v`` and the phantom head ``v_phantom``
+    (T, R, 2) (v + eps restricted to the head; equal to v for SGD), all at the step's real point
+    before its update (on the step's batch)."""
+
+    runs: list[Run]
+    settings: ToySettings
+    params: dict[str, Tensor]
+    history: dict[str, Tensor] = field(default_factory=dict)
+
+
+def grid(optimizers_rhos: dict[str, list[float]], turns: list[float], seeds: list[int]) -> list[Run]:
+    """Every (optimizer, rho) x turns x seed combination, e.g. ``grid({"SGD": [0], "LSAM": [0.1, 0.2]}, [0.5], range(5))``."""
+    return [Run(opt, rho, t, s) for opt, rhos in optimizers_rhos.items() for rho in rhos for t in turns for s in seeds]
+
+
+def training_data(runs: list[Run], settings: ToySettings) -> list[ToyData]:
+    """Each run's training data; runs with equal (turns, seed) share one draw."""
+    cache: dict = {}
+    for run in runs:
+        key = (run.turns, run.seed)
+        if key not in cache:
+            cache[key] = make_toy(settings.n, run.turns, seed=run.seed, easy_scale=settings.easy_scale,
+                                  noise=settings.noise)
+    return [cache[(r.turns, r.seed)].without_easy() if r.hard_only else cache[(r.turns, r.seed)] for r in runs]
+
+
+def _losses(params: dict[str, Tensor], x_easy: Tensor, x_hard: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    f = logits(params, x_easy, x_hard)
+    return F.softplus(-y * f).mean(dim=1), f
+
+
+def ascent(grads: dict[str, Tensor], rho: Tensor, perturb_all: Tensor, weights: dict[str, Tensor] | None = None
+           ) -> dict[str, Tensor]:
+    """eps = rho * g / ||g|| for every run, the norm over the head alone where ``perturb_all`` is False
+    (LSAM) and over every parameter where it is True (SAM). With ``weights`` (the parameters), the radius
+    is relative: rho times the norm of the perturbed weights. grads {name: (R, ...)}; rho (R,); -> {name: (R, ...)}."""
+    def per_run_sq(g: Tensor) -> Tensor:
+        return g.pow(2).flatten(1).sum(1)
+
+    body = sum(per_run_sq(g) for name, g in grads.items() if name != HEAD)
+    norm = torch.sqrt(per_run_sq(grads[HEAD]) + perturb_all * body)
+    if weights is not None:
+        w_body = sum(per_run_sq(w) for name, w in weights.items() if name != HEAD)
+        rho = rho * torch.sqrt(per_run_sq(weights[HEAD]) + perturb_all * w_body)
+    scale = torch.where(norm > 0, rho / norm.clamp_min(1e-30), torch.zeros_like(norm))
+    eps = {}
+    for name, g in grads.items():
+        s = scale if name == HEAD else scale * perturb_all
+        eps[name] = g * s.view(-1, *[1] * (g.ndim - 1))
+    return eps
+
+
+def _grads(loss: Tensor, params: dict[str, Tensor]) -> dict[str, Tensor]:
+    return dict(zip(params, torch.autograd.grad(loss.sum(), list(params.values()))))
+
+
+def _phantom_grads(params, batch, rho, perturb_all, relative: bool = False):
+    """Two passes (any SAM run): the gradient, the ascent on each run's parameters, the gradient there."""
+    leaves = {k: p.detach().requires_grad_(True) for k, p in params.items()}
+    loss, f = _losses(leaves, *batch)
+    eps = ascent(_grads(loss, leaves), rho, perturb_all, params if relative else None)
+    phantom = {k: (params[k] + eps[k]).requires_grad_(True) for k in params}
+    return _grads(_losses(phantom, *batch)[0], phantom), loss, f, eps[HEAD]
+
+
+def _head_phantom_grads(params, batch, rho, relative: bool = False):
+    """One pass (SGD and LSAM runs only): the features are computed once; the head's gradient on them
+    gives the ascent eps_v; the loss with the phantom head v + eps_v, backpropagated once, gives the
+    gradient of every parameter at the phantom point (the features do not depend on v)."""
+    leaves = {k: p.detach().requires_grad_(True) for k, p in params.items()}
+    phi = features(leaves, *batch[:2])
+    y = batch[2]
+    f = torch.einsum("rnk,rk->rn", phi, leaves[HEAD])
+    loss = F.softplus(-y * f).mean(dim=1)
+    grad_v = torch.autograd.grad(loss.sum(), leaves[HEAD], retain_graph=True)[0]
+    eps_v = ascent({HEAD: grad_v}, rho, torch.zeros_like(rho), {HEAD: params[HEAD]} if relative else None)[HEAD]
+    phantom_f = torch.einsum("rnk,rk->rn", phi, leaves[HEAD] + eps_v)
+    return _grads(F.softplus(-y * phantom_f).mean(dim=1), leaves), loss, f, eps_v
+
+
+def sweep_step(params, buffers, batch, rho, perturb_all, lr: float, momentum: float, weight_decay: float = 0.0,
+               relative_rho: bool = False):
+    """One SGD/SAM/LSAM step of every run, in place. ``batch`` = (x_easy, x_hard, y) with a leading run
+    dimension. Returns each run's loss and training error on the batch at the real point (R,), and
+    its phantom head (R, 2)."""
+    if bool(perturb_all.any()):
+        grads, loss, f, eps_v = _phantom_grads(params, batch, rho, perturb_all, relative_rho)
+    else:
+        grads, loss, f, eps_v = _head_phantom_grads(params, batch, rho, relative_rho)
+    phantom_head = (params[HEAD] + eps_v).detach()
+    with torch.no_grad():
+        for k, p in params.items():
+            buffers[k].mul_(momentum).add_(grads[k]).add_(p, alpha=weight_decay)
+            p.sub_(lr * buffers[k])
+    error = (batch[2] * f.detach() <= 0).to(loss.dtype).mean(1)
+    return loss.detach(), error, phantom_head
+
+
+def _stack(data: list[ToyData]) -> tuple[Tensor, Tensor, Tensor]:
+    return (torch.stack([d.x_easy for d in data]), torch.stack([d.x_hard for d in data]),
+            torch.stack([d.y for d in data]))
+
+
+def _checkpoint_state(step, params, buffers, history, generator):
+    return {"step": step, "params": params, "buffers": buffers, "history": history,
+            "generator": generator.get_state()}
+
+
+def train_sweep(runs: list[Run], settings: ToySettings = ToySettings(), *, checkpoint: str | Path | None = None,
+                checkpoint_every: int = 500, progress: bool | None = None) -> SweepResult:
+    """Train every run of ``runs`` at once for ``settings.steps`` steps (see the module docstring).
+
+    With ``checkpoint`` (a file path), the state is written atomically every ``checkpoint_every``
+    steps and an interrupted sweep resumes from it to the same result."""
+    if not runs:
+        raise ValueError("runs is empty: build them with samlib.sweep.grid(...)")
+    x_easy, x_hard, y = _stack(training_data(runs, settings))
+    params = init_params([r.seed for r in runs], settings.hidden)
+    buffers = {k: torch.zeros_like(p) for k, p in params.items()}
+    rho = torch.tensor([r.rho for r in runs])
+    perturb_all = torch.tensor([r.optimizer == "SAM" for r in runs], dtype=rho.dtype)
+    batches = torch.Generator().manual_seed(0)
+    history: dict[str, list] = {"steps": [], "loss": [], "error": [], "v": [], "v_phantom": []}
+    start = 0
+    if checkpoint is not None and Path(checkpoint).exists():
+        state = load_checkpoint(checkpoint)
+        start, params, buffers, history = state["step"], state["params"], state["buffers"], state["history"]
+        batches.set_state(state["generator"])
+    for step in progress_bar(range(start, settings.steps), progress, desc=f"{len(runs)} toy runs",
+                             initial=start, total=settings.steps):
+        idx = (slice(None) if settings.batch_size is None
+               else torch.randperm(settings.n, generator=batches)[:settings.batch_size])
+        v_before = params[HEAD].clone()
+        loss, error, v_phantom = sweep_step(params, buffers, (x_easy[:, idx], x_hard[:, idx], y[:, idx]), rho,
+                                            perturb_all, settings.lr, settings.momentum, settings.weight_decay,
+                                            settings.relative_rho)
+        if step % settings.log_every == 0 or step == settings.steps - 1:
+            for key, value in zip(history, (step, loss, error, v_before, v_phantom)):
+                history[key].append(value)
+        if checkpoint is not None and (step + 1) % checkpoint_every == 0 and step + 1 < settings.steps:
+            save_atomic(_checkpoint_state(step + 1, params, buffers, history, batches), checkpoint)
+    stacked = {k: torch.tensor(v) if k == "steps" else torch.stack(v) for k, v in history.items()}
+    return SweepResult(list(runs), settings, params, stacked)
