@@ -1,0 +1,65 @@
+"""What a toy sweep learned: hard- and easy-feature probe errors, summaries over seeds, phantom ratios.
+
+The **hard-feature probing error** of a run: freeze its representation (Phi_easy, Phi_hard), train a
+linear probe (``samlib.probe.linear_probe``) on decorrelated toy data to predict the *hard* label,
+and report its error on fresh decorrelated data. 0 means the hard feature is fully learned, 0.5 means
+not at all. The probe sets depend only on the run's complexity and seed (drawn with seeds
+``PROBE_SEED + seed`` and ``PROBE_SEED + 1000 + seed``), so every optimizer is probed on the same points.
+"""
+from __future__ import annotations
+
+import pandas as pd
+import torch
+
+from .probe import linear_probe
+from .sweep import SweepResult
+from .toy import make_toy
+from .toy_model import features, select_runs
+
+__all__ = ["PROBE_SEED", "probe_errors", "summarize", "phantom_ratios", "final_losses"]
+
+PROBE_SEED = 10_000
+
+
+def _run_columns(result: SweepResult) -> pd.DataFrame:
+    return pd.DataFrame([{"optimizer": r.optimizer, "rho": r.rho, "turns": r.turns, "seed": r.seed,
+                          "hard_only": r.hard_only} for r in result.runs])
+
+
+@torch.no_grad()
+def probe_errors(result: SweepResult, n_probe: int = 2000) -> pd.DataFrame:
+    """One row per run: ``hard_error`` (probe for the hard label) and ``easy_error`` (for the easy label)."""
+    rows = []
+    for i, run in enumerate(result.runs):
+        splits = [make_toy(n_probe, run.turns, seed=PROBE_SEED + k + run.seed, decorrelated=True,
+                           easy_scale=result.settings.easy_scale, noise=result.settings.noise) for k in (0, 1000)]
+        params = select_runs(result.params, i)
+        phi = [features(params, d.x_easy[None], d.x_hard[None])[0] for d in splits]
+        rows.append({f"{name}_error": linear_probe(phi[0], getattr(splits[0], f"y_{name}"),
+                                                   phi[1], getattr(splits[1], f"y_{name}")).test_error
+                     for name in ("hard", "easy")})
+    return pd.concat([_run_columns(result), pd.DataFrame(rows)], axis=1)
+
+
+def summarize(frame: pd.DataFrame, value: str = "hard_error", by=("optimizer", "rho", "turns")) -> pd.DataFrame:
+    """Mean, standard deviation, median, worst and count of ``value`` over seeds, per ``by`` group."""
+    return frame.groupby(list(by))[value].agg(["mean", "std", "median", "max", "count"]).reset_index()
+
+
+def phantom_ratios(result: SweepResult, skip: int = 1) -> pd.DataFrame:
+    """Per run, the median over the logged steps (after the first ``skip``) of the real ratio
+    |v_hard| / |v_easy| and of the phantom ratio v~_hard / v~_easy, each phantom weight oriented by
+    the sign of its real weight (so the ratio turns negative if the perturbation flips v_easy's sign)."""
+    v, vp = result.history["v"][skip:], result.history["v_phantom"][skip:]  # (T, R, 2)
+    oriented = vp * torch.sign(v)
+    real = v[..., 1].abs() / v[..., 0].abs().clamp_min(1e-12)
+    phantom = oriented[..., 1] / torch.where(oriented[..., 0].abs() < 1e-12, 1e-12, oriented[..., 0])
+    return _run_columns(result).assign(real_ratio=real.median(dim=0).values.tolist(),
+                                       phantom_ratio=phantom.median(dim=0).values.tolist())
+
+
+def final_losses(result: SweepResult) -> pd.DataFrame:
+    """Per run, the last logged training loss and error and the norm of the head ||v||."""
+    h = result.history
+    return _run_columns(result).assign(loss=h["loss"][-1].tolist(), train_error=h["error"][-1].tolist(),
+                                       head_norm=h["v"][-1].norm(dim=-1).tolist())
