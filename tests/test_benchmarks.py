@@ -13,3 +13,12 @@ def test_step_cost_benchmark_runs(capsys):
     assert [name for name, _, _ in rows] == ["SGD", "SAM", "generic LSAM", "fast LSAM"]
     assert rows[0][2] == 1.0
     assert "fast LSAM" in capsys.readouterr().out
+
+
+def test_toy_sweep_benchmark_agrees_with_the_loop(capsys):
+    spec = importlib.util.spec_from_file_location("toy_sweep", ROOT / "benchmarks" / "toy_sweep.py")
+    toy_sweep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(toy_sweep)
+    report = toy_sweep.main(["--steps", "5", "--n", "40", "--hidden", "4"])
+    assert report["runs"] == 21 and report["max_diff"] < 1e-4
+    assert "faster batched" in capsys.readouterr().out
