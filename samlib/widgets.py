@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 from .landscape import Loss2D, sam_path
 from .plots import plot_paths, plot_valley_sharpness
 
-__all__ = ["rho_explorer"]
+__all__ = ["rho_explorer", "toy_explorer", "draw_toy_run"]
 
 
 def rho_explorer(loss: Loss2D, start, lr: float = 0.05, max_steps: int = 1000):
@@ -25,3 +25,33 @@ def rho_explorer(loss: Loss2D, start, lr: float = 0.05, max_steps: int = 1000):
     explorer = interact_manual.options(manual_name="Draw")
     return explorer(draw, rho=FloatSlider(value=0.2, min=0.0, max=0.6, step=0.01, description="ρ"),
                     steps=IntSlider(value=400, min=0, max=max_steps, step=50, description="steps"))
+
+
+def draw_toy_run(optimizer: str, rho: float, turns: float, settings, seed: int = 0):
+    """Train one toy run and draw what its hard branch learned (Phi_hard over the plane) with its
+    hard- and easy-feature probe errors in the title. Returns the run's probe-error row."""
+    from .plots.toy import plot_hard_feature
+    from .sweep import Run, train_sweep, training_data
+    from .toy_results import probe_errors
+
+    run = Run(optimizer, 0.0 if optimizer == "SGD" else rho, turns, seed)
+    result = train_sweep([run], settings, progress=False)
+    errors = probe_errors(result).iloc[0]
+    fig, ax = plt.subplots(figsize=(4.6, 4.6))
+    plot_hard_feature(ax, result.params, 0, training_data([run], settings)[0],
+                        title=f"{optimizer} rho={run.rho:g}, {turns:g} turns\nhard probe error "
+                              f"{errors.hard_error:.3f}, easy {errors.easy_error:.3f}")
+    plt.show()
+    return errors
+
+
+def toy_explorer(settings, turns=(0.5, 0.75, 1.0)):
+    """Pick the optimizer, rho and the spiral's complexity, press *Train*: one toy run is trained with
+    ``settings`` (a :class:`samlib.sweep.ToySettings`) and its hard feature and probe errors drawn."""
+    from ipywidgets import Dropdown, FloatSlider, interact_manual
+
+    explorer = interact_manual.options(manual_name="Train")
+    return explorer(lambda optimizer, rho, turns: draw_toy_run(optimizer, rho, turns, settings),
+                    optimizer=Dropdown(options=["SGD", "LSAM", "SAM"], value="LSAM", description="optimizer"),
+                    rho=FloatSlider(value=1.0, min=0.05, max=4.0, step=0.05, description="ρ"),
+                    turns=Dropdown(options=list(turns), value=turns[0], description="turns"))

@@ -1,0 +1,128 @@
+"""Figures of the toy chapter: the data, the learned hard feature, probe error and phantom ratios vs rho."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+import torch
+
+from ..toy import ToyData
+from ..toy_model import features, select_runs
+from . import COLORS
+
+__all__ = ["turns_colors", "plot_toy_data", "plot_hard_feature", "plot_probe_vs_rho", "plot_phantom_ratio",
+           "plot_training_curves"]
+
+CLASS_COLORS = {1.0: sns.color_palette("colorblind")[4], -1.0: sns.color_palette("colorblind")[7]}
+
+
+def turns_colors(turns) -> dict:
+    """One colour per complexity, light (loose spiral) to dark (tight spiral)."""
+    turns = sorted(set(turns))
+    return dict(zip(turns, sns.color_palette("crest", len(turns))))
+
+
+def plot_toy_data(axes, datasets: list[ToyData], max_points: int = 600) -> None:
+    """axes[0]: the easy input per class; axes[1:]: the hard input (spirals), one panel per dataset."""
+    d = datasets[0]
+    for label, name in ((1.0, "$y=+1$"), (-1.0, "$y=-1$")):
+        axes[0].hist(d.x_easy[d.y == label, 0].numpy(), bins=30, color=CLASS_COLORS[label], alpha=0.8, label=name)
+    axes[0].set(xlabel="easy input $x_{easy}$", ylabel="count", title="easy feature")
+    axes[0].legend(fontsize="small")
+    for ax, d in zip(axes[1:], datasets):
+        for label, name in ((1.0, "$y=+1$"), (-1.0, "$y=-1$")):
+            pts = d.x_hard[d.y == label][:max_points // 2].numpy()
+            ax.scatter(pts[:, 0], pts[:, 1], s=4, color=CLASS_COLORS[label], label=name)
+        ax.set(xlabel="$x_{hard,1}$", ylabel="$x_{hard,2}$", aspect="equal", xlim=(-1.2, 1.2), ylim=(-1.2, 1.2),
+               title=f"hard feature, {d.turns:g} turns")
+
+
+@torch.no_grad()
+def plot_hard_feature(ax, params: dict, run: int, data: ToyData, n: int = 200, title: str | None = None) -> None:
+    """The learned hard feature Phi_hard over the hard input's plane, centred at its median on ``data``
+    (red above, blue below; black line: the median level, where a threshold on Phi_hard would cut),
+    with the training points on top."""
+    grid = torch.linspace(-1.2, 1.2, n)
+    gx, gy = torch.meshgrid(grid, grid, indexing="xy")
+    plane = torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1)
+    p = select_runs(params, run)
+    phi = features(p, torch.zeros(1, len(plane), 1), plane[None])[0, :, 1].reshape(n, n)
+    centre = features(p, data.x_easy[None], data.x_hard[None])[0, :, 1].median()
+    z = (phi - centre).numpy()
+    limit = max(abs(z).max(), 1e-12)
+    ax.pcolormesh(grid.numpy(), grid.numpy(), z, cmap="RdBu_r", vmin=-limit, vmax=limit, shading="auto", alpha=0.6)
+    ax.contour(grid.numpy(), grid.numpy(), z, levels=[0.0], colors="k", linewidths=1)
+    for label in (1.0, -1.0):
+        pts = data.x_hard[data.y == label][:300].numpy()
+        ax.scatter(pts[:, 0], pts[:, 1], s=3, color=CLASS_COLORS[label])
+    ax.set(xlabel="$x_{hard,1}$", ylabel="$x_{hard,2}$", aspect="equal", xlim=(-1.2, 1.2), ylim=(-1.2, 1.2),
+           title=title)
+
+
+def plot_probe_vs_rho(ax, summary: pd.DataFrame, optimizer: str, controls: pd.DataFrame | None = None,
+                      value_label: str = "hard-feature probe error") -> None:
+    """Mean (line) and +-1 sd over seeds (band) of the probe error vs rho, one curve per complexity.
+    ``summary``: :func:`samlib.toy_results.summarize` rows for SGD (rho = 0) and ``optimizer``.
+    ``controls``: the same for the hard-feature-only control (one dashed line per complexity)."""
+    rows = summary[summary.optimizer.isin(["SGD", optimizer])].sort_values("rho")
+    rhos = sorted(rows.rho.unique())
+    pos = {r: i for i, r in enumerate(rhos)}
+    colors = turns_colors(rows.turns)
+    for turns, g in rows.groupby("turns"):
+        x = g.rho.map(pos).to_numpy()
+        ax.plot(x, g["mean"], marker="o", color=colors[turns], label=f"{turns:g} turns")
+        sd = g["std"].fillna(0).to_numpy()
+        ax.fill_between(x, g["mean"] - sd, g["mean"] + sd, color=colors[turns], alpha=0.15)
+        if controls is not None:
+            c = controls[controls.turns == turns]["mean"]
+            if len(c):
+                ax.axhline(float(c.iloc[0]), color=colors[turns], ls="--", lw=1)
+    ax.set_xticks(range(len(rhos)), ["0\n(SGD)" if r == 0 else f"{r:g}" for r in rhos])
+    ax.set(xlabel=rf"$\rho$ ({optimizer})", ylabel=value_label, title=optimizer, ylim=(0, 0.55))
+    if controls is not None:
+        ax.plot([], [], color="0.4", ls="--", lw=1, label="hard-only control")
+    ax.legend(fontsize="small")
+
+
+def plot_phantom_ratio(axes, ratios: pd.DataFrame) -> None:
+    """LSAM, one colour per complexity, median over seeds of :func:`samlib.toy_results.phantom_ratios`.
+    axes[0]: the phantom ratio v~_hard / v~_easy (solid) and the real ratio |v_hard| / |v_easy| (dotted)
+    vs rho; axes[1]: their quotient, how much more the update weighs the hard feature than the real head."""
+    rows = ratios[ratios.optimizer.isin(["SGD", "LSAM"]) & ~ratios.hard_only]
+    rhos = sorted(rows.rho.unique())
+    pos = {r: i for i, r in enumerate(rhos)}
+    colors = turns_colors(rows.turns)
+    medians = rows.groupby(["turns", "rho"])[["phantom_ratio", "real_ratio"]].median().reset_index()
+    for turns, g in medians.groupby("turns"):
+        x = g.rho.map(pos).to_numpy()
+        axes[0].plot(x, g.phantom_ratio, marker="o", color=colors[turns], label=f"phantom, {turns:g} turns")
+        axes[0].plot(x, g.real_ratio, marker=".", ls=":", color=colors[turns], label=f"real, {turns:g} turns")
+        axes[1].plot(x, g.phantom_ratio / g.real_ratio, marker="o", color=colors[turns], label=f"{turns:g} turns")
+    for ax in axes:
+        ax.set_xticks(range(len(rhos)), ["0\n(SGD)" if r == 0 else f"{r:g}" for r in rhos])
+        ax.axhline(0, color="0.3", lw=0.8)
+        ax.set_xlabel(r"$\rho$ (LSAM)")
+    axes[0].set_yscale("symlog", linthresh=0.1)
+    axes[0].set(ylabel="hard / easy last-layer weight", title="phantom and real ratios")
+    axes[1].axhline(1, color="0.3", lw=0.8, ls="--")
+    axes[1].set(ylabel="phantom ratio / real ratio", title="how much the update favours the hard feature")
+    axes[0].legend(fontsize="x-small", ncol=2)
+    axes[1].legend(fontsize="x-small")
+
+
+def plot_training_curves(axes, result, runs: list[int], labels: list[str]) -> None:
+    """axes[0]: training loss over steps; axes[1]: |v_easy| and |v_hard| over steps (solid and dashed),
+    for the runs ``runs`` of a sweep; both on log-scaled steps, to show the first few hundred."""
+    h = result.history
+    steps = h["steps"].numpy()
+    palette = [COLORS["SGD"], COLORS["LSAM"], COLORS["SAM"], COLORS["phantom"]]
+    for color, i, label in zip(palette, runs, labels):
+        axes[0].plot(steps + 1, h["loss"][:, i].clamp_min(1e-12).numpy(), color=color, label=label)
+        axes[1].plot(steps + 1, h["v"][:, i, 0].abs().numpy(), color=color, label=rf"$|v_{{easy}}|$, {label}")
+        axes[1].plot(steps + 1, h["v"][:, i, 1].abs().numpy(), color=color, ls="--",
+                     label=rf"$|v_{{hard}}|$, {label}")
+    axes[0].set(xlabel="step (log scale)", ylabel="training loss (mini-batch)", xscale="log", yscale="log",
+                title="training loss")
+    axes[1].set(xlabel="step (log scale)", ylabel="last-layer weight", xscale="log", title="the head $v$")
+    for ax in axes:
+        ax.legend(fontsize="x-small")
