@@ -2,7 +2,9 @@
 
 SAM and last-layer SAM (``samlib.optim``), reproducible training and probes (``samlib.train``,
 ``samlib.probe``, ``samlib.repro``), models split into features and a linear head
-(``samlib.models``), the scale switch (``samlib.scale``) and the book's figures (``samlib.plots``).
+(``samlib.models``), the scale switch (``samlib.scale``) and the book's figures (``samlib.plots``, one
+module per chapter). Chapter code: the toy and its batched sweeps (``samlib.toy``, ``samlib.toy_model``,
+``samlib.sweep``, ``samlib.toy_results``) and Chen et al.'s signal-noise setting (``samlib.memorization*``).
 """
 from . import scale
 from .optim import LSAM, SAM, frozen_bn_stats, lsam_param_groups
