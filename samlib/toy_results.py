@@ -16,7 +16,7 @@ from .sweep import SweepResult
 from .toy import make_toy
 from .toy_model import features, select_runs
 
-__all__ = ["PROBE_SEED", "probe_errors", "summarize", "phantom_ratios", "final_losses"]
+__all__ = ["PROBE_SEED", "probe_errors", "summarize", "best_rho", "relative_to_sgd", "phantom_ratios", "final_losses"]
 
 PROBE_SEED = 10_000
 
@@ -44,6 +44,24 @@ def probe_errors(result: SweepResult, n_probe: int = 2000) -> pd.DataFrame:
 def summarize(frame: pd.DataFrame, value: str = "hard_error", by=("optimizer", "rho", "turns")) -> pd.DataFrame:
     """Mean, standard deviation, median, worst and count of ``value`` over seeds, per ``by`` group."""
     return frame.groupby(list(by))[value].agg(["mean", "std", "median", "max", "count"]).reset_index()
+
+
+def best_rho(summary: pd.DataFrame, optimizer: str) -> float:
+    """The radius of ``optimizer`` with the lowest mean error averaged over the complexities
+    (``summary`` from :func:`summarize`)."""
+    rows = summary[summary.optimizer == optimizer]
+    if rows.empty:
+        raise ValueError(f"no {optimizer} rows in the summary; it holds {sorted(summary.optimizer.unique())}")
+    return float(rows.groupby("rho")["mean"].mean().idxmin())
+
+
+def relative_to_sgd(summary: pd.DataFrame, optimizer: str, rho: float) -> pd.DataFrame:
+    """Per complexity: SGD's mean error, ``optimizer``'s at ``rho``, and their ratio (optimizer / SGD)."""
+    def means(opt, r):
+        return summary[(summary.optimizer == opt) & (summary.rho == r)].set_index("turns")["mean"]
+
+    out = pd.DataFrame({"SGD": means("SGD", 0.0), optimizer: means(optimizer, rho)})
+    return out.assign(ratio=out[optimizer] / out["SGD"])
 
 
 def phantom_ratios(result: SweepResult, skip: int = 1) -> pd.DataFrame:

@@ -255,3 +255,18 @@ def test_probe_errors_summaries_and_phantom_ratios():
     assert ratios.real_ratio[0] == ratios.phantom_ratio[0]  # SGD: the phantom head is the head
     assert ratios.real_ratio[1] != ratios.phantom_ratio[1]
     assert (final_losses(res).loss < 0.7).all()
+
+
+def test_best_rho_and_relative_to_sgd_on_a_hand_made_summary():
+    import pandas as pd
+
+    from samlib.toy_results import best_rho, relative_to_sgd
+
+    summary = pd.DataFrame({"optimizer": ["SGD", "SGD", "LSAM", "LSAM", "LSAM", "LSAM"],
+                            "rho": [0.0, 0.0, 0.5, 0.5, 1.0, 1.0], "turns": [0.5, 1.0] * 3,
+                            "mean": [0.4, 0.5, 0.2, 0.45, 0.3, 0.3]})
+    assert best_rho(summary, "LSAM") == 1.0          # mean over turns: 0.325 (rho 0.5) vs 0.30 (rho 1)
+    rel = relative_to_sgd(summary, "LSAM", 1.0)
+    assert rel.ratio.round(3).tolist() == [0.75, 0.6]
+    with pytest.raises(ValueError, match="no SAM rows"):
+        best_rho(summary, "SAM")
