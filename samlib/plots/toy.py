@@ -78,7 +78,7 @@ def plot_probe_vs_rho(ax, summary: pd.DataFrame, optimizer: str, controls: pd.Da
             if len(c):
                 ax.axhline(float(c.iloc[0]), color=colors[turns], ls="--", lw=1)
     ax.set_xticks(range(len(rhos)), ["0\n(SGD)" if r == 0 else f"{r:g}" for r in rhos])
-    ax.set(xlabel=rf"$\rho$ ({optimizer})", ylabel=value_label, title=optimizer, ylim=(0, 0.55))
+    ax.set(xlabel=rf"$\rho$ ({optimizer})", ylabel=value_label, title=optimizer, ylim=(-0.02, 0.55))
     if controls is not None:
         ax.plot([], [], color="0.4", ls="--", lw=1, label="hard-only control")
     ax.legend(fontsize="small")
