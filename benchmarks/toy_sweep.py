@@ -4,7 +4,8 @@
     python benchmarks/toy_sweep.py --full          # also time the chapter's whole SGD/LSAM sweep
 
 Prints the wall time of each way, their ratio, and the largest difference between their final
-parameters (they must agree to float tolerance: batching changes the speed, not the result).
+parameters. Batching changes float32 rounding only: runs with rho <= 0.5 agree to about 1e-6; at
+larger rho the normalised ascent amplifies rounding once the loss is tiny, and runs drift apart.
 """
 from __future__ import annotations
 
@@ -46,14 +47,20 @@ def main(argv=None) -> dict:
     runs = grid({"SGD": [0.0], "LSAM": RHOS}, TURNS, list(range(args.seeds)))
     batched, t_batched = _timed(lambda: train_sweep(runs, settings, progress=False))
     alone, t_loop = _timed(lambda: [train_sweep([r], settings, progress=False) for r in runs])
-    diff = max((batched.params[k][i] - a.params[k][0]).abs().max().item()
-               for i, a in enumerate(alone) for k in batched.params)
+    diffs = [max((batched.params[k][i] - a.params[k][0]).abs().max().item() for k in batched.params)
+             for i, a in enumerate(alone)]
+    small = max(d for d, r in zip(diffs, runs) if r.rho <= 0.5)
+    large = max(d for d, r in zip(diffs, runs) if r.rho > 0.5)
     print(f"{len(runs)} runs x {settings.steps} steps (n={settings.n}, hidden={settings.hidden}, "
           f"batch={settings.batch_size}), 2 threads")
     print(f"{'batched':>12}: {t_batched:7.2f} s")
     print(f"{'one by one':>12}: {t_loop:7.2f} s")
-    print(f"{'ratio':>12}: {t_loop / t_batched:7.1f}x faster batched; max |param difference| = {diff:.1e}")
-    report = {"runs": len(runs), "batched_s": t_batched, "loop_s": t_loop, "max_diff": diff}
+    print(f"{'ratio':>12}: {t_loop / t_batched:7.1f}x faster batched")
+    print(f"max |param difference|, batched vs alone: {small:.1e} for rho <= 0.5, {large:.1e} for rho > 0.5")
+    print("  (float32 rounding differs with the batch; at large rho the ascent normalises a tiny gradient\n"
+          "   once the data are fit, which amplifies it over the steps)")
+    report = {"runs": len(runs), "batched_s": t_batched, "loop_s": t_loop, "max_diff": max(diffs),
+              "max_diff_small_rho": small}
     if args.full:
         full = grid({"SGD": [0.0], "LSAM": RHOS}, TURNS, list(range(5)))
         _, t_full = _timed(lambda: train_sweep(full, CHAPTER, progress=False))
