@@ -187,9 +187,17 @@ def _stack(data: list[ToyData]) -> tuple[Tensor, Tensor, Tensor]:
             torch.stack([d.y for d in data]))
 
 
-def _checkpoint_state(step, params, buffers, history, generator):
+def _checkpoint_state(step, params, buffers, history, generator, fingerprint):
     return {"step": step, "params": params, "buffers": buffers, "history": history,
-            "generator": generator.get_state()}
+            "generator": generator.get_state(), "fingerprint": fingerprint}
+
+
+def _resume(checkpoint: Path, fingerprint: str, steps: int) -> dict:
+    state = load_checkpoint(checkpoint)
+    if state.get("fingerprint") != fingerprint or state["step"] > steps:
+        raise ValueError(f"checkpoint {checkpoint} belongs to another sweep (other runs or settings); "
+                         "move it away, or pass a new checkpoint path")
+    return state
 
 
 def train_sweep(runs: list[Run], settings: ToySettings = ToySettings(), *, checkpoint: str | Path | None = None,
@@ -207,9 +215,9 @@ def train_sweep(runs: list[Run], settings: ToySettings = ToySettings(), *, check
     perturb_all = torch.tensor([r.optimizer == "SAM" for r in runs], dtype=rho.dtype)
     batches = torch.Generator().manual_seed(0)
     history: dict[str, list] = {"steps": [], "loss": [], "error": [], "v": [], "v_phantom": []}
-    start = 0
+    start, fingerprint = 0, repr((runs, {k: v for k, v in asdict(settings).items() if k != "steps"}))
     if checkpoint is not None and Path(checkpoint).exists():
-        state = load_checkpoint(checkpoint)
+        state = _resume(Path(checkpoint), fingerprint, settings.steps)
         start, params, buffers, history = state["step"], state["params"], state["buffers"], state["history"]
         batches.set_state(state["generator"])
     for step in progress_bar(range(start, settings.steps), progress, desc=f"{len(runs)} toy runs",
@@ -224,6 +232,6 @@ def train_sweep(runs: list[Run], settings: ToySettings = ToySettings(), *, check
             for key, value in zip(history, (step, loss, error, v_before, v_phantom)):
                 history[key].append(value)
         if checkpoint is not None and (step + 1) % checkpoint_every == 0 and step + 1 < settings.steps:
-            save_atomic(_checkpoint_state(step + 1, params, buffers, history, batches), checkpoint)
+            save_atomic(_checkpoint_state(step + 1, params, buffers, history, batches, fingerprint), checkpoint)
     stacked = {k: torch.tensor(v) if k == "steps" else torch.stack(v) for k, v in history.items()}
     return SweepResult(list(runs), settings, params, stacked)

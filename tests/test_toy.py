@@ -213,6 +213,8 @@ def test_an_interrupted_sweep_resumes_to_the_same_result(tmp_path):
     resumed = train_sweep(runs, SMALL, checkpoint=path, checkpoint_every=10, progress=False)
     assert all(torch.equal(full.params[k], resumed.params[k]) for k in full.params)
     assert torch.equal(full.history["loss"], resumed.history["loss"])
+    with pytest.raises(ValueError, match="belongs to another sweep"):
+        train_sweep(runs[:1], SMALL, checkpoint=path, progress=False)
 
 
 @pytest.mark.parametrize("args, match", [
