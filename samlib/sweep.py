@@ -26,7 +26,7 @@ from torch import Tensor
 from .checkpoint import load_checkpoint, save_atomic
 from .optim.sam import check_rho
 from .toy import ToyData, make_toy
-from .toy_model import HEAD, features, init_params, logits
+from .toy_model import HEAD, features, init_params
 from .train import progress_bar
 
 __all__ = ["OPTIMIZERS", "Run", "ToySettings", "SweepResult", "grid", "train_sweep", "sweep_step", "ascent"]
@@ -110,9 +110,14 @@ def training_data(runs: list[Run], settings: ToySettings) -> list[ToyData]:
     return [cache[(r.turns, r.seed)].without_easy() if r.hard_only else cache[(r.turns, r.seed)] for r in runs]
 
 
-def _losses(params: dict[str, Tensor], x_easy: Tensor, x_hard: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-    f = logits(params, x_easy, x_hard)
+def _head_losses(phi: Tensor, v: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """Each run's mean logistic loss (R,) and logits (R, N) from features phi (R, N, 2) and heads v (R, 2)."""
+    f = torch.einsum("rnk,rk->rn", phi, v)
     return F.softplus(-y * f).mean(dim=1), f
+
+
+def _losses(params: dict[str, Tensor], x_easy: Tensor, x_hard: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    return _head_losses(features(params, x_easy, x_hard), params[HEAD], y)
 
 
 def ascent(grads: dict[str, Tensor], rho: Tensor, perturb_all: Tensor, weights: dict[str, Tensor] | None = None
@@ -155,13 +160,10 @@ def _head_phantom_grads(params, batch, rho, relative: bool = False):
     gradient of every parameter at the phantom point (the features do not depend on v)."""
     leaves = {k: p.detach().requires_grad_(True) for k, p in params.items()}
     phi = features(leaves, *batch[:2])
-    y = batch[2]
-    f = torch.einsum("rnk,rk->rn", phi, leaves[HEAD])
-    loss = F.softplus(-y * f).mean(dim=1)
+    loss, f = _head_losses(phi, leaves[HEAD], batch[2])
     grad_v = torch.autograd.grad(loss.sum(), leaves[HEAD], retain_graph=True)[0]
     eps_v = ascent({HEAD: grad_v}, rho, torch.zeros_like(rho), {HEAD: params[HEAD]} if relative else None)[HEAD]
-    phantom_f = torch.einsum("rnk,rk->rn", phi, leaves[HEAD] + eps_v)
-    return _grads(F.softplus(-y * phantom_f).mean(dim=1), leaves), loss, f, eps_v
+    return _grads(_head_losses(phi, leaves[HEAD] + eps_v, batch[2])[0], leaves), loss, f, eps_v
 
 
 def sweep_step(params, buffers, batch, rho, perturb_all, lr: float, momentum: float, weight_decay: float = 0.0,

@@ -59,14 +59,20 @@ def plot_hard_feature(ax, params: dict, run: int, data: ToyData, n: int = 200, t
            title=title)
 
 
+def _rho_positions(ax, rhos) -> dict:
+    """Evenly spaced x positions for the sorted radii (SGD's 0 first), with their tick labels set on ``ax``."""
+    rhos = sorted(rhos)
+    ax.set_xticks(range(len(rhos)), ["0\n(SGD)" if r == 0 else f"{r:g}" for r in rhos])
+    return {r: i for i, r in enumerate(rhos)}
+
+
 def plot_probe_vs_rho(ax, summary: pd.DataFrame, optimizer: str, controls: pd.DataFrame | None = None,
                       value_label: str = "hard-feature probe error") -> None:
     """Mean (line) and +-1 sd over seeds (band) of the probe error vs rho, one curve per complexity.
     ``summary``: :func:`samlib.toy_results.summarize` rows for SGD (rho = 0) and ``optimizer``.
     ``controls``: the same for the hard-feature-only control (one dashed line per complexity)."""
     rows = summary[summary.optimizer.isin(["SGD", optimizer])].sort_values("rho")
-    rhos = sorted(rows.rho.unique())
-    pos = {r: i for i, r in enumerate(rhos)}
+    pos = _rho_positions(ax, rows.rho.unique())
     colors = turns_colors(rows.turns)
     for turns, g in rows.groupby("turns"):
         x = g.rho.map(pos).to_numpy()
@@ -77,7 +83,6 @@ def plot_probe_vs_rho(ax, summary: pd.DataFrame, optimizer: str, controls: pd.Da
             c = controls[controls.turns == turns]["mean"]
             if len(c):
                 ax.axhline(float(c.iloc[0]), color=colors[turns], ls="--", lw=1)
-    ax.set_xticks(range(len(rhos)), ["0\n(SGD)" if r == 0 else f"{r:g}" for r in rhos])
     ax.set(xlabel=rf"$\rho$ ({optimizer})", ylabel=value_label, title=optimizer, ylim=(-0.02, 0.55))
     if controls is not None:
         ax.plot([], [], color="0.4", ls="--", lw=1, label="hard-only control")
@@ -89,8 +94,8 @@ def plot_phantom_ratio(axes, ratios: pd.DataFrame) -> None:
     axes[0]: the phantom ratio v~_hard / v~_easy (solid) and the real ratio |v_hard| / |v_easy| (dotted)
     vs rho; axes[1]: their quotient, how much more the update weighs the hard feature than the real head."""
     rows = ratios[ratios.optimizer.isin(["SGD", "LSAM"]) & ~ratios.hard_only]
-    rhos = sorted(rows.rho.unique())
-    pos = {r: i for i, r in enumerate(rhos)}
+    pos = _rho_positions(axes[0], rows.rho.unique())
+    _rho_positions(axes[1], rows.rho.unique())
     colors = turns_colors(rows.turns)
     medians = rows.groupby(["turns", "rho"])[["phantom_ratio", "real_ratio"]].median().reset_index()
     for turns, g in medians.groupby("turns"):
@@ -99,7 +104,6 @@ def plot_phantom_ratio(axes, ratios: pd.DataFrame) -> None:
         axes[0].plot(x, g.real_ratio, marker=".", ls=":", color=colors[turns], label=f"real, {turns:g} turns")
         axes[1].plot(x, g.phantom_ratio / g.real_ratio, marker="o", color=colors[turns], label=f"{turns:g} turns")
     for ax in axes:
-        ax.set_xticks(range(len(rhos)), ["0\n(SGD)" if r == 0 else f"{r:g}" for r in rhos])
         ax.axhline(0, color="0.3", lw=0.8)
         ax.set_xlabel(r"$\rho$ (LSAM)")
     axes[0].set_yscale("symlog", linthresh=0.1)
