@@ -85,6 +85,16 @@ class LSAM(SAM):
         features: (B, D) backbone output, attached to the graph; loss_fn: head outputs (B, C) -> scalar.
         Zeroes the gradients itself. Returns the loss and head outputs at the real weights (detached).
         """
+        loss, outputs, _, phantom = self._phantom_head(features, loss_fn)
+        self.zero_grad()
+        with torch.enable_grad():
+            loss_fn(F.linear(features, *phantom)).backward()
+        self._base_step()
+        return loss, outputs
+
+    def _phantom_head(self, features: Tensor, loss_fn: Callable[[Tensor], Tensor]):
+        """The loss and outputs at the real head (detached), the head's weights [weight, (bias)] and the
+        phantom ones [weight + eps, (bias + eps)], from features (B, D) of one backbone pass."""
         if features.ndim != 2 or features.shape[1] != self.head.in_features:
             raise ValueError(f"features must have shape (batch, {self.head.in_features}), got {tuple(features.shape)}")
         weights = [self.head.weight] + ([self.head.bias] if self.head.bias is not None else [])
@@ -95,9 +105,4 @@ class LSAM(SAM):
             grads = torch.autograd.grad(loss, weights)
         with torch.no_grad():
             steps = ascent_steps(weights, list(grads), [group["rho"]] * len(weights), [False] * len(weights), self.eps)
-        phantom = [w + e for w, e in zip(weights, steps)]
-        self.zero_grad()
-        with torch.enable_grad():
-            loss_fn(F.linear(features, *phantom)).backward()
-        self._base_step()
-        return loss.detach(), outputs.detach()
+        return loss.detach(), outputs.detach(), weights, [w + e for w, e in zip(weights, steps)]

@@ -1,0 +1,65 @@
+"""LSAM with one of its two effects switched off: the ablations of Springer et al. (2024).
+
+LSAM's feature update is -(1/N) sum_i G~_i^T V~ grad Phi(x_i): logit gradients G~ taken at the phantom
+head V~ (*importance weighting*) and the phantom head in the chain rule (*learning-rate scaling*), see
+:mod:`samlib.decompose`. Each ablation keeps one:
+
+* ``effect="importance_weighting"``: G~ (at V~) with the real head V in the chain rule;
+* ``effect="lr_scaling"``: G (at V) with the phantom head V~ in the chain rule.
+
+The head's own update is -(1/N) sum_i G_i Phi(x_i)^T with the same G as the features get (so the
+importance-weighting ablation moves the head as LSAM does, the LR-scaling one as SGD does).
+The phantom head is LSAM's (same radius, same norm over weight and bias).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..decompose import recombined_loss
+from .lsam import LSAM
+
+__all__ = ["EFFECTS", "AblatedLSAM"]
+
+EFFECTS = ("importance_weighting", "lr_scaling")
+
+
+class AblatedLSAM(LSAM):
+    """``AblatedLSAM(model.parameters(), torch.optim.SGD, head=model.head, rho=0.5, effect="lr_scaling", lr=0.05)``.
+
+    Only the one-pass ``fast_step(features, loss_fn)`` exists (``samlib.train.train_step`` calls it); the
+    two-pass ``step``/``first_step`` of SAM would be plain LSAM and are refused.
+    """
+
+    def __init__(self, params, base_optimizer: type[torch.optim.Optimizer], head: nn.Linear, rho: float = 0.05, *,
+                 effect: str, eps: float = 1e-12, model: nn.Module | None = None, **base_kwargs):
+        if effect not in EFFECTS:
+            raise ValueError(f"effect must be one of {EFFECTS} (the effect that is kept), got {effect!r}; "
+                             "for both effects use samlib.optim.LSAM")
+        super().__init__(params, base_optimizer, head, rho, eps=eps, model=model, **base_kwargs)
+        self.effect = effect
+
+    def fast_step(self, features: Tensor, loss_fn: Callable[[Tensor], Tensor]) -> tuple[Tensor, Tensor]:
+        """One ablated step. features: (B, D) attached; loss_fn: outputs (B, C) -> mean loss (any mean loss:
+        its gradient with respect to the outputs gives the logit gradients). Returns loss and outputs at the
+        real weights (detached)."""
+        loss, outputs, real, phantom = self._phantom_head(features, loss_fn)
+        weighting, chain = (phantom, real) if self.effect == "importance_weighting" else (real, phantom)
+        with torch.enable_grad():
+            z = F.linear(features.detach(), *weighting).detach().requires_grad_(True)
+            output_grads = torch.autograd.grad(loss_fn(z), z)[0]
+        self.zero_grad()
+        with torch.enable_grad():
+            recombined_loss(features, chain[0], (real[0], real[1] if len(real) == 2 else None), output_grads).backward()
+        self._base_step()
+        return loss, outputs
+
+    def first_step(self, zero_grad: bool = False) -> None:
+        raise RuntimeError(f"AblatedLSAM ({self.effect}) needs the features: call "
+                           "fast_step(model.features(x), loss_fn), or samlib.train.train_step on a FeaturesAndHead")
+
+    def step(self, closure=None):
+        self.first_step()
