@@ -11,6 +11,11 @@ One step of all runs at once:
 3. the update: g~ = gradient at the phantom parameters w + eps, applied at w with weight decay and
    heavy-ball momentum, buf <- momentum * buf + g~ + wd * w, w <- w - lr * buf (``torch.optim.SGD``'s rule).
 
+The ablations "IW-only" and "LR-only" (:mod:`samlib.decompose`) keep one of LSAM's two effects: the
+importance weights at the phantom head with the real head in the chain rule, or the real importance
+weights with the phantom head in the chain rule; their head moves with the same weights. A sweep with
+ablations computes every run's step from the recombined parts (one pass; SAM runs go in another sweep).
+
 Full-batch by default (``batch_size=None``); with mini-batches every run sees the same batch indices.
 """
 from __future__ import annotations
@@ -24,14 +29,17 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .checkpoint import load_checkpoint, save_atomic
+from .decompose import recombined_loss
 from .optim.sam import check_rho
 from .toy import ToyData, make_toy
 from .toy_model import HEAD, features, init_params
 from .train import progress_bar
 
-__all__ = ["OPTIMIZERS", "Run", "ToySettings", "SweepResult", "grid", "train_sweep", "sweep_step", "ascent"]
+__all__ = ["OPTIMIZERS", "PHANTOM_PARTS", "Run", "ToySettings", "SweepResult", "grid", "train_sweep", "sweep_step", "ascent"]
 
-OPTIMIZERS = ("SGD", "SAM", "LSAM")
+OPTIMIZERS = ("SGD", "SAM", "LSAM", "IW-only", "LR-only")
+# per optimizer: (importance weights at the phantom head, phantom head in the chain rule)
+PHANTOM_PARTS = {"SGD": (False, False), "LSAM": (True, True), "IW-only": (True, False), "LR-only": (False, True)}
 
 
 @dataclass(frozen=True)
@@ -49,7 +57,7 @@ class Run:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         rho = check_rho(self.rho)
         if (self.optimizer == "SGD") != (rho == 0):
-            raise ValueError(f"{self.optimizer} with rho={rho}: use rho=0 for SGD, and rho > 0 for SAM and LSAM")
+            raise ValueError(f"{self.optimizer} with rho={rho}: use rho=0 for SGD, and rho > 0 for the others")
         if not (isinstance(self.turns, (int, float)) and math.isfinite(self.turns) and self.turns > 0):
             raise ValueError(f"turns (the spiral's complexity) must be a finite number > 0, got {self.turns!r}")
 
@@ -166,12 +174,31 @@ def _head_phantom_grads(params, batch, rho, relative: bool = False):
     return _grads(_head_losses(phi, leaves[HEAD] + eps_v, batch[2])[0], leaves), loss, f, eps_v
 
 
+def _recombined_grads(params, batch, rho, parts, relative: bool = False):
+    """One pass (no SAM run): the features once, each run's phantom head, then the recombined update with
+    the importance weights and the chain-rule head each run's ``parts`` (R, 2) ask for (real or phantom)."""
+    leaves = {k: p.detach().requires_grad_(True) for k, p in params.items()}
+    phi = features(leaves, *batch[:2])
+    loss, f = _head_losses(phi, leaves[HEAD], batch[2])
+    grad_v = torch.autograd.grad(loss.sum(), leaves[HEAD], retain_graph=True)[0]
+    eps_v = ascent({HEAD: grad_v}, rho, torch.zeros_like(rho), {HEAD: params[HEAD]} if relative else None)[HEAD]
+    v, y = leaves[HEAD].detach(), batch[2]
+    weighting, chain = (v + parts[:, i, None] * eps_v for i in (0, 1))
+    with torch.no_grad():
+        f_w = torch.einsum("rnk,rk->rn", phi, weighting)
+        output_grads = -y * torch.sigmoid(-y * f_w) / y.shape[1]  # dL/df of each run's mean loss
+    surrogate = recombined_loss(phi, chain[:, None], (leaves[HEAD][:, None], None), output_grads[..., None])
+    return _grads(surrogate, leaves), loss, f, eps_v
+
+
 def sweep_step(params, buffers, batch, rho, perturb_all, lr: float, momentum: float, weight_decay: float = 0.0,
-               relative_rho: bool = False):
-    """One SGD/SAM/LSAM step of every run, in place. ``batch`` = (x_easy, x_hard, y) with a leading run
-    dimension. Returns each run's loss and training error on the batch at the real point (R,), and
-    its phantom head (R, 2)."""
-    if bool(perturb_all.any()):
+               relative_rho: bool = False, parts: Tensor | None = None):
+    """One step of every run, in place. ``batch`` = (x_easy, x_hard, y) with a leading run dimension;
+    ``parts`` (R, 2), for sweeps with ablations: :data:`PHANTOM_PARTS` of each run. Returns each run's loss
+    and training error on the batch at the real point (R,), and its phantom head (R, 2)."""
+    if parts is not None:
+        grads, loss, f, eps_v = _recombined_grads(params, batch, rho, parts, relative_rho)
+    elif bool(perturb_all.any()):
         grads, loss, f, eps_v = _phantom_grads(params, batch, rho, perturb_all, relative_rho)
     else:
         grads, loss, f, eps_v = _head_phantom_grads(params, batch, rho, relative_rho)
@@ -182,6 +209,16 @@ def sweep_step(params, buffers, batch, rho, perturb_all, lr: float, momentum: fl
             p.sub_(lr * buffers[k])
     error = (batch[2] * f.detach() <= 0).to(loss.dtype).mean(1)
     return loss.detach(), error, phantom_head
+
+
+def _parts(runs: list[Run]) -> Tensor | None:
+    """PHANTOM_PARTS of every run (R, 2) if the sweep holds an ablation, else None."""
+    names = {r.optimizer for r in runs}
+    if not names & {"IW-only", "LR-only"}:
+        return None
+    if "SAM" in names:
+        raise ValueError("a sweep cannot mix SAM with the IW-only/LR-only ablations: train SAM in its own sweep")
+    return torch.tensor([PHANTOM_PARTS[r.optimizer] for r in runs], dtype=torch.float32)
 
 
 def _stack(data: list[ToyData]) -> tuple[Tensor, Tensor, Tensor]:
@@ -215,6 +252,7 @@ def train_sweep(runs: list[Run], settings: ToySettings = ToySettings(), *, check
     buffers = {k: torch.zeros_like(p) for k, p in params.items()}
     rho = torch.tensor([r.rho for r in runs])
     perturb_all = torch.tensor([r.optimizer == "SAM" for r in runs], dtype=rho.dtype)
+    parts = _parts(runs)
     batches = torch.Generator().manual_seed(0)
     history: dict[str, list] = {"steps": [], "loss": [], "error": [], "v": [], "v_phantom": []}
     start, fingerprint = 0, repr((runs, {k: v for k, v in asdict(settings).items() if k != "steps"}))
@@ -229,7 +267,7 @@ def train_sweep(runs: list[Run], settings: ToySettings = ToySettings(), *, check
         v_before = params[HEAD].clone()
         loss, error, v_phantom = sweep_step(params, buffers, (x_easy[:, idx], x_hard[:, idx], y[:, idx]), rho,
                                             perturb_all, settings.lr, settings.momentum, settings.weight_decay,
-                                            settings.relative_rho)
+                                            settings.relative_rho, parts)
         if step % settings.log_every == 0 or step == settings.steps - 1:
             for key, value in zip(history, (step, loss, error, v_before, v_phantom)):
                 history[key].append(value)

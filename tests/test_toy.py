@@ -10,8 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from samlib.optim import LSAM, SAM
-from samlib.sweep import Run, ToySettings, ascent, grid, sweep_step, train_sweep, training_data
+from samlib.optim import LSAM, SAM, AblatedLSAM
+from samlib.sweep import PHANTOM_PARTS, Run, ToySettings, ascent, grid, sweep_step, train_sweep, training_data
 from samlib.toy import easy_line, make_toy, spiral
 from samlib.toy_model import HEAD, features, init_params, logits, select_runs, to_module
 from samlib.train import train_step
@@ -113,6 +113,9 @@ def _one_step_reference(run: Run, params, data, lr, momentum, weight_decay):
         opt = torch.optim.SGD(model.parameters(), **kw)
     elif run.optimizer == "SAM":
         opt = SAM(model.parameters(), torch.optim.SGD, rho=run.rho, **kw)
+    elif run.optimizer in ("IW-only", "LR-only"):
+        effect = {"IW-only": "importance_weighting", "LR-only": "lr_scaling"}[run.optimizer]
+        opt = AblatedLSAM(model.parameters(), torch.optim.SGD, head=model.head, rho=run.rho, effect=effect, **kw)
     else:
         opt = LSAM(model.parameters(), torch.optim.SGD, head=model.head, rho=run.rho, **kw)
     x = torch.cat([data.x_easy, data.x_hard], dim=1)
@@ -122,8 +125,11 @@ def _one_step_reference(run: Run, params, data, lr, momentum, weight_decay):
     return model
 
 
-@pytest.mark.parametrize("optimizer, rho", [("SGD", 0.0), ("LSAM", 0.3), ("SAM", 0.3)])
-def test_two_sweep_steps_equal_samlib_optim_on_a_module_copy(optimizer, rho):
+@pytest.mark.parametrize("optimizer, rho, recombined", [("SGD", 0.0, False), ("LSAM", 0.3, False), ("SAM", 0.3, False),
+                                                        ("SGD", 0.0, True), ("LSAM", 0.3, True),
+                                                        ("IW-only", 0.3, True), ("LR-only", 0.3, True)])
+def test_two_sweep_steps_equal_samlib_optim_on_a_module_copy(optimizer, rho, recombined):
+    """Every path of the sweep's step (recombined: the one sweeps with ablations take) against samlib.optim."""
     run = Run(optimizer, rho, 0.5, seed=0)
     data = make_toy(40, 0.5, seed=0, dtype=torch.float64)
     params = init_params([0], hidden=6, dtype=torch.float64)
@@ -132,7 +138,8 @@ def test_two_sweep_steps_equal_samlib_optim_on_a_module_copy(optimizer, rho):
     batch = (data.x_easy[None], data.x_hard[None], data.y[None])
     for _ in range(2):
         sweep_step(params, buffers, batch, torch.tensor([rho], dtype=torch.float64),
-                   torch.tensor([float(optimizer == "SAM")], dtype=torch.float64), 0.1, 0.9, 1e-3)
+                   torch.tensor([float(optimizer == "SAM")], dtype=torch.float64), 0.1, 0.9, 1e-3,
+                   parts=torch.tensor([PHANTOM_PARTS[optimizer]], dtype=torch.float64) if recombined else None)
     ours = to_module(params, 0)
     for (name, a), b in zip(reference.named_parameters(), ours.parameters()):
         assert torch.allclose(a, b, atol=1e-12), name
@@ -180,6 +187,18 @@ def test_sam_runs_batched_with_lsam_runs_match_the_fast_path():
     fast = train_sweep(lsam, SMALL, progress=False)
     for k in fast.params:
         assert torch.allclose(mixed.params[k][:2], fast.params[k], atol=1e-5), k
+
+
+def test_ablation_sweeps_keep_their_sgd_and_lsam_runs_and_refuse_sam():
+    base = [Run("LSAM", 0.4, 0.5, 0), Run("SGD", 0.0, 0.5, 0)]
+    ablations = [Run("IW-only", 0.4, 0.5, 0), Run("LR-only", 0.4, 0.5, 0)]
+    mixed = train_sweep(base + ablations, SMALL, progress=False)
+    fast = train_sweep(base, SMALL, progress=False)
+    for k in fast.params:
+        assert torch.allclose(mixed.params[k][:2], fast.params[k], atol=1e-5), k
+    assert not all(torch.allclose(mixed.params[k][2], mixed.params[k][3], atol=1e-4) for k in fast.params)
+    with pytest.raises(ValueError, match="cannot mix SAM"):
+        train_sweep(ablations + [Run("SAM", 0.1, 0.5, 0)], SMALL, progress=False)
 
 
 def test_sweep_is_deterministic_and_logs_the_phantom_head():
