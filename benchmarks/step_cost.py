@@ -6,7 +6,8 @@
 Each round times one step of every method in turn (interleaved, so drifts in machine
 load hit all of them alike) on the same batch and equal models; the table shows each
 method's median step time and the median over rounds of its time / SGD's time. Floors: SAM 2.0x (two passes), fast
-LSAM about 1.0x (one backbone pass plus head work). Informational: nothing asserts on time.
+LSAM and its two ablations (IW-only, LR-only: ``AblatedLSAM``) about 1.0x (one backbone pass plus head work).
+Informational: nothing asserts on time.
 """
 from __future__ import annotations
 
@@ -19,17 +20,17 @@ import torch
 import torch.nn.functional as F
 
 from samlib.models import SmallCNN
-from samlib.optim import LSAM, SAM, lsam_param_groups
+from samlib.optim import LSAM, SAM, AblatedLSAM, lsam_param_groups
 from samlib.train import train_step
 
-TARGETS = {"SAM": 2.05, "fast LSAM": 1.15}
+TARGETS = {"SAM": 2.05, "fast LSAM": 1.15, "IW-only": 1.15, "LR-only": 1.15}
 
 
 def make_optimizers(model: torch.nn.Module, rho: float) -> dict:
     """One (model, optimizer) pair per method, all from the same initial weights."""
     def fresh():
         return copy.deepcopy(model)
-    sgd_m, sam_m, gen_m, fast_m = fresh(), fresh(), fresh(), fresh()
+    sgd_m, sam_m, gen_m, fast_m, iw_m, lr_m = (fresh() for _ in range(6))
     kw = dict(lr=0.01, momentum=0.9)
     return {
         "SGD": (sgd_m, torch.optim.SGD(sgd_m.parameters(), **kw)),
@@ -37,6 +38,10 @@ def make_optimizers(model: torch.nn.Module, rho: float) -> dict:
         "generic LSAM": (gen_m, SAM(lsam_param_groups(gen_m.parameters(), gen_m.head), torch.optim.SGD,
                                     rho=rho, model=gen_m, **kw)),
         "fast LSAM": (fast_m, LSAM(fast_m.parameters(), torch.optim.SGD, head=fast_m.head, rho=rho, **kw)),
+        "IW-only": (iw_m, AblatedLSAM(iw_m.parameters(), torch.optim.SGD, head=iw_m.head, rho=rho,
+                                      effect="importance_weighting", **kw)),
+        "LR-only": (lr_m, AblatedLSAM(lr_m.parameters(), torch.optim.SGD, head=lr_m.head, rho=rho,
+                                      effect="lr_scaling", **kw)),
     }
 
 

@@ -138,6 +138,11 @@ class Decomposition:
     def lr_scaling(self) -> Tensor:
         return lr_scaling(self.head, self.phantom_head)
 
+    @property
+    def mean_loss(self) -> float:
+        """The batch's mean loss at the real head."""
+        return head_loss(_outputs(self.features, self.head), self.y, self.loss).item()
+
 
 @torch.no_grad()
 def decompose(features: Tensor, y: Tensor, head: nn.Linear | Head, rho: float, loss: str) -> Decomposition:

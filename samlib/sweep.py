@@ -35,7 +35,7 @@ from .toy import ToyData, make_toy
 from .toy_model import HEAD, features, init_params
 from .train import progress_bar
 
-__all__ = ["OPTIMIZERS", "PHANTOM_PARTS", "Run", "ToySettings", "SweepResult", "grid", "train_sweep", "sweep_step", "ascent"]
+__all__ = ["OPTIMIZERS", "PHANTOM_PARTS", "BOOK_SETTINGS", "Run", "ToySettings", "SweepResult", "grid", "train_sweep", "sweep_step", "ascent"]
 
 OPTIMIZERS = ("SGD", "SAM", "LSAM", "IW-only", "LR-only")
 # per optimizer: (importance weights at the phantom head, phantom head in the chain rule)
@@ -89,6 +89,10 @@ class ToySettings:
             raise ValueError(f"need lr > 0 and 0 <= momentum < 1, got lr={self.lr}, momentum={self.momentum}")
 
 
+BOOK_SETTINGS = ToySettings(n=1000, hidden=32, lr=0.05, momentum=0.9, steps=3000, batch_size=50)
+"""The toy chapters' settings (the book's choice): 1000 points, width 32, mini-batches of 50, 3000 steps."""
+
+
 @dataclass
 class SweepResult:
     """Final parameters {name: (R, ...)} and the logged history of every run: ``steps`` (T,),
@@ -100,6 +104,16 @@ class SweepResult:
     settings: ToySettings
     params: dict[str, Tensor]
     history: dict[str, Tensor] = field(default_factory=dict)
+    snapshots: dict[int, dict[str, Tensor]] = field(default_factory=dict)  # {step: params after that many steps}
+
+    def params_at(self, step: int | None = None) -> dict[str, Tensor]:
+        """The parameters after ``step`` steps (a snapshot asked of :func:`train_sweep`), or the final ones."""
+        if step is None or step == self.settings.steps:
+            return self.params
+        if step not in self.snapshots:
+            raise KeyError(f"no snapshot at step {step}; this sweep kept {sorted(self.snapshots)}: "
+                           "pass snapshots=[...] to train_sweep")
+        return self.snapshots[step]
 
 
 def grid(optimizers_rhos: dict[str, list[float]], turns: list[float], seeds: list[int]) -> list[Run]:
@@ -240,13 +254,17 @@ def _resume(checkpoint: Path, fingerprint: str, steps: int) -> dict:
 
 
 def train_sweep(runs: list[Run], settings: ToySettings = ToySettings(), *, checkpoint: str | Path | None = None,
-                checkpoint_every: int = 500, progress: bool | None = None) -> SweepResult:
-    """Train every run of ``runs`` at once for ``settings.steps`` steps (see the module docstring).
+                checkpoint_every: int = 500, progress: bool | None = None, snapshots: tuple[int, ...] = ()
+                ) -> SweepResult:
+    """Train every run of ``runs`` at once for ``settings.steps`` steps (see the module docstring),
+    keeping a copy of the parameters after each number of steps in ``snapshots``.
 
     With ``checkpoint`` (a file path), the state is written atomically every ``checkpoint_every``
     steps and an interrupted sweep resumes from it to the same result."""
     if not runs:
         raise ValueError("runs is empty: build them with samlib.sweep.grid(...)")
+    if any(isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= settings.steps for k in snapshots):
+        raise ValueError(f"snapshots must be step counts in [1, steps={settings.steps}], got {list(snapshots)}")
     x_easy, x_hard, y = _stack(training_data(runs, settings))
     params = init_params([r.seed for r in runs], settings.hidden)
     buffers = {k: torch.zeros_like(p) for k, p in params.items()}
@@ -255,10 +273,12 @@ def train_sweep(runs: list[Run], settings: ToySettings = ToySettings(), *, check
     parts = _parts(runs)
     batches = torch.Generator().manual_seed(0)
     history: dict[str, list] = {"steps": [], "loss": [], "error": [], "v": [], "v_phantom": []}
+    kept: dict[int, dict[str, Tensor]] = {}
     start, fingerprint = 0, repr((runs, {k: v for k, v in asdict(settings).items() if k != "steps"}))
     if checkpoint is not None and Path(checkpoint).exists():
         state = _resume(Path(checkpoint), fingerprint, settings.steps)
         start, params, buffers, history = state["step"], state["params"], state["buffers"], state["history"]
+        kept = state.get("snapshots", {})
         batches.set_state(state["generator"])
     for step in progress_bar(range(start, settings.steps), progress, desc=f"{len(runs)} toy runs",
                              initial=start, total=settings.steps):
@@ -271,7 +291,10 @@ def train_sweep(runs: list[Run], settings: ToySettings = ToySettings(), *, check
         if step % settings.log_every == 0 or step == settings.steps - 1:
             for key, value in zip(history, (step, loss, error, v_before, v_phantom)):
                 history[key].append(value)
+        if step + 1 in snapshots:
+            kept[step + 1] = {k: p.clone() for k, p in params.items()}
         if checkpoint is not None and (step + 1) % checkpoint_every == 0 and step + 1 < settings.steps:
-            save_atomic(_checkpoint_state(step + 1, params, buffers, history, batches, fingerprint), checkpoint)
+            state = _checkpoint_state(step + 1, params, buffers, history, batches, fingerprint)
+            save_atomic({**state, "snapshots": kept}, checkpoint)
     stacked = {k: torch.tensor(v) if k == "steps" else torch.stack(v) for k, v in history.items()}
-    return SweepResult(list(runs), settings, params, stacked)
+    return SweepResult(list(runs), settings, params, stacked, kept)

@@ -10,7 +10,7 @@ def test_step_cost_benchmark_runs(capsys):
     step_cost = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(step_cost)
     rows = step_cost.main(["--batch", "4", "--size", "8", "--widths", "4", "8", "--rounds", "2", "--warmup", "0"])
-    assert [name for name, _, _ in rows] == ["SGD", "SAM", "generic LSAM", "fast LSAM"]
+    assert [name for name, _, _ in rows] == ["SGD", "SAM", "generic LSAM", "fast LSAM", "IW-only", "LR-only"]
     assert rows[0][2] == 1.0
     assert "fast LSAM" in capsys.readouterr().out
 

@@ -1,0 +1,166 @@
+"""The phantom decomposition applied to toy sweeps: per-run importance weights, their inequality (Gini),
+the learning-rate scaling over mini-batches and where the weight sits (by feature contribution).
+
+Each run is decomposed on its own training data, at its own radius (rho = 0 for SGD, so there
+lambda~ = lambda), through :func:`samlib.toy_model.to_module` and :func:`samlib.decompose.decompose`.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .decompose import (Decomposition, ablation_loss, binned_median, decompose, feature_contributions, gini,
+                        head_loss)
+from .sweep import SweepResult, training_data
+from .toy import ToyData
+
+__all__ = ["toy_inputs", "run_decomposition", "reconstruction_gap", "gini_table", "equal_loss_steps", "matched_loss_gini", "paired_gini", "lr_scaling_over_batches",
+           "weight_by_contribution", "ablation_gains", "paired_wins"]
+
+FEATURES = ("easy", "hard")
+
+
+def toy_inputs(data: ToyData) -> torch.Tensor:
+    """The module input [x_easy, x_hard] (N, 3) of :func:`samlib.toy_model.to_module`."""
+    return torch.cat([data.x_easy, data.x_hard], dim=1)
+
+
+@torch.no_grad()
+def run_decomposition(result: SweepResult, run: int, index: torch.Tensor | None = None, step: int | None = None
+                      ) -> Decomposition:
+    """Run ``run`` decomposed on its training data (or the points ``index`` of it), at its parameters after
+    ``step`` steps (a snapshot of the sweep; None: the final ones)."""
+    from .toy_model import to_module
+
+    data = training_data([result.runs[run]], result.settings)[0]
+    x, y = toy_inputs(data), data.y
+    if index is not None:
+        x, y = x[index], y[index]
+    model = to_module(result.params_at(step), run)
+    return decompose(model.features(x), y, model.head, result.runs[run].rho, "logistic")
+
+
+def reconstruction_gap(result: SweepResult, run: int, step: int | None = None) -> float:
+    """Largest |difference| between the recombined parts (lambda~, v~) and autograd's gradient of the loss at
+    the phantom head, over every parameter of run ``run`` on its training data: 0 up to rounding."""
+    from .toy_model import to_module
+
+    d = run_decomposition(result, run, step=step)
+    x = toy_inputs(training_data([result.runs[run]], result.settings)[0])
+    model, phantom = to_module(result.params_at(step), run), to_module(result.params_at(step), run)
+    with torch.no_grad():
+        phantom.head.weight.copy_(d.phantom_head[0])
+    autograd = torch.autograd.grad(head_loss(phantom(x), d.y, d.loss), list(phantom.parameters()))
+    parts = ablation_loss(model.features(x), d.y, model.head, d.phantom_head, d.loss, phantom_weights=True,
+                          phantom_chain=True)
+    recombined = torch.autograd.grad(parts, list(model.parameters()))
+    return max((a - b).abs().max().item() for a, b in zip(autograd, recombined))
+
+
+def _columns(result: SweepResult, run: int) -> dict:
+    r = result.runs[run]
+    return {"optimizer": r.optimizer, "rho": r.rho, "turns": r.turns, "seed": r.seed}
+
+
+def gini_table(result: SweepResult, steps: list[int | None] = (None,), runs: list[int] | None = None) -> pd.DataFrame:
+    """Per run (all, or the indices ``runs``) and step (a snapshot; None: the end), on the run's whole training
+    set: its mean training ``loss``, the Gini coefficient of the real importance weights lambda (``gini_real``)
+    and of the phantom ones lambda~ (``gini_phantom``), and the mean of each."""
+    rows = []
+    for step in steps:
+        for i in (range(len(result.runs)) if runs is None else runs):
+            d = run_decomposition(result, i, step=step)
+            rows.append({"run": i, **_columns(result, i), "step": step or result.settings.steps,
+                         "loss": d.mean_loss, "gini_real": gini(d.weights), "gini_phantom": gini(d.phantom_weights),
+                         "mean_real": d.weights.mean().item(), "mean_phantom": d.phantom_weights.mean().item()})
+    return pd.DataFrame(rows)
+
+
+def equal_loss_steps(table: pd.DataFrame, run_a: int, run_b: int, near: float) -> tuple[int, int]:
+    """Steps (a, b) of two runs in a :func:`gini_table` whose training losses are closest to each other (in log
+    scale), among run b's snapshots with a loss within a factor of 10 of ``near``."""
+    a, b = (table[table.run == r] for r in (run_a, run_b))
+    b = b[(b.loss > near / 10) & (b.loss < near * 10)]
+    if a.empty or b.empty:
+        raise ValueError(f"no snapshots of runs {run_a} and {run_b} near a loss of {near:g}")
+    gap = np.abs(np.log(a.loss.to_numpy())[:, None] - np.log(b.loss.to_numpy())[None, :])
+    i, j = np.unravel_index(np.argmin(gap), gap.shape)
+    return int(a.step.iloc[i]), int(b.step.iloc[j])
+
+
+def matched_loss_gini(table: pd.DataFrame, rho: float) -> pd.DataFrame:
+    """LSAM (at ``rho``) against SGD at the same training loss: for each LSAM snapshot of each (turns, seed),
+    its loss, the Gini of its lambda and lambda~, and the Gini of SGD's lambda interpolated (in log loss) along
+    the same (turns, seed)'s SGD snapshots at that loss (NaN outside SGD's range of losses)."""
+    rows = []
+    for (turns, seed), g in table.groupby(["turns", "seed"]):
+        sgd = g[g.optimizer == "SGD"].sort_values("loss")
+        log_loss = np.log(sgd.loss.to_numpy())
+        for _, r in g[(g.optimizer == "LSAM") & (g.rho == rho)].iterrows():
+            x = np.log(r.loss)
+            inside = log_loss.size > 1 and log_loss[0] <= x <= log_loss[-1]
+            rows.append({"turns": turns, "seed": seed, "step": r.step, "loss": r.loss, "lsam_real": r.gini_real,
+                         "lsam_phantom": r.gini_phantom,
+                         "sgd_same_loss": float(np.interp(x, log_loss, sgd.gini_real)) if inside else np.nan})
+    return pd.DataFrame(rows)
+
+
+def lr_scaling_over_batches(result: SweepResult, runs: list[int], batches: int = 100, batch_size: int = 50,
+                            seed: int = 0, step: int | None = None) -> pd.DataFrame:
+    """v~_k / v_k of each run in ``runs`` on ``batches`` random mini-batches of its training data (the
+    same batch indices for every run): one row per (run, batch) with columns ``easy`` and ``hard``."""
+    g = torch.Generator().manual_seed(seed)
+    picks = [torch.randperm(result.settings.n, generator=g)[:batch_size] for _ in range(batches)]
+    rows = []
+    for i in runs:
+        for b, index in enumerate(picks):
+            scale = run_decomposition(result, i, index, step).lr_scaling
+            rows.append({**_columns(result, i), "batch": b, **dict(zip(FEATURES, scale.tolist()))})
+    return pd.DataFrame(rows)
+
+
+def weight_by_contribution(result: SweepResult, run: int, bins: int = 6, phantom: bool = True,
+                           step: int | None = None) -> dict:
+    """Median importance weight (lambda~ if ``phantom`` else lambda) of run ``run``'s training points over a
+    bins x bins grid of their feature contributions y v_easy Phi_easy (rows) and y v_hard Phi_hard (columns),
+    with quantile edges. Returns {"easy_edges", "hard_edges", "median" (bins, bins), "count" (bins, bins),
+    "easy_span" (log10 of the lowest easy row's median weight over the top row's), "hard_max" (largest
+    |hard contribution|), "easy_min" (smallest easy contribution)}."""
+    d = run_decomposition(result, run, step=step)
+    contrib = feature_contributions(d.features, d.y, d.head, d.loss)
+    weights = d.phantom_weights if phantom else d.weights
+    easy, hard, median, count = binned_median(contrib[:, 0], contrib[:, 1], weights, bins)
+    rows = np.nanmedian(median, axis=1)
+    return {"easy_edges": easy, "hard_edges": hard, "median": median, "count": count,
+            "easy_span": float(np.log10(rows[0] / rows[-1])),  # orders of magnitude from the lowest to the top row
+            "hard_max": float(contrib[:, 1].abs().max()), "easy_min": float(contrib[:, 0].min())}
+
+
+def paired_gini(table: pd.DataFrame, rho: float, step: int) -> pd.DataFrame:
+    """SGD's Gini of lambda beside LSAM's (at ``rho``) Gini of lambda and of lambda~, one row per (turns, seed),
+    at one ``step`` of a :func:`gini_table`."""
+    at = table[table.step == step]
+    sgd = at[at.optimizer == "SGD"].set_index(["turns", "seed"]).gini_real
+    lsam = at[(at.optimizer == "LSAM") & (at.rho == rho)].set_index(["turns", "seed"])
+    return pd.DataFrame({"SGD λ": sgd, "LSAM λ (real)": lsam.gini_real, "LSAM λ̃ (phantom)": lsam.gini_phantom})
+
+
+def ablation_gains(summary: pd.DataFrame, rho: float) -> pd.DataFrame:
+    """Per complexity, how much each of IW-only, LR-only and LSAM at ``rho`` lowers SGD's mean probe error
+    (positive: better than SGD), and the sum of the two ablations' gains. ``summary``: from
+    :func:`samlib.toy_results.summarize`."""
+    means = summary.set_index(["optimizer", "rho", "turns"])["mean"]
+    turns = sorted(summary.turns.unique())
+    gains = pd.DataFrame({opt: [means[("SGD", 0.0, t)] - means[(opt, rho, t)] for t in turns]
+                          for opt in ("IW-only", "LR-only", "LSAM")}, index=pd.Index(turns, name="turns"))
+    return gains.assign(**{"IW + LR": gains["IW-only"] + gains["LR-only"]})
+
+
+def paired_wins(errors: pd.DataFrame, rho: float, value: str = "hard_error") -> pd.Series:
+    """Per optimizer at ``rho``, in how many (turns, seed) pairs its ``value`` is below its SGD twin's
+    (``errors``: :func:`samlib.toy_results.probe_errors`); the index also holds the number of pairs."""
+    table = errors[(errors.rho == rho) | (errors.optimizer == "SGD")].pivot_table(
+        index=["turns", "seed"], columns="optimizer", values=value)
+    wins = {opt: int((table[opt] < table["SGD"]).sum()) for opt in table.columns if opt != "SGD"}
+    return pd.Series({**wins, "pairs": len(table)})

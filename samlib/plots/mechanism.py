@@ -1,0 +1,95 @@
+"""Figures of the mechanism chapter: Lorenz curves, Gini over training, LR scaling over batches, where the
+importance weight sits, and the ablation."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.colors import LogNorm
+
+from ..decompose import gini, lorenz_curve
+from . import COLORS
+from .toy import _rho_positions
+
+__all__ = ["ABLATION_COLORS", "plot_lorenz", "plot_gini_gap", "plot_lr_scaling",
+           "plot_weight_by_contribution", "plot_ablation"]
+
+ABLATION_COLORS = {"SGD": COLORS["SGD"], "LSAM": COLORS["LSAM"], "IW-only": sns.color_palette("colorblind")[5],
+                   "LR-only": sns.color_palette("colorblind")[4]}
+
+
+def plot_lorenz(ax, weights: dict, colors: dict | None = None) -> None:
+    """One Lorenz curve per entry of ``weights`` ({label: weights (n,)}), Gini in the legend, and the diagonal
+    (equal weights)."""
+    ax.plot([0, 1], [0, 1], color="0.4", ls=":", lw=1, label="equal weights")
+    for label, w in weights.items():
+        x, y = lorenz_curve(w)
+        ax.plot(x, y, color=(colors or {}).get(label), label=f"{label} (Gini {gini(w):.2f})")
+    ax.set(xlabel="share of examples (lightest first)", ylabel="share of total importance weight",
+           xlim=(0, 1), ylim=(0, 1), aspect="equal")
+    ax.legend(fontsize="x-small", loc="upper left")
+
+
+def plot_gini_gap(axes, matched: pd.DataFrame) -> None:
+    """One panel per complexity: Gini of LSAM's lambda~ (green) and of its lambda (orange) minus the Gini of SGD's
+    lambda at the same training loss, one dot per LSAM snapshot and seed, against that loss (log scale, high to
+    low: training runs left to right). Below 0: LSAM's weights are more even. ``matched``:
+    :func:`samlib.mechanism.matched_loss_gini`."""
+    rows = matched.dropna(subset=["sgd_same_loss"])
+    for ax, (turns, g) in zip(axes, rows.groupby("turns")):
+        for column, color, label in (("lsam_real", COLORS["phantom"], r"LSAM $\lambda$ (real) $-$ SGD $\lambda$"),
+                                     ("lsam_phantom", COLORS["LSAM"], r"LSAM $\tilde\lambda$ (phantom) $-$ SGD $\lambda$")):
+            ax.scatter(g.loss, g[column] - g.sgd_same_loss, s=22, color=color, alpha=0.8, label=label)
+        ax.axhline(0, color="0.3", lw=0.8)
+        ax.set(xscale="log", xlabel="training loss (log scale; training runs left to right)",
+               ylabel="Gini difference at equal loss", title=f"{turns:g} turns")
+        ax.invert_xaxis()
+    axes[0].legend(fontsize="x-small", loc="lower left")
+
+
+def plot_lr_scaling(ax, frame: pd.DataFrame, ylim=(0, 1.4)) -> None:
+    """Distributions over mini-batches of v~_easy / v_easy and v~_hard / v_hard (``frame`` from
+    :func:`samlib.mechanism.lr_scaling_over_batches`), one box pair per complexity (whiskers: 5th to 95th
+    percentile; batches beyond are not drawn)."""
+    long = frame.melt(id_vars=["turns"], value_vars=["easy", "hard"], var_name="feature", value_name="scaling")
+    sns.boxplot(long, x="turns", y="scaling", hue="feature", ax=ax, whis=(5, 95), showfliers=False,
+                palette={"easy": COLORS["SGD"], "hard": COLORS["SAM"]},
+                formatter=lambda t: f"{float(t):g}")
+    ax.axhline(1, color="0.3", lw=0.8, ls="--")
+    ax.set(xlabel="spiral turns", ylabel=r"LR scaling $\tilde v_k / v_k$", ylim=ylim)
+    ax.legend(title="feature $k$", fontsize="small")
+
+
+def plot_weight_by_contribution(axes, grids: list[dict], titles: list[str]) -> None:
+    """Median importance weight per bin of (easy contribution, hard contribution), one heatmap per grid
+    (:func:`samlib.mechanism.weight_by_contribution`), on one shared log colour scale."""
+    values = np.concatenate([g["median"][np.isfinite(g["median"])] for g in grids])
+    norm = LogNorm(vmin=max(values[values > 0].min(), 1e-8), vmax=values.max())
+    for ax, grid, title in zip(axes, grids, titles):
+        bins = grid["median"].shape[0]
+        image = ax.imshow(grid["median"], origin="lower", cmap="viridis", norm=norm, aspect="auto")
+        labels = [[f"{e:.2g}" for e in grid[f"{k}_edges"][:-1]] for k in ("easy", "hard")]
+        ax.set_yticks(range(bins), labels[0], fontsize="x-small")
+        ax.set_xticks(range(bins), labels[1], fontsize="x-small", rotation=45)
+        ax.set(ylabel=r"easy contribution $y\,v_{easy}\Phi_{easy}$ (bin start)",
+               xlabel=r"hard contribution $y\,v_{hard}\Phi_{hard}$ (bin start)", title=title)
+        ax.grid(False)
+    plt.colorbar(image, ax=axes, label="median importance weight (log scale)")
+
+
+def plot_ablation(axes, summary: pd.DataFrame) -> None:
+    """Hard-feature probe error (mean +- sd over seeds) vs rho for LSAM and its two ablations, SGD as a band,
+    one panel per complexity. ``summary``: :func:`samlib.toy_results.summarize` rows."""
+    for ax, (turns, g) in zip(axes, summary.groupby("turns")):
+        pos = _rho_positions(ax, [r for r in g.rho.unique() if r > 0])
+        sgd = g[g.optimizer == "SGD"].iloc[0]
+        ax.axhspan(sgd["mean"] - sgd["std"], sgd["mean"] + sgd["std"], color=COLORS["SGD"], alpha=0.12)
+        ax.axhline(sgd["mean"], color=COLORS["SGD"], label="SGD (mean, ±1 sd)")
+        for k, opt in enumerate(("IW-only", "LR-only", "LSAM")):
+            rows = g[g.optimizer == opt].sort_values("rho")
+            x = rows.rho.map(pos).to_numpy() + (k - 1) * 0.08
+            ax.errorbar(x, rows["mean"], yerr=rows["std"], marker="o", capsize=3, color=ABLATION_COLORS[opt],
+                        label=opt)
+        ax.set(xlabel=r"$\rho$", ylabel="hard-feature probe error", title=f"{turns:g} turns", ylim=(-0.02, 0.6))
+    axes[0].legend(fontsize="x-small")

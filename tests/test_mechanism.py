@@ -1,0 +1,84 @@
+"""The decomposition applied to toy sweeps: snapshots, Gini tables, equal-loss matching, LR scaling over
+batches, contribution bins and the ablation summaries."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from samlib import mechanism as mech
+from samlib.decompose import gini
+from samlib.sweep import Run, ToySettings, grid, train_sweep
+
+SMALL = ToySettings(n=80, hidden=8, steps=60, batch_size=20, log_every=10)
+
+
+@pytest.fixture(scope="module")
+def sweep():
+    return train_sweep(grid({"SGD": [0.0], "LSAM": [0.5]}, [0.5], [0, 1]), SMALL, progress=False, snapshots=(10, 30))
+
+
+def test_snapshots_equal_a_shorter_sweep_and_survive_a_resume(sweep, tmp_path):
+    short = train_sweep(sweep.runs, ToySettings(**{**SMALL.__dict__, "steps": 30}), progress=False)
+    assert all(torch.equal(sweep.params_at(30)[k], short.params[k]) for k in short.params)
+    assert sweep.params_at(None) is sweep.params and sweep.params_at(SMALL.steps) is sweep.params
+    with pytest.raises(KeyError, match="no snapshot at step 20"):
+        sweep.params_at(20)
+    with pytest.raises(ValueError, match="snapshots must be step counts"):
+        train_sweep(sweep.runs, SMALL, progress=False, snapshots=(0,))
+    path = tmp_path / "sweep.pt"
+    cut = ToySettings(**{**SMALL.__dict__, "steps": 40})
+    train_sweep(sweep.runs, cut, progress=False, snapshots=(10, 30), checkpoint=path, checkpoint_every=20)
+    resumed = train_sweep(sweep.runs, SMALL, progress=False, snapshots=(10, 30), checkpoint=path, checkpoint_every=20)
+    for step in (10, 30, None):
+        assert all(torch.equal(resumed.params_at(step)[k], sweep.params_at(step)[k]) for k in sweep.params)
+
+
+def test_gini_table_matches_a_direct_computation(sweep):
+    table = mech.gini_table(sweep, [10, None])
+    assert len(table) == 2 * len(sweep.runs) and set(table.step) == {10, SMALL.steps}
+    row = table[(table.step == 10) & (table.run == 1)].iloc[0]
+    d = mech.run_decomposition(sweep, 1, step=10)
+    assert row.gini_phantom == pytest.approx(gini(d.phantom_weights))
+    sgd = table[table.optimizer == "SGD"]
+    assert np.allclose(sgd.gini_real, sgd.gini_phantom)  # rho = 0: lambda~ = lambda
+    lsam = table[table.optimizer == "LSAM"]
+    assert (lsam.mean_phantom > lsam.mean_real).all()  # the phantom head is a step up the loss
+    assert mech.reconstruction_gap(sweep, 1, 10) < 1e-5
+
+
+def test_equal_loss_matching_on_a_hand_made_table():
+    table = pd.DataFrame({"run": [0, 0, 0, 1, 1], "optimizer": ["SGD"] * 3 + ["LSAM"] * 2, "rho": [0, 0, 0, 1, 1],
+                          "turns": 0.5, "seed": 0, "step": [10, 20, 30, 10, 20], "loss": [1.0, 0.1, 0.01, 0.5, 0.02],
+                          "gini_real": [0.1, 0.5, 0.9, 0.2, 0.7], "gini_phantom": [0.1, 0.5, 0.9, 0.1, 0.6]})
+    assert mech.equal_loss_steps(table, 0, 1, near=0.01) == (30, 20)
+    with pytest.raises(ValueError, match="no snapshots"):
+        mech.equal_loss_steps(table, 0, 1, near=1e-6)
+    matched = mech.matched_loss_gini(table, 1)
+    # loss 0.5 lies between SGD's 1.0 and 0.1: Gini interpolated in log loss
+    expected = np.interp(np.log(0.5), np.log([0.01, 0.1, 1.0]), [0.9, 0.5, 0.1])
+    assert matched.sgd_same_loss.tolist() == pytest.approx([expected, np.interp(np.log(0.02), np.log([0.01, 0.1, 1.0]),
+                                                                                 [0.9, 0.5, 0.1])])
+    assert matched.lsam_phantom.tolist() == [0.1, 0.6]
+
+
+def test_lr_scaling_over_batches_and_contribution_bins(sweep):
+    frame = mech.lr_scaling_over_batches(sweep, [0, 1], batches=3, batch_size=10)
+    assert len(frame) == 6 and set(frame.columns) >= {"easy", "hard", "batch"}
+    assert np.allclose(frame[frame.optimizer == "SGD"][["easy", "hard"]], 1.0)  # no perturbation
+    index = torch.randperm(SMALL.n, generator=torch.Generator().manual_seed(0))[:10]
+    assert frame.iloc[3][["easy", "hard"]].tolist() == pytest.approx(
+        mech.run_decomposition(sweep, 1, index).lr_scaling.tolist())
+    grid_ = mech.weight_by_contribution(sweep, 1, bins=3)
+    assert grid_["count"].sum() == SMALL.n and grid_["median"].shape == (3, 3)
+    assert grid_["hard_max"] >= 0 and np.isfinite(grid_["easy_span"])
+
+
+def test_ablation_gains_and_paired_wins_on_hand_made_tables():
+    summary = pd.DataFrame({"optimizer": ["SGD", "IW-only", "LR-only", "LSAM"], "rho": [0.0, 1.0, 1.0, 1.0],
+                            "turns": 0.5, "mean": [0.4, 0.35, 0.2, 0.1]})
+    gains = mech.ablation_gains(summary, 1.0)
+    assert gains.loc[0.5].tolist() == pytest.approx([0.05, 0.2, 0.3, 0.25])
+    errors = pd.DataFrame({"optimizer": ["SGD", "LSAM", "SGD", "LSAM", "LSAM"], "rho": [0.0, 1.0, 0.0, 1.0, 2.0],
+                           "turns": 0.5, "seed": [0, 0, 1, 1, 1], "hard_error": [0.3, 0.1, 0.2, 0.25, 0.0]})
+    wins = mech.paired_wins(errors, 1.0)
+    assert wins["LSAM"] == 1 and wins["pairs"] == 2
