@@ -27,18 +27,23 @@ def toy_inputs(data: ToyData) -> torch.Tensor:
 
 
 @torch.no_grad()
+def _run_features(result: SweepResult, run: int, step: int | None):
+    """Run ``run``'s features (N, 2) on its training data, the labels (N,) and its head, after ``step`` steps."""
+    from .toy_model import to_module
+
+    data = training_data([result.runs[run]], result.settings)[0]
+    model = to_module(result.params_at(step), run)
+    return model.features(toy_inputs(data)), data.y, model.head
+
+
 def run_decomposition(result: SweepResult, run: int, index: torch.Tensor | None = None, step: int | None = None
                       ) -> Decomposition:
     """Run ``run`` decomposed on its training data (or the points ``index`` of it), at its parameters after
     ``step`` steps (a snapshot of the sweep; None: the final ones)."""
-    from .toy_model import to_module
-
-    data = training_data([result.runs[run]], result.settings)[0]
-    x, y = toy_inputs(data), data.y
+    phi, y, head = _run_features(result, run, step)
     if index is not None:
-        x, y = x[index], y[index]
-    model = to_module(result.params_at(step), run)
-    return decompose(model.features(x), y, model.head, result.runs[run].rho, "logistic")
+        phi, y = phi[index], y[index]
+    return decompose(phi, y, head, result.runs[run].rho, "logistic")
 
 
 def reconstruction_gap(result: SweepResult, run: int, step: int | None = None) -> float:
@@ -114,8 +119,9 @@ def lr_scaling_over_batches(result: SweepResult, runs: list[int], batches: int =
     picks = [torch.randperm(result.settings.n, generator=g)[:batch_size] for _ in range(batches)]
     rows = []
     for i in runs:
+        phi, y, head = _run_features(result, i, step)
         for b, index in enumerate(picks):
-            scale = run_decomposition(result, i, index, step).lr_scaling
+            scale = decompose(phi[index], y[index], head, result.runs[i].rho, "logistic").lr_scaling
             rows.append({**_columns(result, i), "batch": b, **dict(zip(FEATURES, scale.tolist()))})
     return pd.DataFrame(rows)
 
