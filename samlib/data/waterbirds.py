@@ -1,0 +1,255 @@
+"""Waterbirds (Sagawa et al., 2020): a bird (label ``y``) on a background (``place``) that agrees
+with it in 95% of the training images; groups ``2 * y + place``.
+
+* :func:`load_waterbirds`: the standard folder (``metadata.csv`` + images) as distributed for
+  group-DRO and WILDS; :func:`download_waterbirds` fetches group-DRO's tarball (Colab);
+* :func:`waterbirds_standin`: the offline stand-in of the book: Fashion-MNIST objects (tops vs
+  footwear) pasted onto crops of real photos and textures shipped inside ``scikit-image``, tinted
+  into "land" (grass, gravel, brick) and "water" (evening sky, a blue-tinted lunar surface);
+* :func:`pixel_probe_errors`: linear probes on raw pixels, to check that the background is easier
+  to read than the object.
+"""
+from __future__ import annotations
+
+import functools
+import tarfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+from .dominoes import agreeing_labels
+from .sources import FASHION_CLASSES, ImageSet, check_count, fashion_mnist
+
+__all__ = ["Waterbirds", "PLACES", "SPLIT_CODES", "WATERBIRDS_URL", "load_waterbirds", "download_waterbirds",
+           "waterbirds_standin", "pixel_probe_errors", "LAND", "WATER", "STANDIN_CLASSES"]
+
+PLACES = ("land", "water")
+SPLIT_CODES = {"train": 0, "val": 1, "test": 2}  # the metadata.csv convention
+WATERBIRDS_URL = "https://nlp.stanford.edu/data/dro/waterbird_complete95_forest2water2.tar.gz"  # group-DRO
+_COLUMNS = ("img_filename", "y", "place", "split")
+
+# Stand-in: label 0 "tops", label 1 "footwear" (Fashion-MNIST classes).
+STANDIN_CLASSES = {"top": ("t-shirt/top", "pullover", "shirt"), "footwear": ("sandal", "sneaker", "ankle boot")}
+# Backgrounds: (skimage.data image, crop box (top, left, bottom, right) or None for all, RGB tint of a gray image).
+LAND = (("grass", None, (0.45, 0.65, 0.25)), ("gravel", None, (0.7, 0.58, 0.42)), ("brick", None, (0.75, 0.5, 0.4)))
+WATER = (("rocket", (0, 95, 330, 185), None), ("rocket", (0, 215, 330, 300), None),
+         ("moon", None, (0.35, 0.55, 0.95)))
+_CROP = 96  # side of a background crop, in pixels of the source image
+
+
+@dataclass(frozen=True)
+class Waterbirds:
+    """``images`` float32 (N, 3, H, W) in [0, 1]; ``y`` (N,) the object's label, ``place`` (N,) the
+    background's (0 land, 1 water), ``group`` = 2 * y + place; ``classes``: the names of y = 0 and 1."""
+
+    images: Tensor
+    y: Tensor
+    place: Tensor
+    group: Tensor
+    classes: tuple[str, str]
+    source: str
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    @property
+    def group_names(self) -> tuple[str, ...]:
+        """Name of each group index: ``group_names[2 * y + place]``, e.g. 'waterbird on land'."""
+        return tuple(f"{c} on {p}" for c in self.classes for p in PLACES)
+
+    @property
+    def agreement(self) -> float:
+        """The fraction of images whose background agrees with the label (place == y)."""
+        return float((self.y == self.place).double().mean())
+
+
+def _check_split(split: str) -> str:
+    if split not in SPLIT_CODES:
+        raise ValueError(f"unknown split {split!r}: use one of {', '.join(SPLIT_CODES)}")
+    return split
+
+
+def _tensors(images: np.ndarray, y: np.ndarray, place: np.ndarray, classes, source: str) -> Waterbirds:
+    y, place = (torch.from_numpy(np.array(a, np.int64)) for a in (y, place))  # copies: pandas arrays are read-only
+    return Waterbirds(torch.from_numpy(np.ascontiguousarray(images)), y, place, 2 * y + place, classes, source)
+
+
+# --- the real folder ---------------------------------------------------------------------------------
+
+
+def _read_metadata(folder: Path):
+    import pandas as pd
+
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no Waterbirds folder at {folder}; download it with "
+                                f"samlib.data.waterbirds.download_waterbirds(root) (needs a network) or from "
+                                f"{WATERBIRDS_URL}")
+    if not (folder / "metadata.csv").is_file():
+        raise FileNotFoundError(f"{folder} has no metadata.csv: point root at the unpacked Waterbirds folder "
+                                "(e.g. waterbird_complete95_forest2water2/)")
+    table = pd.read_csv(folder / "metadata.csv")
+    missing = [c for c in _COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(f"{folder / 'metadata.csv'} lacks column(s) {', '.join(missing)}; it needs "
+                         f"{', '.join(_COLUMNS)} (found {', '.join(map(str, table.columns))})")
+    for column in ("y", "place"):
+        if not table[column].isin([0, 1]).all():
+            raise ValueError(f"{folder / 'metadata.csv'}: column {column} must hold 0/1 values")
+    return table
+
+
+def _center_crop(path: Path, size: int) -> np.ndarray:
+    """RGB uint8 (size, size, 3): shorter side resized to size * 256/224, then the centre crop (as group-DRO)."""
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+        scale = size * 256 / 224 / min(im.size)
+        im = im.resize((max(size, round(im.size[0] * scale)), max(size, round(im.size[1] * scale))), Image.BILINEAR)
+        left, top = (im.size[0] - size) // 2, (im.size[1] - size) // 2
+        return np.asarray(im.crop((left, top, left + size, top + size)))
+
+
+def load_waterbirds(root, split: str, image_size: int = 224) -> Waterbirds:
+    """The ``split`` ('train', 'val' or 'test') of the Waterbirds folder ``root`` (``metadata.csv`` with
+    columns img_filename, y, place, split (0/1/2), and the images it names), resized and centre-cropped
+    to ``image_size``. Memory: N * 3 * image_size**2 * 4 bytes (train at 224: about 2.9 GB)."""
+    folder, code = Path(root), SPLIT_CODES[_check_split(split)]
+    table = _read_metadata(folder)
+    table = table[table["split"] == code]
+    paths = [folder / name for name in table["img_filename"]]
+    absent = [str(p) for p in paths if not p.is_file()]
+    if absent:
+        raise FileNotFoundError(f"{len(absent)} image(s) named in {folder / 'metadata.csv'} are missing, e.g. "
+                                f"{absent[0]}; re-download or re-extract the Waterbirds folder")
+    size = check_count(image_size, "image_size")
+    images = np.stack([_center_crop(p, size) for p in paths]) if paths else np.zeros((0, size, size, 3), np.uint8)
+    images = images.transpose(0, 3, 1, 2).astype(np.float32) / 255
+    return _tensors(images, table["y"].to_numpy(), table["place"].to_numpy(), ("landbird", "waterbird"),
+                    f"Waterbirds {split} split ({len(paths):,} images in {folder})")
+
+
+def download_waterbirds(root) -> Path:
+    """Download and unpack group-DRO's Waterbirds tarball (:data:`WATERBIRDS_URL`, about 0.5 GB) into
+    ``root``; returns the folder to pass to :func:`load_waterbirds`. Skips what is already there."""
+    root = Path(root)
+    folder = root / "waterbird_complete95_forest2water2"
+    if (folder / "metadata.csv").is_file():
+        return folder
+    root.mkdir(parents=True, exist_ok=True)
+    archive = root / "waterbird_complete95_forest2water2.tar.gz"
+    if not archive.is_file():
+        urllib.request.urlretrieve(WATERBIRDS_URL, archive)
+    with tarfile.open(archive) as tar:
+        safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}  # Python >= 3.11.4
+        tar.extractall(root, **safe)
+    return folder
+
+
+# --- the offline stand-in ------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def _backgrounds() -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The land and the water background regions, RGB uint8, from images inside scikit-image's wheel."""
+    try:
+        import skimage.data
+    except ImportError:
+        raise ImportError("the offline Waterbirds stand-in crops backgrounds from scikit-image's images: "
+                          "pip install scikit-image (or pip install 'samlib[data]')") from None
+    families = []
+    for family in (LAND, WATER):
+        regions = []
+        for name, box, tint in family:
+            image = getattr(skimage.data, name)()
+            if box is not None:
+                image = image[box[0]:box[2], box[1]:box[3]]
+            if tint is not None:
+                image = (image[..., None] * np.asarray(tint)).astype(np.uint8)
+            regions.append(image[..., :3])
+        families.append(regions)
+    return families[0], families[1]
+
+
+def _background(region: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A random square crop of ``region``, randomly mirrored, resized to (size, size, 3) float in [0, 1]."""
+    side = min(_CROP, *region.shape[:2])
+    top, left = (rng.integers(0, region.shape[i] - side + 1) for i in (0, 1))
+    crop = region[top:top + side, left:left + side]
+    if rng.random() < 0.5:
+        crop = crop[:, ::-1]
+    return np.asarray(Image.fromarray(np.ascontiguousarray(crop)).resize((size, size), Image.BILINEAR)) / 255
+
+
+def _composite(background: np.ndarray, obj: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Paste a gray object (h, w) in [0, 1] at a random place: its bright pixels (alpha = 4 * value,
+    clipped) cover the background."""
+    h, w = obj.shape
+    top, left = rng.integers(0, background.shape[0] - h + 1), rng.integers(0, background.shape[1] - w + 1)
+    alpha = np.clip(4 * obj, 0, 1)[..., None]
+    out = background.copy()
+    out[top:top + h, left:left + w] = alpha * obj[..., None] + (1 - alpha) * out[top:top + h, left:left + w]
+    return out
+
+
+def _standin_objects(split: str, fashion_root) -> ImageSet:
+    """Fashion-MNIST tops (label 0) and footwear (label 1); 'val' and 'test' take alternate test images."""
+    source = fashion_mnist("train" if split == "train" else "test", fashion_root)
+    keep = np.ones(len(source.labels), dtype=bool)
+    if split != "train":
+        keep[(0 if split == "test" else 1)::2] = False
+    labels = np.full(len(source.labels), -1)
+    for label, names in enumerate(STANDIN_CLASSES.values()):
+        labels[np.isin(source.labels, [FASHION_CLASSES.index(c) for c in names])] = label
+    keep &= labels >= 0
+    return ImageSet(source.images[keep], labels[keep], f"{source.source} ({split} part: tops vs footwear)")
+
+
+def waterbirds_standin(split: str, n: int, *, seed: int, agreement: float = 0.95, image_size: int = 32,
+                       object_size: int | None = None, fashion_root=None) -> Waterbirds:
+    """``n`` stand-in Waterbirds images (N, 3, image_size, image_size): a Fashion-MNIST top (y = 0) or
+    piece of footwear (y = 1), resized to ``object_size`` (default 5/8 of the image) and pasted at a
+    random position onto a land (place = 0) or water (place = 1) background.
+
+    'train': y uniform, place == y in exactly ``round(agreement * n)`` images; 'val' and 'test' are
+    group-balanced (``agreement`` unused) and draw objects from disjoint halves of Fashion-MNIST's test
+    split. Backgrounds are random crops of the same few photos in every split. Reproducible from ``seed``."""
+    n, size = check_count(n), check_count(image_size, "image_size")
+    object_size = check_count(object_size or round(size * 5 / 8), "object_size")
+    if object_size > size:
+        raise ValueError(f"object_size ({object_size}) must not exceed image_size ({size})")
+    if not (isinstance(agreement, (int, float)) and 0.5 < agreement <= 1):
+        raise ValueError(f"agreement must lie in (0.5, 1] (the fraction of training images whose background "
+                         f"agrees with the label), got {agreement!r}")
+    rng = np.random.default_rng(seed)
+    if _check_split(split) == "train":
+        y, place = agreeing_labels(n, agreement, rng)
+    else:
+        group = rng.permutation(np.arange(n) % 4)
+        y, place = group // 2, group % 2
+    objects = _standin_objects(split, fashion_root)
+    drawn = objects.draw(y, rng)
+    families = _backgrounds()
+    images = np.empty((n, size, size, 3), dtype=np.float32)
+    for i in range(n):
+        regions = families[place[i]]
+        obj = np.asarray(Image.fromarray(drawn[i]).resize((object_size, object_size), Image.BILINEAR)) / 255
+        images[i] = _composite(_background(regions[rng.integers(len(regions))], size, rng), obj, rng)
+    kind = f"agreement {agreement:g}" if split == "train" else "groups balanced"
+    source = (f"Waterbirds stand-in, {split} ({kind}): objects from {objects.source}; backgrounds cropped from "
+              f"scikit-image's {', '.join(sorted({b[0] for b in LAND + WATER}))}")
+    return _tensors(images.transpose(0, 3, 1, 2), y, place, tuple(STANDIN_CLASSES), source)
+
+
+def pixel_probe_errors(train: Waterbirds, test: Waterbirds) -> dict[str, float]:
+    """Test error of linear probes (:func:`samlib.probe.linear_probe`) on raw pixels, trained on ``train``
+    and tested on ``test``, for the background (``'place'``) and for the object (``'y'``). Use
+    group-balanced sets: a lower error for place means the background is the easier feature."""
+    from ..probe import linear_probe
+
+    flat = [d.images.reshape(len(d), -1).numpy() for d in (train, test)]
+    return {name: linear_probe(flat[0], getattr(train, name), flat[1], getattr(test, name)).test_error
+            for name in ("place", "y")}
