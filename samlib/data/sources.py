@@ -175,16 +175,22 @@ def _torchvision():
     return torchvision
 
 
+def _real_folder(folder: Path, dataset: str, root, split: str, download: bool, by_hand: str) -> str:
+    """Make sure torchvision's ``folder`` exists (fetching ``dataset`` into ``root`` when ``download``);
+    returns the hint for missing files."""
+    hint = f"pass download=True to fetch it with torchvision (needs a network), or {by_hand}"
+    if download and not folder.is_dir():
+        getattr(_torchvision().datasets, dataset)(str(root), train=_check_split(split) == "train", download=True)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no {dataset} folder at {folder}; {hint}")
+    return hint
+
+
 def mnist(split: str, root, download: bool = False) -> ImageSet:
     """Full MNIST (60,000 / 10,000 images (N, 28, 28)) from torchvision's layout ``root/MNIST/raw/``
     (IDX files, plain or .gz), read with numpy. ``download=True`` fetches missing files with torchvision."""
     folder = Path(root) / "MNIST" / "raw"
-    hint = (f"pass download=True to fetch it with torchvision (needs a network), or put the MNIST IDX files "
-            f"in {folder}")
-    if download and not folder.is_dir():
-        _torchvision().datasets.MNIST(str(root), train=_check_split(split) == "train", download=True)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"no MNIST folder at {folder}; {hint}")
+    hint = _real_folder(folder, "MNIST", root, split, download, f"put the MNIST IDX files in {folder}")
     return _read_idx_split(folder, split, "MNIST", hint)
 
 
@@ -208,12 +214,7 @@ def cifar10(split: str, root, download: bool = False) -> ImageSet:
     ``root/cifar-10-batches-py/``, read with numpy. ``download=True`` fetches them with torchvision.
     Class names: :data:`CIFAR10_CLASSES`."""
     folder = Path(root) / "cifar-10-batches-py"
-    hint = (f"pass download=True to fetch it with torchvision (needs a network), or unpack "
-            f"cifar-10-python.tar.gz into {Path(root)}")
-    if download and not folder.is_dir():
-        _torchvision().datasets.CIFAR10(str(root), train=_check_split(split) == "train", download=True)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"no CIFAR-10 folder at {folder}; {hint}")
+    hint = _real_folder(folder, "CIFAR10", root, split, download, f"unpack cifar-10-python.tar.gz into {Path(root)}")
     names = [f"data_batch_{i}" for i in range(1, 6)] if _check_split(split) == "train" else ["test_batch"]
     parts = [_cifar_batch(folder / name, hint) for name in names]
     return _frozen(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
