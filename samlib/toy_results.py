@@ -16,7 +16,7 @@ from .sweep import SweepResult
 from .toy import make_toy
 from .toy_model import features, select_runs
 
-__all__ = ["PROBE_SEED", "probe_errors", "summarize", "best_rho", "relative_to_sgd", "phantom_ratios", "final_losses"]
+__all__ = ["PROBE_SEED", "probe_errors", "summarize", "failure_summary", "best_rho", "relative_to_sgd", "phantom_ratios", "final_losses"]
 
 PROBE_SEED = 10_000
 
@@ -44,6 +44,15 @@ def probe_errors(result: SweepResult, n_probe: int = 2000) -> pd.DataFrame:
 def summarize(frame: pd.DataFrame, value: str = "hard_error", by=("optimizer", "rho", "turns")) -> pd.DataFrame:
     """Mean, standard deviation, median, worst and count of ``value`` over seeds, per ``by`` group."""
     return frame.groupby(list(by))[value].agg(["mean", "std", "median", "max", "count"]).reset_index()
+
+
+def failure_summary(frame: pd.DataFrame, threshold: float = 0.1, value: str = "hard_error") -> pd.DataFrame:
+    """Per (optimizer, rho, turns): mean and median of ``value`` over seeds, how many seeds ``failed`` (value
+    above ``threshold``), the seed count, and the mean's ratio to SGD's at the same complexity."""
+    out = frame.groupby(["optimizer", "rho", "turns"])[value].agg(
+        mean="mean", median="median", failed=lambda v: int((v > threshold).sum()), seeds="count").reset_index()
+    sgd = out[out.optimizer == "SGD"].set_index("turns")["mean"]
+    return out.assign(ratio_to_sgd=out["mean"] / out.turns.map(sgd))
 
 
 def best_rho(summary: pd.DataFrame, optimizer: str) -> float:

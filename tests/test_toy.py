@@ -278,6 +278,17 @@ def test_probe_errors_summaries_and_phantom_ratios():
     assert (final_losses(res).loss < 0.7).all()
 
 
+def test_failure_summary_counts_failed_seeds_and_divides_by_sgd():
+    import pandas as pd
+    from samlib.toy_results import failure_summary
+    frame = pd.DataFrame({"optimizer": ["SGD"] * 3 + ["LSAM"] * 3, "rho": [0.0] * 3 + [1.0] * 3, "turns": 0.5,
+                          "seed": [0, 1, 2] * 2, "hard_error": [0.0, 0.01, 0.5, 0.0, 0.02, 0.04]})
+    out = failure_summary(frame).set_index("optimizer")
+    assert out.loc["SGD", "failed"] == 1 and out.loc["LSAM", "failed"] == 0 and out.loc["SGD", "seeds"] == 3
+    assert out.loc["LSAM", "ratio_to_sgd"] == pytest.approx(0.02 / (0.51 / 3))
+    assert out.loc["SGD", "median"] == pytest.approx(0.01)
+
+
 def test_best_rho_and_relative_to_sgd_on_a_hand_made_summary():
     import pandas as pd
 
