@@ -14,9 +14,11 @@ from .decompose import (Decomposition, ablation_loss, binned_median, decompose, 
                         head_loss)
 from .sweep import SweepResult, training_data
 from .toy import ToyData
+from .toy_model import to_module
 
-__all__ = ["toy_inputs", "run_decomposition", "reconstruction_gap", "gini_table", "equal_loss_steps", "matched_loss_gini", "paired_gini", "lr_scaling_over_batches",
-           "weight_by_contribution", "ablation_gains", "paired_wins"]
+__all__ = ["toy_inputs", "run_decomposition", "reconstruction_gap", "gini_table", "equal_loss_steps",
+           "matched_loss_gini", "paired_gini", "lr_scaling_over_batches", "weight_by_contribution", "ablation_gains",
+           "paired_wins"]
 
 FEATURES = ("easy", "hard")
 
@@ -29,8 +31,6 @@ def toy_inputs(data: ToyData) -> torch.Tensor:
 @torch.no_grad()
 def _run_features(result: SweepResult, run: int, step: int | None):
     """Run ``run``'s features (N, 2) on its training data, the labels (N,) and its head, after ``step`` steps."""
-    from .toy_model import to_module
-
     data = training_data([result.runs[run]], result.settings)[0]
     model = to_module(result.params_at(step), run)
     return model.features(toy_inputs(data)), data.y, model.head
@@ -49,8 +49,6 @@ def run_decomposition(result: SweepResult, run: int, index: torch.Tensor | None 
 def reconstruction_gap(result: SweepResult, run: int, step: int | None = None) -> float:
     """Largest |difference| between the recombined parts (lambda~, v~) and autograd's gradient of the loss at
     the phantom head, over every parameter of run ``run`` on its training data: 0 up to rounding."""
-    from .toy_model import to_module
-
     d = run_decomposition(result, run, step=step)
     x = toy_inputs(training_data([result.runs[run]], result.settings)[0])
     model, phantom = to_module(result.params_at(step), run), to_module(result.params_at(step), run)
