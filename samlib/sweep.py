@@ -35,7 +35,8 @@ from .toy import ToyData, make_toy
 from .toy_model import HEAD, features, init_params
 from .train import progress_bar
 
-__all__ = ["OPTIMIZERS", "PHANTOM_PARTS", "BOOK_SETTINGS", "Run", "ToySettings", "SweepResult", "grid", "train_sweep", "sweep_step", "ascent"]
+__all__ = ["OPTIMIZERS", "PHANTOM_PARTS", "BOOK_SETTINGS", "Run", "ToySettings", "SweepResult", "grid", "train_sweep",
+           "sweep_step", "ascent"]
 
 OPTIMIZERS = ("SGD", "SAM", "LSAM", "IW-only", "LR-only")
 # per optimizer: (importance weights at the phantom head, phantom head in the chain rule)
@@ -176,26 +177,29 @@ def _phantom_grads(params, batch, rho, perturb_all, relative: bool = False):
     return _grads(_losses(phantom, *batch)[0], phantom), loss, f, eps[HEAD]
 
 
-def _head_phantom_grads(params, batch, rho, relative: bool = False):
-    """One pass (SGD and LSAM runs only): the features are computed once; the head's gradient on them
-    gives the ascent eps_v; the loss with the phantom head v + eps_v, backpropagated once, gives the
-    gradient of every parameter at the phantom point (the features do not depend on v)."""
+def _head_ascent(params, batch, rho, relative: bool):
+    """Features computed once (attached to fresh leaves), the loss and logits at the real head, and each
+    run's head ascent eps_v. Returns (leaves, phi, loss, f, eps_v)."""
     leaves = {k: p.detach().requires_grad_(True) for k, p in params.items()}
     phi = features(leaves, *batch[:2])
     loss, f = _head_losses(phi, leaves[HEAD], batch[2])
     grad_v = torch.autograd.grad(loss.sum(), leaves[HEAD], retain_graph=True)[0]
     eps_v = ascent({HEAD: grad_v}, rho, torch.zeros_like(rho), {HEAD: params[HEAD]} if relative else None)[HEAD]
+    return leaves, phi, loss, f, eps_v
+
+
+def _head_phantom_grads(params, batch, rho, relative: bool = False):
+    """One pass (SGD and LSAM runs only): the features are computed once; the head's gradient on them
+    gives the ascent eps_v; the loss with the phantom head v + eps_v, backpropagated once, gives the
+    gradient of every parameter at the phantom point (the features do not depend on v)."""
+    leaves, phi, loss, f, eps_v = _head_ascent(params, batch, rho, relative)
     return _grads(_head_losses(phi, leaves[HEAD] + eps_v, batch[2])[0], leaves), loss, f, eps_v
 
 
 def _recombined_grads(params, batch, rho, parts, relative: bool = False):
     """One pass (no SAM run): the features once, each run's phantom head, then the recombined update with
     the importance weights and the chain-rule head each run's ``parts`` (R, 2) ask for (real or phantom)."""
-    leaves = {k: p.detach().requires_grad_(True) for k, p in params.items()}
-    phi = features(leaves, *batch[:2])
-    loss, f = _head_losses(phi, leaves[HEAD], batch[2])
-    grad_v = torch.autograd.grad(loss.sum(), leaves[HEAD], retain_graph=True)[0]
-    eps_v = ascent({HEAD: grad_v}, rho, torch.zeros_like(rho), {HEAD: params[HEAD]} if relative else None)[HEAD]
+    leaves, phi, loss, f, eps_v = _head_ascent(params, batch, rho, relative)
     v, y = leaves[HEAD].detach(), batch[2]
     weighting, chain = (v + parts[:, i, None] * eps_v for i in (0, 1))
     with torch.no_grad():
@@ -240,9 +244,9 @@ def _stack(data: list[ToyData]) -> tuple[Tensor, Tensor, Tensor]:
             torch.stack([d.y for d in data]))
 
 
-def _checkpoint_state(step, params, buffers, history, generator, fingerprint):
+def _checkpoint_state(step, params, buffers, history, generator, fingerprint, snapshots):
     return {"step": step, "params": params, "buffers": buffers, "history": history,
-            "generator": generator.get_state(), "fingerprint": fingerprint}
+            "generator": generator.get_state(), "fingerprint": fingerprint, "snapshots": snapshots}
 
 
 def _resume(checkpoint: Path, fingerprint: str, steps: int) -> dict:
@@ -294,7 +298,6 @@ def train_sweep(runs: list[Run], settings: ToySettings = ToySettings(), *, check
         if step + 1 in snapshots:
             kept[step + 1] = {k: p.clone() for k, p in params.items()}
         if checkpoint is not None and (step + 1) % checkpoint_every == 0 and step + 1 < settings.steps:
-            state = _checkpoint_state(step + 1, params, buffers, history, batches, fingerprint)
-            save_atomic({**state, "snapshots": kept}, checkpoint)
+            save_atomic(_checkpoint_state(step + 1, params, buffers, history, batches, fingerprint, kept), checkpoint)
     stacked = {k: torch.tensor(v) if k == "steps" else torch.stack(v) for k, v in history.items()}
     return SweepResult(list(runs), settings, params, stacked, kept)

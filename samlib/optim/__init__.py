@@ -4,4 +4,5 @@ from .batchnorm import frozen_bn_stats
 from .lsam import LSAM, lsam_param_groups
 from .sam import SAM, ascent_steps, backward, check_rho
 
-__all__ = ["SAM", "LSAM", "AblatedLSAM", "EFFECTS", "lsam_param_groups", "frozen_bn_stats", "ascent_steps", "backward", "check_rho"]
+__all__ = ["SAM", "LSAM", "AblatedLSAM", "EFFECTS", "lsam_param_groups", "frozen_bn_stats", "ascent_steps", "backward",
+           "check_rho"]
