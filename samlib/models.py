@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-__all__ = ["FeaturesAndHead", "SmallCNN"]
+__all__ = ["FeaturesAndHead", "SmallCNN", "resnet"]
 
 
 class FeaturesAndHead(nn.Module):
@@ -45,3 +45,28 @@ class SmallCNN(FeaturesAndHead):
         blocks = [layer for cin, cout in zip((in_channels, *widths), widths) for layer in _conv_block(cin, cout, batchnorm)]
         features = nn.Sequential(*blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten())
         super().__init__(features, nn.Linear(widths[-1], num_classes))
+
+
+def resnet(depth: int, num_classes: int, *, in_channels: int = 3, pretrained: bool = False,
+           small_images: bool = False) -> FeaturesAndHead:
+    """torchvision's ResNet-``depth`` (18 or 50) split into features (B, 512 or 2048) and a fresh linear head: the
+    paper-scale models (GPU, Colab). ``pretrained``: ImageNet weights (downloaded by torchvision);
+    ``small_images``: the CIFAR stem (3x3 stride-1 first conv, no max-pool) for 32-pixel-wide inputs.
+    Needs torchvision, imported only here."""
+    try:
+        import torchvision
+    except ImportError:
+        raise ImportError("the paper-scale ResNets need torchvision: pip install torchvision (Colab has it), or "
+                          "use SmallCNN at book scale") from None
+    if depth not in (18, 50):
+        raise ValueError(f"depth must be 18 or 50, got {depth!r}")
+    weights = "DEFAULT" if pretrained else None
+    net = getattr(torchvision.models, f"resnet{depth}")(weights=weights)
+    if small_images or in_channels != 3:
+        net.conv1 = nn.Conv2d(in_channels, 64, 3 if small_images else 7, stride=1 if small_images else 2,
+                              padding=1 if small_images else 3, bias=False)
+    if small_images:
+        net.maxpool = nn.Identity()
+    head = nn.Linear(net.fc.in_features, num_classes)
+    net.fc = nn.Identity()
+    return FeaturesAndHead(net, head)

@@ -1,0 +1,108 @@
+"""The CIFAR-MNIST experiment (Springer et al. 2024, Table 1): train on dominoes whose two halves both
+predict the label, then ask how well a linear probe reads each half from the learned features.
+
+* :class:`Preset`, :data:`BOOK` (offline stand-in, small CNN, CPU minutes) and :data:`PAPER` (real CIFAR-MNIST,
+  ResNet-18, GPU); :func:`preset` picks one by :mod:`samlib.scale`;
+* :func:`load_sets`: the four domino sets of a study (training, probe-train, probe-test, in-distribution test);
+* :func:`evaluate`: probe accuracy of the easy (top, MNIST) and hard (bottom) half, in-distribution accuracy, and
+  the Gini of the importance weights on the training set.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import partial
+
+from torch import nn
+
+from .. import scale
+from ..data import Dominoes, offline_dominoes, real_dominoes
+from ..decompose import gini
+from ..models import SmallCNN, resnet
+from ..probe import extract_features, linear_probe
+from .runs import TrainConfig, network_decomposition, predict
+
+__all__ = ["Preset", "BOOK", "PAPER", "preset", "DominoSets", "load_sets", "build_model", "evaluate"]
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Everything a CIFAR-MNIST study needs besides the code: data, model, training and the runs."""
+
+    data: str  # 'offline' (MNIST over a Fashion-MNIST pair) or 'real' (MNIST over CIFAR-10 automobile/truck)
+    n_train: int
+    n_probe: int
+    model: str  # 'small_cnn' or 'resnet18'
+    train: TrainConfig
+    optimizers: dict = field(default_factory=dict)  # {'SGD': (0,), 'LSAM': (rho, ...), ...}
+    seeds: tuple[int, ...] = (0, 1, 2)
+    widths: tuple[int, ...] = (16, 32, 64)
+    batchnorm: bool = True
+    pair: tuple[str, str] = ("pullover", "coat")
+    gini_rho: float = 0.5  # the radius of the phantom weights reported for every network
+
+
+BOOK = Preset(data="offline", n_train=3000, n_probe=2000, model="small_cnn", train=TrainConfig(epochs=12),
+              optimizers={"SGD": (0.0,), "SAM": (0.05,), "LSAM": (0.5,)})
+PAPER = Preset(data="real", n_train=10000, n_probe=4000, model="resnet18",
+               train=TrainConfig(epochs=50, lr=0.05, weight_decay=5e-4),
+               optimizers={"SGD": (0.0,), "SAM": (0.05,), "LSAM": (0.5,)})
+
+
+def preset() -> Preset:
+    """:data:`BOOK` at book scale, :data:`PAPER` at paper scale (:func:`samlib.scale.choose`)."""
+    return scale.choose(book=BOOK, paper=PAPER)
+
+
+@dataclass(frozen=True)
+class DominoSets:
+    """``train``: halves agree, y = the top label; ``probe_train`` / ``probe_test``: halves drawn independently
+    (train / test images); ``test``: halves agree (test images), for in-distribution accuracy."""
+
+    train: Dominoes
+    probe_train: Dominoes
+    probe_test: Dominoes
+    test: Dominoes
+
+    @property
+    def source(self) -> str:
+        return self.train.source
+
+
+def load_sets(config: Preset, root=None, download: bool = False) -> DominoSets:
+    """The four sets of ``config``: offline (no ``root`` needed) or real (``root`` holds torchvision's MNIST and
+    CIFAR-10 folders; ``download=True`` fetches them). Fixed data seeds 0-3: the run seeds vary only the
+    networks."""
+    if config.data == "offline":
+        make = partial(offline_dominoes, pair=config.pair)
+    elif config.data == "real":
+        if root is None:
+            raise ValueError("the real CIFAR-MNIST needs root=<folder for MNIST and CIFAR-10> (and download=True "
+                             "the first time, with a network)")
+        make = partial(real_dominoes, root=root, download=download)
+    else:
+        raise ValueError(f"unknown data {config.data!r}: use 'offline' or 'real'")
+    return DominoSets(make("train", config.n_train, seed=0), make("train", config.n_probe, seed=1, decorrelated=True),
+                      make("test", config.n_probe, seed=2, decorrelated=True), make("test", config.n_probe, seed=3))
+
+
+def build_model(config: Preset, in_channels: int) -> nn.Module:
+    """A fresh, randomly initialised network of ``config`` with two outputs."""
+    if config.model == "small_cnn":
+        return SmallCNN(in_channels, 2, config.widths, batchnorm=config.batchnorm)
+    if config.model == "resnet18":
+        return resnet(18, 2, in_channels=in_channels, small_images=True)
+    raise ValueError(f"unknown model {config.model!r}: use 'small_cnn' or 'resnet18'")
+
+
+def evaluate(model: nn.Module, sets: DominoSets, gini_rho: float) -> dict:
+    """``easy_probe`` / ``hard_probe``: test accuracy of a linear probe (:func:`samlib.probe.linear_probe`) for
+    the top / bottom label, fit on ``probe_train``'s features and tested on ``probe_test``'s; ``test_acc``: the
+    network's own accuracy on agreeing test dominoes; ``gini_real`` / ``gini_phantom``: Gini of the importance
+    weights on the training set at the real head and at the phantom head of radius ``gini_rho``."""
+    train_features, test_features = (extract_features(model, s.images) for s in (sets.probe_train, sets.probe_test))
+    probes = {f"{half}_probe": linear_probe(train_features, getattr(sets.probe_train, f"y_{side}"),
+                                            test_features, getattr(sets.probe_test, f"y_{side}")).test_accuracy
+              for half, side in (("easy", "top"), ("hard", "bottom"))}
+    test_acc = float((predict(model, sets.test.images) == sets.test.y).double().mean())
+    parts = network_decomposition(model, sets.train.images, sets.train.y, gini_rho)
+    return {**probes, "test_acc": test_acc, "gini_real": gini(parts.weights), "gini_phantom": gini(parts.phantom_weights)}

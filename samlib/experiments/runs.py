@@ -1,0 +1,207 @@
+"""Seeded training runs of an image classifier with a named optimizer, and their summaries over seeds.
+
+A :class:`RunSpec` names one run (optimizer, rho, seed); :func:`train_run` trains it with the book's
+training loop (:func:`samlib.train.fit`: progress bar, per-epoch checkpoint and exact resume);
+:func:`run_study` trains a list of specs and evaluates each network once; :func:`seed_table` and
+:func:`gains_over_sgd` turn the rows into mean +- sd tables and "beats SGD by more than the seed spread"
+verdicts. Shared by the CIFAR-MNIST and Waterbirds chapters.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..decompose import Decomposition, decompose
+from ..optim import LSAM, SAM, check_rho
+from ..probe import extract_features
+from ..repro import seed_everything
+from ..train import History, TensorBatches, fit, progress_bar
+
+__all__ = ["OPTIMIZERS", "RunSpec", "TrainConfig", "specs", "make_optimizer", "train_run", "Study", "run_study",
+           "network_decomposition", "predict", "seed_table", "gains_over_sgd"]
+
+OPTIMIZERS = ("SGD", "SAM", "LSAM")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run: ``optimizer`` in :data:`OPTIMIZERS`, its radius ``rho`` (0 for SGD), the ``seed``
+    of initialisation and batch order."""
+
+    optimizer: str
+    rho: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}: use one of {OPTIMIZERS}")
+        rho = check_rho(self.rho)
+        if (self.optimizer == "SGD") != (rho == 0):
+            raise ValueError(f"{self.optimizer} with rho={rho}: SGD takes rho=0, SAM and LSAM a rho > 0")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative int, got {self.seed!r}")
+
+    @property
+    def label(self) -> str:
+        """'SGD', 'SAM ρ=0.05', 'LSAM ρ=0.1': the optimizer and its radius, without the seed."""
+        return self.optimizer if self.optimizer == "SGD" else f"{self.optimizer} ρ={self.rho:g}"
+
+    @property
+    def name(self) -> str:
+        """A file-name-safe id of the run, e.g. 'LSAM-rho0.1-seed2'."""
+        return f"{self.optimizer}-rho{self.rho:g}-seed{self.seed}"
+
+
+def specs(optimizers: dict[str, Sequence[float]], seeds: Sequence[int]) -> list[RunSpec]:
+    """Every (optimizer, rho) of ``optimizers`` ({'SGD': [0], 'LSAM': [0.1, 0.5]}) times every seed, seeds
+    outermost (so a partial study has every optimizer for its first seeds)."""
+    return [RunSpec(opt, rho, seed) for seed in seeds for opt, rhos in optimizers.items() for rho in rhos]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """SGD-with-momentum hyperparameters shared by every optimizer of a study (SAM and LSAM use SGD as
+    their base step)."""
+
+    epochs: int
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    batch_size: int = 128
+
+    def __post_init__(self):
+        if not (isinstance(self.epochs, int) and self.epochs >= 1):
+            raise ValueError(f"epochs must be a positive int, got {self.epochs!r}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a positive finite number, got {self.lr!r}")
+        if not (0 <= self.momentum < 1) or self.weight_decay < 0:
+            raise ValueError(f"need 0 <= momentum < 1 and weight_decay >= 0, got {self.momentum}, {self.weight_decay}")
+        if not (isinstance(self.batch_size, int) and self.batch_size >= 1):
+            raise ValueError(f"batch_size must be a positive int, got {self.batch_size!r}")
+
+
+def make_optimizer(model: nn.Module, spec: RunSpec, config: TrainConfig) -> torch.optim.Optimizer:
+    """SGD, SAM (every layer perturbed) or LSAM (only ``model.head`` perturbed; :func:`samlib.train.train_step`
+    takes its one-backbone-pass step) over ``model``'s parameters."""
+    base = dict(lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    if spec.optimizer == "SGD":
+        return torch.optim.SGD(model.parameters(), **base)
+    if spec.optimizer == "SAM":
+        return SAM(model.parameters(), torch.optim.SGD, rho=spec.rho, **base)
+    if not isinstance(getattr(model, "head", None), nn.Linear):
+        raise TypeError(f"LSAM perturbs the last linear layer, but {type(model).__name__} has no .head nn.Linear: "
+                        "wrap the model in samlib.models.FeaturesAndHead(features, head)")
+    return LSAM(model.parameters(), torch.optim.SGD, head=model.head, rho=spec.rho, **base)
+
+
+def train_run(build_model: Callable[[], nn.Module], images: Tensor, labels: Tensor, spec: RunSpec,
+              config: TrainConfig, *, checkpoint=None, progress: bool | None = None) -> tuple[nn.Module, History]:
+    """Train ``build_model()`` on ``images`` (N, ...) and class ``labels`` (N,) with cross-entropy, seeded by
+    ``spec.seed`` (initialisation and batch order). With ``checkpoint`` (a file path) the run saves after every
+    epoch and resumes from the file; a finished run is loaded, not retrained. Returns the model (eval mode)
+    and its per-epoch history (train_loss, train_acc)."""
+    if len(images) != len(labels) or len(labels) == 0:
+        raise ValueError(f"need as many labels as images (and at least one), got {len(images)} and {len(labels)}")
+    seed_everything(spec.seed)
+    model = build_model()
+    optimizer = make_optimizer(model, spec, config)
+    batches = TensorBatches(images, labels, batch_size=config.batch_size)
+    history = fit(model, optimizer, batches, epochs=config.epochs, loss_fn=F.cross_entropy,
+                  checkpoint=checkpoint, progress=progress, desc=f"{spec.label}, seed {spec.seed}")
+    return model.eval(), history
+
+
+@dataclass
+class Study:
+    """What :func:`run_study` returns: one row per run (spec fields + the evaluation's metrics), and the trained
+    models and histories keyed by spec."""
+
+    frame: pd.DataFrame
+    models: dict[RunSpec, nn.Module]
+    histories: dict[RunSpec, History]
+
+    def model(self, optimizer: str, rho: float = 0.0, seed: int = 0) -> nn.Module:
+        return self.models[RunSpec(optimizer, rho, seed)]
+
+
+def run_study(build_model: Callable[[], nn.Module], images: Tensor, labels: Tensor, run_specs: Sequence[RunSpec],
+              config: TrainConfig, evaluate: Callable[[nn.Module, RunSpec], dict], *, checkpoint_dir=None,
+              progress: bool | None = None) -> Study:
+    """Train every spec (:func:`train_run`) and evaluate each trained network once with ``evaluate(model, spec)``
+    (a dict of numbers, run without gradients). ``checkpoint_dir``: one checkpoint file per run there, so an
+    interrupted study resumes where it stopped (long paper-scale runs)."""
+    if not run_specs or len(set(run_specs)) != len(run_specs):
+        raise ValueError("run_specs must be a non-empty list of distinct RunSpecs (see samlib.experiments.runs.specs)")
+    if checkpoint_dir is not None:
+        Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)
+    rows, models, histories = [], {}, {}
+    for spec in progress_bar(run_specs, progress, desc="runs"):
+        checkpoint = None if checkpoint_dir is None else Path(checkpoint_dir) / f"{spec.name}.pt"
+        model, history = train_run(build_model, images, labels, spec, config, checkpoint=checkpoint, progress=False)
+        with torch.no_grad():
+            metrics = evaluate(model, spec)
+        rows.append({"optimizer": spec.optimizer, "rho": spec.rho, "seed": spec.seed, "label": spec.label,
+                     "train_loss": history.last["train_loss"], **metrics})
+        models[spec], histories[spec] = model, history
+    return Study(pd.DataFrame(rows), models, histories)
+
+
+def network_decomposition(model: nn.Module, images: Tensor, labels: Tensor, rho: float) -> Decomposition:
+    """The phantom decomposition (:func:`samlib.decompose.decompose`, cross-entropy) of a trained network on
+    ``images`` (N, ...) with class ``labels`` (N,): importance weights at its real head and at the phantom
+    head of radius ``rho``."""
+    return decompose(extract_features(model, images), labels, copy.deepcopy(model.head).cpu(), rho, "cross_entropy")
+
+
+def predict(model: nn.Module, images: Tensor) -> Tensor:
+    """Class predictions (N,) of a features-and-head ``model`` on ``images`` (N, ...), in batches, on the CPU."""
+    head = copy.deepcopy(model.head).cpu()
+    return head(extract_features(model, images)).argmax(1)
+
+
+def _order(frame: pd.DataFrame) -> list[str]:
+    """The distinct labels, SGD then SAM then LSAM, each by increasing rho."""
+    runs = frame.drop_duplicates("label")
+    return [r.label for r in sorted(runs.itertuples(), key=lambda r: (OPTIMIZERS.index(r.optimizer), r.rho))]
+
+
+def seed_table(frame: pd.DataFrame, metrics: Sequence[str], digits: int = 3) -> pd.DataFrame:
+    """One row per optimizer label (SGD first), one column per metric: 'mean ± sd' over seeds (sample sd), and
+    the seed count."""
+    missing = [m for m in metrics if m not in frame]
+    if missing:
+        raise KeyError(f"no column(s) {missing} in the study's rows; it has {list(frame.columns)}")
+    grouped = frame.groupby("label")
+    table = pd.DataFrame({m: [f"{grouped[m].mean()[k]:.{digits}f} ± {grouped[m].std()[k]:.{digits}f}"
+                              for k in _order(frame)] for m in metrics}, index=_order(frame))
+    table["seeds"] = [int(grouped.size()[k]) for k in table.index]
+    return table.rename_axis("optimizer")
+
+
+def gains_over_sgd(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """For each non-SGD label: mean of ``metric`` minus SGD's mean, the seed spread (the larger of the two sample
+    sds over seeds), runs above SGD's same-seed run, and ``beats_sgd``: gain > spread (our bar: an effect larger
+    than seed-to-seed noise). Needs an SGD run for every seed."""
+    sgd = frame[frame.optimizer == "SGD"].set_index("seed")[metric]
+    if sgd.empty:
+        raise ValueError("gains_over_sgd needs SGD runs to compare with")
+    rows = []
+    for label in _order(frame):
+        if label == "SGD":
+            continue
+        other = frame[frame.label == label].set_index("seed")[metric]
+        if not set(other.index) <= set(sgd.index):
+            raise ValueError(f"{label} has seeds {sorted(set(other.index) - set(sgd.index))} without an SGD run")
+        gain = other.mean() - sgd[other.index].mean()
+        spread = max(other.std(), sgd[other.index].std())
+        rows.append({"label": label, "gain": gain, "spread": spread, "seeds_above_sgd": int((other > sgd[other.index]).sum()),
+                     "seeds": len(other), "beats_sgd": bool(gain > spread)})
+    return pd.DataFrame(rows).set_index("label")

@@ -1,0 +1,120 @@
+"""The Waterbirds experiment (Springer et al. 2024, Table 1): train where an easy background agrees with the
+label in 95% of the training images, then measure how the network does on every (object, background) group
+and how well linear probes retrained on group-balanced data read the object (core) and the background
+(spurious) feature.
+
+* :class:`Preset`, :data:`BOOK` (offline stand-in, small CNN, CPU minutes) and :data:`PAPER` (the Waterbirds
+  folder, ImageNet-pretrained ResNet-50, GPU); :func:`preset` picks one by :mod:`samlib.scale`;
+* :func:`load_sets`: training (95% agreement), validation and test (groups balanced) sets;
+* :func:`group_accuracies`, :func:`evaluate`: per-group, average and worst-group accuracy, both probes, Gini.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from torch import nn
+
+from .. import scale
+from ..data import Waterbirds, load_waterbirds, waterbirds_standin
+from ..decompose import gini
+from ..models import SmallCNN, resnet
+from ..probe import extract_features, linear_probe
+from .runs import TrainConfig, network_decomposition, predict
+
+__all__ = ["Preset", "BOOK", "PAPER", "preset", "WaterbirdsSets", "load_sets", "build_model",
+           "group_accuracies", "evaluate"]
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Everything a Waterbirds study needs besides the code: data, model, training and the runs."""
+
+    data: str  # 'standin' (Fashion-MNIST objects on scikit-image backgrounds) or 'real' (the Waterbirds folder)
+    n_train: int
+    n_eval: int  # validation and test size (stand-in only; the real splits are fixed)
+    image_size: int
+    model: str  # 'small_cnn' or 'resnet50'
+    train: TrainConfig
+    optimizers: dict = field(default_factory=dict)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    widths: tuple[int, ...] = (16, 32, 64)
+    batchnorm: bool = True
+    agreement: float = 0.95
+    gini_rho: float = 0.5
+
+
+BOOK = Preset(data="standin", n_train=4000, n_eval=2000, image_size=32, model="small_cnn",
+              train=TrainConfig(epochs=10), optimizers={"SGD": (0.0,), "SAM": (0.05,), "LSAM": (0.5,)})
+PAPER = Preset(data="real", n_train=0, n_eval=0, image_size=224, model="resnet50",
+               train=TrainConfig(epochs=50, lr=1e-3, weight_decay=1e-4, batch_size=64),
+               optimizers={"SGD": (0.0,), "SAM": (0.05,), "LSAM": (0.5,)})
+
+
+def preset() -> Preset:
+    """:data:`BOOK` at book scale, :data:`PAPER` at paper scale (:func:`samlib.scale.choose`)."""
+    return scale.choose(book=BOOK, paper=PAPER)
+
+
+@dataclass(frozen=True)
+class WaterbirdsSets:
+    """``train`` (background agrees with the label in most images), ``val`` and ``test`` (groups balanced)."""
+
+    train: Waterbirds
+    val: Waterbirds
+    test: Waterbirds
+
+    @property
+    def source(self) -> str:
+        return self.train.source
+
+
+def load_sets(config: Preset, root=None) -> WaterbirdsSets:
+    """The three sets of ``config``: the stand-in (data seeds 0, 1, 2; the run seeds vary only the networks), or
+    the real Waterbirds folder ``root`` (:func:`samlib.data.download_waterbirds` fetches it)."""
+    if config.data == "standin":
+        return WaterbirdsSets(*(waterbirds_standin(split, n, seed=seed, agreement=config.agreement,
+                                                   image_size=config.image_size)
+                                for seed, (split, n) in enumerate((("train", config.n_train), ("val", config.n_eval),
+                                                                    ("test", config.n_eval)))))
+    if config.data == "real":
+        if root is None:
+            raise ValueError("the real Waterbirds needs root=<the Waterbirds folder>; samlib.data.download_waterbirds"
+                             "(folder) fetches it (about 0.5 GB, needs a network)")
+        return WaterbirdsSets(*(load_waterbirds(root, split, config.image_size) for split in ("train", "val", "test")))
+    raise ValueError(f"unknown data {config.data!r}: use 'standin' or 'real'")
+
+
+def build_model(config: Preset) -> nn.Module:
+    """A fresh network of ``config`` with two outputs (the ResNet-50 starts from ImageNet weights)."""
+    if config.model == "small_cnn":
+        return SmallCNN(3, 2, config.widths, batchnorm=config.batchnorm)
+    if config.model == "resnet50":
+        return resnet(50, 2, pretrained=True)
+    raise ValueError(f"unknown model {config.model!r}: use 'small_cnn' or 'resnet50'")
+
+
+def group_accuracies(predictions, data: Waterbirds) -> np.ndarray:
+    """Accuracy of ``predictions`` (N,) of the object label within each group 2 * y + place: (4,), NaN for a
+    group absent from ``data``."""
+    correct = np.asarray(predictions) == data.y.numpy()
+    group = data.group.numpy()
+    return np.array([correct[group == g].mean() if (group == g).any() else np.nan for g in range(4)])
+
+
+def evaluate(model: nn.Module, sets: WaterbirdsSets, gini_rho: float) -> dict:
+    """On ``test``: ``avg_acc`` (all test images; groups are balanced), ``worst_group_acc`` and ``group_<g>_acc``
+    per group; ``core_probe`` / ``background_probe``: test accuracy of linear probes for the object / the
+    background refit on ``val``'s features (groups balanced, the network's own head ignored); ``gini_real`` /
+    ``gini_phantom``: Gini of the training set's importance weights at the real head and at the phantom head of
+    radius ``gini_rho``."""
+    predictions = predict(model, sets.test.images)
+    groups = group_accuracies(predictions, sets.test)
+    val_features, test_features = (extract_features(model, s.images) for s in (sets.val, sets.test))
+    probes = {f"{name}_probe": linear_probe(val_features, getattr(sets.val, label), test_features,
+                                            getattr(sets.test, label)).test_accuracy
+              for name, label in (("core", "y"), ("background", "place"))}
+    parts = network_decomposition(model, sets.train.images, sets.train.y, gini_rho)
+    return {"avg_acc": float((predictions == sets.test.y).double().mean()),
+            "worst_group_acc": float(np.nanmin(groups)), **{f"group_{g}_acc": float(a) for g, a in enumerate(groups)},
+            **probes, "gini_real": gini(parts.weights), "gini_phantom": gini(parts.phantom_weights)}

@@ -1,0 +1,263 @@
+"""samlib.experiments: seeded runs, their resume, summaries over seeds, and the two chapters' evaluations.
+
+References are independent of the code under test: hand-made result tables, hand-counted group accuracies,
+torch.optim.SGD and samlib.LSAM driven by samlib.train.fit directly, and features that read one half of a
+domino (or the background colour) by construction.
+"""
+import math
+import sys
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from samlib import scale
+from samlib.decompose import decompose
+from samlib.experiments import cifar_mnist, runs, waterbirds
+from samlib.experiments.runs import RunSpec, TrainConfig
+from samlib.models import FeaturesAndHead, SmallCNN, resnet
+from samlib.optim import LSAM, SAM
+from samlib.probe import extract_features
+from samlib.repro import seed_everything
+from samlib.train import TensorBatches, fit
+
+CONFIG = TrainConfig(epochs=2, lr=0.05, momentum=0.9, batch_size=16)
+
+
+def _data(n=48, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 1, 8, 8, generator=g), torch.randint(0, 2, (n,), generator=g)
+
+
+def _model():
+    return SmallCNN(1, 2, (4, 8), batchnorm=True)
+
+
+def _flat(model):
+    return torch.cat([p.detach().flatten() for p in model.state_dict().values() if p.is_floating_point()])
+
+
+# --- specs and configs -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args, match", [(("Adam", 0.1), "unknown optimizer"), (("SGD", 0.1), "SGD takes rho=0"),
+                                         (("SAM", 0.0), "rho > 0"), (("LSAM", -0.1), "rho"),
+                                         (("SAM", math.nan), "rho"), (("LSAM", 0.1, -1), "seed"),
+                                         (("LSAM", 0.1, 1.5), "seed")])
+def test_bad_specs_are_refused(args, match):
+    with pytest.raises(ValueError, match=match):
+        RunSpec(*args)
+
+
+def test_spec_labels_and_grid_order():
+    assert RunSpec("SGD").label == "SGD" and RunSpec("LSAM", 0.1, 2).label == "LSAM ρ=0.1"
+    assert RunSpec("LSAM", 0.1, 2).name == "LSAM-rho0.1-seed2"
+    grid = runs.specs({"SGD": [0], "LSAM": [0.1, 0.5]}, seeds=[0, 1])
+    assert [(s.optimizer, s.rho, s.seed) for s in grid] == [("SGD", 0, 0), ("LSAM", 0.1, 0), ("LSAM", 0.5, 0),
+                                                             ("SGD", 0, 1), ("LSAM", 0.1, 1), ("LSAM", 0.5, 1)]
+
+
+@pytest.mark.parametrize("kwargs", [dict(epochs=0), dict(epochs=2.5), dict(epochs=1, lr=-1), dict(epochs=1, lr=math.inf),
+                                    dict(epochs=1, momentum=1.0), dict(epochs=1, weight_decay=-1e-4),
+                                    dict(epochs=1, batch_size=0)])
+def test_bad_train_configs_are_refused(kwargs):
+    with pytest.raises(ValueError):
+        TrainConfig(**kwargs)
+
+
+def test_lsam_needs_a_linear_head():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 2))
+    with pytest.raises(TypeError, match="FeaturesAndHead"):
+        runs.make_optimizer(model, RunSpec("LSAM", 0.1), CONFIG)
+    assert isinstance(runs.make_optimizer(_model(), RunSpec("SAM", 0.1), CONFIG), SAM)
+
+
+# --- training runs ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("optimizer, rho", [("SGD", 0.0), ("LSAM", 0.3)])
+def test_train_run_equals_fit_with_the_named_optimizer(optimizer, rho):
+    """The reference builds the optimizer itself (torch.optim.SGD, or samlib.LSAM on the head) and calls fit."""
+    x, y = _data()
+    model, history = runs.train_run(_model, x, y, RunSpec(optimizer, rho, seed=3), CONFIG, progress=False)
+    seed_everything(3)
+    reference = _model()
+    kwargs = dict(lr=CONFIG.lr, momentum=CONFIG.momentum)
+    opt = (torch.optim.SGD(reference.parameters(), **kwargs) if optimizer == "SGD"
+           else LSAM(reference.parameters(), torch.optim.SGD, head=reference.head, rho=rho, **kwargs))
+    fit(reference, opt, TensorBatches(x, y, batch_size=16), epochs=2, progress=False)
+    torch.testing.assert_close(_flat(model), _flat(reference), rtol=0, atol=0)
+    assert len(history) == 2 and not model.training
+
+
+def test_train_run_is_deterministic_and_seeded():
+    x, y = _data()
+    spec = RunSpec("SAM", 0.05, seed=1)
+    a, b = (runs.train_run(_model, x, y, spec, CONFIG, progress=False)[0] for _ in range(2))
+    other = runs.train_run(_model, x, y, replace(spec, seed=2), CONFIG, progress=False)[0]
+    assert torch.equal(_flat(a), _flat(b)) and not torch.equal(_flat(a), _flat(other))
+    lsam = runs.train_run(_model, x, y, RunSpec("LSAM", 0.05, seed=1), CONFIG, progress=False)[0]
+    assert not torch.equal(_flat(a), _flat(lsam))
+
+
+def test_interrupted_run_resumes_to_the_same_weights(tmp_path):
+    x, y = _data()
+    spec = RunSpec("LSAM", 0.2, seed=0)
+    straight = runs.train_run(_model, x, y, spec, replace(CONFIG, epochs=3), progress=False)[0]
+    path = tmp_path / "run.pt"
+    runs.train_run(_model, x, y, spec, replace(CONFIG, epochs=1), checkpoint=path, progress=False)  # "killed" here
+    resumed, history = runs.train_run(_model, x, y, spec, replace(CONFIG, epochs=3), checkpoint=path, progress=False)
+    torch.testing.assert_close(_flat(resumed), _flat(straight), rtol=0, atol=0)
+    assert history.column("epoch") == [1, 2, 3]
+    again, _ = runs.train_run(_model, x, y, spec, replace(CONFIG, epochs=3), checkpoint=path, progress=False)
+    assert torch.equal(_flat(again), _flat(straight))  # a finished run is loaded, not retrained
+
+
+def test_train_run_refuses_mismatched_data():
+    x, y = _data()
+    with pytest.raises(ValueError, match="as many labels"):
+        runs.train_run(_model, x, y[:-1], RunSpec("SGD"), CONFIG)
+
+
+def test_run_study_rows_models_and_checkpoints(tmp_path):
+    x, y = _data()
+    grid = runs.specs({"SGD": [0], "LSAM": [0.1]}, seeds=[0, 1])
+    calls = []
+
+    def evaluate(model, spec):
+        calls.append(spec)
+        return {"n_params": sum(p.numel() for p in model.parameters())}
+
+    study = runs.run_study(_model, x, y, grid, CONFIG, evaluate, checkpoint_dir=tmp_path / "ck", progress=False)
+    assert calls == grid and list(study.frame.label) == ["SGD", "LSAM ρ=0.1"] * 2
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == sorted(f"{s.name}.pt" for s in grid)
+    assert study.frame.train_loss.tolist() == [study.histories[s].last["train_loss"] for s in grid]
+    assert study.model("LSAM", 0.1, 1) is study.models[grid[3]]
+    with pytest.raises(ValueError, match="distinct"):
+        runs.run_study(_model, x, y, grid + grid[:1], CONFIG, evaluate)
+
+
+def test_network_decomposition_and_predict_match_the_model():
+    x, y = _data()
+    model = runs.train_run(_model, x, y, RunSpec("SGD"), CONFIG, progress=False)[0]
+    parts = runs.network_decomposition(model, x, y, 0.5)
+    direct = decompose(model.features(x), y, model.head, 0.5, "cross_entropy")
+    torch.testing.assert_close(parts.phantom_weights, direct.phantom_weights)
+    assert torch.equal(runs.predict(model, x), model(x).argmax(1))
+
+
+# --- summaries over seeds ---------------------------------------------------------------------------------
+
+
+def _rows():
+    return pd.DataFrame({"optimizer": ["LSAM", "SGD", "SAM"] * 3, "rho": [0.5, 0.0, 0.05] * 3, "seed": np.repeat([0, 1, 2], 3),
+                         "label": ["LSAM ρ=0.5", "SGD", "SAM ρ=0.05"] * 3,
+                         "acc": [0.80, 0.70, 0.71, 0.82, 0.72, 0.69, 0.84, 0.74, 0.73]})
+
+
+def test_seed_table_by_hand():
+    table = runs.seed_table(_rows(), ["acc"])
+    assert list(table.index) == ["SGD", "SAM ρ=0.05", "LSAM ρ=0.5"]
+    assert table.loc["SGD", "acc"] == "0.720 ± 0.020" and table.loc["LSAM ρ=0.5", "acc"] == "0.820 ± 0.020"
+    assert table.loc["SAM ρ=0.05", "acc"] == "0.710 ± 0.020" and (table.seeds == 3).all()
+    with pytest.raises(KeyError, match="no column"):
+        runs.seed_table(_rows(), ["worst"])
+
+
+def test_gains_over_sgd_by_hand():
+    gains = runs.gains_over_sgd(_rows(), "acc")
+    assert gains.loc["LSAM ρ=0.5", "gain"] == pytest.approx(0.10) and gains.loc["LSAM ρ=0.5", "spread"] == pytest.approx(0.02)
+    assert gains.loc["LSAM ρ=0.5", "beats_sgd"] and gains.loc["LSAM ρ=0.5", "seeds_above_sgd"] == 3
+    assert gains.loc["SAM ρ=0.05", "gain"] == pytest.approx(-0.01) and not gains.loc["SAM ρ=0.05", "beats_sgd"]
+    assert gains.loc["SAM ρ=0.05", "seeds_above_sgd"] == 1  # seed 0: 0.71 > 0.70
+    with pytest.raises(ValueError, match="needs SGD"):
+        runs.gains_over_sgd(_rows().query("optimizer != 'SGD'"), "acc")
+    with pytest.raises(ValueError, match="without an SGD run"):
+        runs.gains_over_sgd(_rows().drop(index=4), "acc")
+
+
+# --- the chapters' presets and evaluations -----------------------------------------------------------------
+
+
+class _Reads(nn.Module):
+    """Features that read one region of the image by construction: the mean of rows [top, bottom) per channel."""
+
+    def __init__(self, rows):
+        super().__init__()
+        self.rows = rows
+        self.anchor = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x):
+        return x[:, :, self.rows[0]:self.rows[1]].mean((2, 3)) + 0 * self.anchor
+
+
+def test_presets_follow_the_scale():
+    try:
+        scale.set_scale("paper")
+        assert cifar_mnist.preset() is cifar_mnist.PAPER and waterbirds.preset() is waterbirds.PAPER
+        scale.set_scale("book")
+        assert cifar_mnist.preset() is cifar_mnist.BOOK and waterbirds.preset() is waterbirds.BOOK
+    finally:
+        scale.set_scale(None)
+
+
+@pytest.mark.parametrize("module", [cifar_mnist, waterbirds])
+def test_real_data_needs_a_folder_and_unknown_data_is_refused(module):
+    with pytest.raises(ValueError, match="root="):
+        module.load_sets(module.PAPER)
+    with pytest.raises(ValueError, match="unknown data"):
+        module.load_sets(replace(module.BOOK, data="imagenet"))
+
+
+def test_paper_models_say_how_to_get_torchvision(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torchvision", None)  # as on this machine's CPU torch build
+    with pytest.raises(ImportError, match="pip install torchvision"):
+        resnet(18, 2)
+    with pytest.raises(ImportError, match="pip install torchvision"):
+        cifar_mnist.build_model(cifar_mnist.PAPER, 3)
+    with pytest.raises(ValueError, match="unknown model"):
+        waterbirds.build_model(replace(waterbirds.BOOK, model="vgg"))
+
+
+def test_cifar_mnist_evaluation_reads_the_half_the_features_see():
+    config = replace(cifar_mnist.BOOK, n_train=200, n_probe=400)
+    sets = cifar_mnist.load_sets(config)
+    assert sets.train.agreement == 1.0 and abs(sets.probe_test.agreement - 0.5) < 0.1
+    assert sets.train.images.shape[1:] == (1, 56, 28) and "Fashion-MNIST" in sets.source
+    top_reader = FeaturesAndHead(_Reads((0, 28)), nn.Linear(1, 2))
+    with torch.no_grad():
+        top_reader.head.weight.copy_(torch.tensor([[-1.0], [1.0]]))
+        top_reader.head.bias.zero_()
+    metrics = cifar_mnist.evaluate(top_reader, sets, 0.5)
+    assert metrics["easy_probe"] > 0.85 and abs(metrics["hard_probe"] - 0.5) < 0.1  # ink of the digit: 1 has less
+    assert metrics["test_acc"] == pytest.approx(float((top_reader(sets.test.images).argmax(1) == sets.test.y).double().mean()))
+    assert 0 <= metrics["gini_real"] < 1 and 0 <= metrics["gini_phantom"] < 1
+
+
+def test_group_accuracies_by_hand():
+    data = waterbirds.waterbirds_standin("test", 8, seed=0)
+    predictions = data.y.clone()
+    predictions[data.group == 3] = 0  # every waterbird-on-water image wrong
+    first = int(torch.nonzero(data.group == 0)[0])
+    predictions[first] = 1  # one of the two landbird-on-land images wrong
+    assert waterbirds.group_accuracies(predictions.numpy(), data).tolist() == [0.5, 1.0, 1.0, 0.0]
+    only_land = replace(data, group=data.group % 2)
+    assert np.isnan(waterbirds.group_accuracies(predictions.numpy(), only_land)[2:]).all()
+
+
+def test_waterbirds_evaluation_of_a_background_reader():
+    config = replace(waterbirds.BOOK, n_train=200, n_eval=200)
+    sets = waterbirds.load_sets(config)
+    assert abs(sets.train.agreement - 0.95) < 1e-9 and sets.test.group.bincount().tolist() == [50] * 4
+    always_land = FeaturesAndHead(_Reads((0, 32)), nn.Linear(3, 2))
+    with torch.no_grad():
+        always_land.head.weight.zero_()
+        always_land.head.bias.zero_()  # equal logits: argmax takes the first class (documented), 'landbird'/'top' 
+    metrics = waterbirds.evaluate(always_land, sets, 0.5)
+    assert [metrics[f"group_{g}_acc"] for g in range(4)] == [1.0, 1.0, 0.0, 0.0]
+    assert metrics["worst_group_acc"] == 0.0 and metrics["avg_acc"] == 0.5
+    assert metrics["background_probe"] > 0.95  # the mean colour tells land from water
+    assert metrics["gini_real"] == pytest.approx(0.0, abs=1e-6)  # p = 1/2 for every example: equal weights
