@@ -261,3 +261,4 @@ def test_waterbirds_evaluation_of_a_background_reader():
     assert metrics["worst_group_acc"] == 0.0 and metrics["avg_acc"] == 0.5
     assert metrics["background_probe"] > 0.95  # the mean colour tells land from water
     assert metrics["gini_real"] == pytest.approx(0.0, abs=1e-6)  # p = 1/2 for every example: equal weights
+    assert metrics["minority_share_real"] == pytest.approx(0.05)  # equal weights: the minority's share is its size

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from samlib.checkpoint import CheckpointError, load_checkpoint, save_atomic
+from samlib.checkpoint import CheckpointError, load_checkpoint, save_atomic, write_text_atomic
 from samlib.models import SmallCNN
 from samlib.optim import LSAM, SAM
 from samlib.repro import configure
@@ -101,6 +101,15 @@ def test_failed_save_leaves_the_old_file_and_no_temporary(tmp_path):
         save_atomic({"bad": lambda: None}, path)  # lambdas cannot be pickled
     assert load_checkpoint(path) == {"epoch": 1}
     assert os.listdir(tmp_path) == ["ckpt.pt"]
+
+
+def test_text_is_written_atomically(tmp_path):
+    path = tmp_path / "table.csv"
+    write_text_atomic("a,b\n1,2\n", path)
+    assert path.read_text() == "a,b\n1,2\n"
+    with pytest.raises(AttributeError):
+        write_text_atomic(None, path)  # fails before anything is written
+    assert path.read_text() == "a,b\n1,2\n" and os.listdir(tmp_path) == ["table.csv"]
 
 
 def test_train_step_uses_the_fast_lsam_path_and_returns_real_outputs():

@@ -21,7 +21,7 @@ from ..models import SmallCNN, resnet
 from ..probe import extract_features, linear_probe
 from .runs import TrainConfig, network_decomposition, predict
 
-__all__ = ["Preset", "BOOK", "PAPER", "preset", "DominoSets", "load_sets", "build_model", "evaluate"]
+__all__ = ["Preset", "BOOK", "PAPER", "preset", "DominoSets", "load_sets", "build_model", "pixel_probes", "evaluate"]
 
 
 @dataclass(frozen=True)
@@ -33,19 +33,24 @@ class Preset:
     n_probe: int
     model: str  # 'small_cnn' or 'resnet18'
     train: TrainConfig
-    optimizers: dict = field(default_factory=dict)  # {'SGD': (0,), 'LSAM': (rho, ...), ...}
+    optimizers: dict = field(default_factory=dict)  # {'SGD': (0,), 'LSAM': (rho, ...), ...}: the main table
     seeds: tuple[int, ...] = (0, 1, 2)
+    rho_sweep: dict = field(default_factory=dict)  # further radii, run for the first seed only
     widths: tuple[int, ...] = (16, 32, 64)
     batchnorm: bool = True
     pair: tuple[str, str] = ("pullover", "coat")
+    agreement: float = 1.0  # training set: the fraction of dominoes whose halves agree
+    follows: str = "top"  # the half whose label is y in training ('top': the digit)
     gini_rho: float = 0.5  # the radius of the phantom weights reported for every network
 
 
-BOOK = Preset(data="offline", n_train=3000, n_probe=2000, model="small_cnn", train=TrainConfig(epochs=12),
-              optimizers={"SGD": (0.0,), "SAM": (0.05,), "LSAM": (0.5,)})
+BOOK = Preset(data="offline", n_train=2000, n_probe=2000, model="small_cnn", train=TrainConfig(epochs=10),
+              optimizers={"SGD": (0.0,), "SAM": (0.05,), "LSAM": (0.5,)},
+              rho_sweep={"SAM": (0.02, 0.2), "LSAM": (0.1, 2.0)})
 PAPER = Preset(data="real", n_train=10000, n_probe=4000, model="resnet18",
                train=TrainConfig(epochs=50, lr=0.05, weight_decay=5e-4),
-               optimizers={"SGD": (0.0,), "SAM": (0.05,), "LSAM": (0.5,)})
+               optimizers={"SGD": (0.0,), "SAM": (0.05,), "LSAM": (0.5,)},
+               rho_sweep={"SAM": (0.02, 0.1, 0.2), "LSAM": (0.1, 1.0, 2.0)})
 
 
 def preset() -> Preset:
@@ -55,7 +60,8 @@ def preset() -> Preset:
 
 @dataclass(frozen=True)
 class DominoSets:
-    """``train``: halves agree, y = the top label; ``probe_train`` / ``probe_test``: halves drawn independently
+    """``train``: halves agree (in a fraction ``agreement`` of the dominoes), y = the label of the half the preset
+    names (the top one by default); ``probe_train`` / ``probe_test``: halves drawn independently
     (train / test images); ``test``: halves agree (test images), for in-distribution accuracy."""
 
     train: Dominoes
@@ -81,7 +87,8 @@ def load_sets(config: Preset, root=None, download: bool = False) -> DominoSets:
         make = partial(real_dominoes, root=root, download=download)
     else:
         raise ValueError(f"unknown data {config.data!r}: use 'offline' or 'real'")
-    return DominoSets(make("train", config.n_train, seed=0), make("train", config.n_probe, seed=1, decorrelated=True),
+    train = make("train", config.n_train, seed=0, agreement=config.agreement, follows=config.follows)
+    return DominoSets(train, make("train", config.n_probe, seed=1, decorrelated=True),
                       make("test", config.n_probe, seed=2, decorrelated=True), make("test", config.n_probe, seed=3))
 
 
@@ -92,6 +99,15 @@ def build_model(config: Preset, in_channels: int) -> nn.Module:
     if config.model == "resnet18":
         return resnet(18, 2, in_channels=in_channels, small_images=True)
     raise ValueError(f"unknown model {config.model!r}: use 'small_cnn' or 'resnet18'")
+
+
+def pixel_probes(sets: DominoSets) -> dict:
+    """Test accuracy of linear probes on raw pixels (no network) for the top (``easy_probe``) and bottom
+    (``hard_probe``) label: fit on ``probe_train``, tested on ``probe_test``. How hard each half is to read."""
+    flat = [s.images.reshape(len(s), -1) for s in (sets.probe_train, sets.probe_test)]
+    return {f"{half}_probe": linear_probe(flat[0], getattr(sets.probe_train, f"y_{side}"), flat[1],
+                                          getattr(sets.probe_test, f"y_{side}")).test_accuracy
+            for half, side in (("easy", "top"), ("hard", "bottom"))}
 
 
 def evaluate(model: nn.Module, sets: DominoSets, gini_rho: float) -> dict:

@@ -19,14 +19,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..decompose import Decomposition, decompose
+from ..decompose import Decomposition, decompose, gini
 from ..optim import LSAM, SAM, check_rho
 from ..probe import extract_features
 from ..repro import seed_everything
 from ..train import History, TensorBatches, fit, progress_bar
 
 __all__ = ["OPTIMIZERS", "RunSpec", "TrainConfig", "specs", "make_optimizer", "train_run", "Study", "run_study",
-           "network_decomposition", "predict", "seed_table", "gains_over_sgd"]
+           "evaluate_untrained", "phantom_gini_by_rho", "network_decomposition", "predict", "label_order", "seed_table", "gains_over_sgd"]
 
 OPTIMIZERS = ("SGD", "SAM", "LSAM")
 
@@ -154,6 +154,30 @@ def run_study(build_model: Callable[[], nn.Module], images: Tensor, labels: Tens
     return Study(pd.DataFrame(rows), models, histories)
 
 
+def evaluate_untrained(build_model: Callable[[], nn.Module], seeds: Sequence[int],
+                       evaluate: Callable[[nn.Module, RunSpec], dict]) -> pd.DataFrame:
+    """``evaluate`` on the untrained network of each seed: the starting point of every run with that seed (and a
+    reference that any learned feature must beat). Rows labelled 'random init'."""
+    rows = []
+    for seed in seeds:
+        seed_everything(seed)
+        model = build_model().eval()
+        with torch.no_grad():
+            rows.append({"optimizer": "random init", "rho": 0.0, "seed": seed, "label": "random init",
+                         **evaluate(model, RunSpec("SGD", 0.0, seed))})
+    return pd.DataFrame(rows)
+
+
+def phantom_gini_by_rho(model: nn.Module, images: Tensor, labels: Tensor, rhos: Sequence[float]) -> dict:
+    """Gini of the importance weights of one trained network on ``images`` (N, ...) with class ``labels``: at the
+    real head (key 0.0) and at the phantom head of each radius in ``rhos``. Features are computed once."""
+    features, head = extract_features(model, images), copy.deepcopy(model.head).cpu()
+    ginis = {0.0: gini(decompose(features, labels, head, 0.0, "cross_entropy").weights)}
+    for rho in rhos:
+        ginis[float(rho)] = gini(decompose(features, labels, head, rho, "cross_entropy").phantom_weights)
+    return ginis
+
+
 def network_decomposition(model: nn.Module, images: Tensor, labels: Tensor, rho: float) -> Decomposition:
     """The phantom decomposition (:func:`samlib.decompose.decompose`, cross-entropy) of a trained network on
     ``images`` (N, ...) with class ``labels`` (N,): importance weights at its real head and at the phantom
@@ -167,7 +191,7 @@ def predict(model: nn.Module, images: Tensor) -> Tensor:
     return head(extract_features(model, images)).argmax(1)
 
 
-def _order(frame: pd.DataFrame) -> list[str]:
+def label_order(frame: pd.DataFrame) -> list[str]:
     """The distinct labels, SGD then SAM then LSAM, each by increasing rho."""
     runs = frame.drop_duplicates("label")
     return [r.label for r in sorted(runs.itertuples(), key=lambda r: (OPTIMIZERS.index(r.optimizer), r.rho))]
@@ -181,7 +205,7 @@ def seed_table(frame: pd.DataFrame, metrics: Sequence[str], digits: int = 3) -> 
         raise KeyError(f"no column(s) {missing} in the study's rows; it has {list(frame.columns)}")
     grouped = frame.groupby("label")
     table = pd.DataFrame({m: [f"{grouped[m].mean()[k]:.{digits}f} ± {grouped[m].std()[k]:.{digits}f}"
-                              for k in _order(frame)] for m in metrics}, index=_order(frame))
+                              for k in label_order(frame)] for m in metrics}, index=label_order(frame))
     table["seeds"] = [int(grouped.size()[k]) for k in table.index]
     return table.rename_axis("optimizer")
 
@@ -194,7 +218,7 @@ def gains_over_sgd(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
     if sgd.empty:
         raise ValueError("gains_over_sgd needs SGD runs to compare with")
     rows = []
-    for label in _order(frame):
+    for label in label_order(frame):
         if label == "SGD":
             continue
         other = frame[frame.label == label].set_index("seed")[metric]

@@ -107,7 +107,8 @@ def evaluate(model: nn.Module, sets: WaterbirdsSets, gini_rho: float) -> dict:
     per group; ``core_probe`` / ``background_probe``: test accuracy of linear probes for the object / the
     background refit on ``val``'s features (groups balanced, the network's own head ignored); ``gini_real`` /
     ``gini_phantom``: Gini of the training set's importance weights at the real head and at the phantom head of
-    radius ``gini_rho``."""
+    radius ``gini_rho``; ``minority_share_real`` / ``_phantom``: the share of those weights carried by the training
+    images whose background disagrees with the label (the only ones that need the object)."""
     predictions = predict(model, sets.test.images)
     groups = group_accuracies(predictions, sets.test)
     val_features, test_features = (extract_features(model, s.images) for s in (sets.val, sets.test))
@@ -115,6 +116,10 @@ def evaluate(model: nn.Module, sets: WaterbirdsSets, gini_rho: float) -> dict:
                                             getattr(sets.test, label)).test_accuracy
               for name, label in (("core", "y"), ("background", "place"))}
     parts = network_decomposition(model, sets.train.images, sets.train.y, gini_rho)
+    minority = (sets.train.place != sets.train.y).numpy()
+    shares = {f"minority_share_{kind}": float(w.numpy()[minority].sum() / w.numpy().sum())
+              for kind, w in (("real", parts.weights), ("phantom", parts.phantom_weights))}
     return {"avg_acc": float((predictions == sets.test.y).double().mean()),
             "worst_group_acc": float(np.nanmin(groups)), **{f"group_{g}_acc": float(a) for g, a in enumerate(groups)},
-            **probes, "gini_real": gini(parts.weights), "gini_phantom": gini(parts.phantom_weights)}
+            **probes, "gini_real": gini(parts.weights), "gini_phantom": gini(parts.phantom_weights),
+            **shares}

@@ -1,0 +1,72 @@
+"""Figures of the real-image chapters (CIFAR-MNIST, Waterbirds): example images, per-seed results of a study,
+a metric against rho, and the Gini of the phantom weights against rho."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from torch import Tensor
+
+from ..experiments.runs import label_order
+from . import COLORS
+
+__all__ = ["plot_images", "plot_seed_results", "plot_metric_vs_rho", "plot_gini_vs_rho"]
+
+
+def plot_images(axes, images: Tensor, titles) -> None:
+    """One image (C, H, W) in [0, 1] per axis (gray for one channel), titled, without ticks."""
+    for ax, image, title in zip(np.ravel(axes), images, titles):
+        pixels = image.permute(1, 2, 0).numpy()
+        ax.imshow(pixels[..., 0] if pixels.shape[-1] == 1 else pixels, cmap="gray", vmin=0, vmax=1)
+        ax.set_title(title, fontsize="x-small")
+        ax.set(xticks=[], yticks=[])
+        ax.grid(False)
+
+
+def _color(label: str):
+    return COLORS[label.split()[0]]
+
+
+def plot_seed_results(ax, frame: pd.DataFrame, metric: str, ylabel: str, reference: float | None = None,
+                      reference_label: str = "") -> None:
+    """One column per optimizer label (SGD, SAM, LSAM, each by rho): a dot per seed, a bar for the mean; an
+    optional dashed line (e.g. the random-initialisation value)."""
+    order = label_order(frame)
+    means = frame.groupby("label")[metric].mean()
+    for i, label in enumerate(order):
+        values = frame[frame.label == label][metric]
+        ax.scatter(np.full(len(values), i) + np.linspace(-0.08, 0.08, len(values)), values, color=_color(label),
+                   s=28, zorder=3, label="one seed" if i == 0 else None)
+        ax.hlines(means[label], i - 0.25, i + 0.25, color=_color(label), lw=2.5)
+    if reference is not None:
+        ax.axhline(reference, color="0.4", ls="--", lw=1, label=reference_label)
+    ax.set_xticks(range(len(order)), order)
+    ax.set(ylabel=ylabel, xlim=(-0.6, len(order) - 0.4))
+    ax.legend(fontsize="x-small", loc="best")
+
+
+def plot_metric_vs_rho(ax, frame: pd.DataFrame, metric: str, ylabel: str) -> None:
+    """``metric`` against rho (log scale) for SAM and LSAM (one dot per run, line through the means), SGD as a
+    band (mean +- sd over its runs)."""
+    sgd = frame[frame.optimizer == "SGD"][metric]
+    spread = sgd.std() if len(sgd) > 1 else 0.0
+    ax.axhspan(sgd.mean() - spread, sgd.mean() + spread, color=COLORS["SGD"], alpha=0.15)
+    ax.axhline(sgd.mean(), color=COLORS["SGD"], label=f"SGD (mean{', ±1 sd' if len(sgd) > 1 else ''})")
+    for opt in ("SAM", "LSAM"):
+        rows = frame[frame.optimizer == opt]
+        if rows.empty:
+            continue
+        ax.scatter(rows.rho, rows[metric], color=COLORS[opt], s=20, alpha=0.6)
+        mean = rows.groupby("rho")[metric].mean()
+        ax.plot(mean.index, mean.values, marker="o", color=COLORS[opt], label=opt)
+    ax.set(xscale="log", xlabel=r"$\rho$ (log scale)", ylabel=ylabel)
+    ax.legend(fontsize="x-small")
+
+
+def plot_gini_vs_rho(ax, rhos, ginis, real_gini: float) -> None:
+    """Gini of the phantom weights of one trained network against rho, with the Gini of its real weights."""
+    ax.axhline(real_gini, color=COLORS["SGD"], label=r"$\lambda$ (real head)")
+    ax.plot(rhos, ginis, marker="o", color=COLORS["LSAM"], label=r"$\tilde\lambda$ (phantom head)")
+    ax.set(xscale="log", xlabel=r"$\rho$ of the phantom head (log scale)", ylabel="Gini of the importance weights",
+           ylim=(0, 1))
+    ax.legend(fontsize="x-small")
+
