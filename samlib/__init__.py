@@ -5,8 +5,9 @@ SAM and last-layer SAM (``samlib.optim``), reproducible training and probes (``s
 (``samlib.models``), the scale switch (``samlib.scale``) and the book's figures (``samlib.plots``, one
 module per chapter). Chapter code: the toy and its batched sweeps (``samlib.toy``, ``samlib.toy_model``,
 ``samlib.sweep``, ``samlib.toy_results``), the phantom decomposition (``samlib.decompose``, for any model with a
-linear head, and ``samlib.mechanism`` for toy sweeps), Chen et al.'s signal-noise setting (``samlib.memorization*``)
-and the real-image datasets with their offline stand-ins (``samlib.data``).
+linear head, and ``samlib.mechanism`` for toy sweeps), Chen et al.'s signal-noise setting (``samlib.memorization*``),
+the real-image datasets with their offline stand-ins (``samlib.data``) and the real-image studies
+(``samlib.experiments``: seeded SGD/SAM/LSAM runs, the CIFAR-MNIST and Waterbirds presets and evaluations).
 """
 from . import scale
 from .optim import LSAM, SAM, frozen_bn_stats, lsam_param_groups

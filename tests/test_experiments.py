@@ -165,6 +165,7 @@ def test_seed_table_by_hand():
     assert table.loc["SAM ρ=0.05", "acc"] == "0.710 ± 0.020" and (table.seeds == 3).all()
     with pytest.raises(KeyError, match="no column"):
         runs.seed_table(_rows(), ["worst"])
+    assert runs.seed_table(_rows().query("seed == 1"), ["acc"]).loc["SGD", "acc"] == "0.720"  # one seed: no sd
 
 
 def test_gains_over_sgd_by_hand():
@@ -262,3 +263,28 @@ def test_waterbirds_evaluation_of_a_background_reader():
     assert metrics["background_probe"] > 0.95  # the mean colour tells land from water
     assert metrics["gini_real"] == pytest.approx(0.0, abs=1e-6)  # p = 1/2 for every example: equal weights
     assert metrics["minority_share_real"] == pytest.approx(0.05)  # equal weights: the minority's share is its size
+
+
+# --- the levers study ------------------------------------------------------------------------------------
+
+
+def test_each_lever_changes_one_setting_of_the_book_preset():
+    from dataclasses import fields
+
+    from samlib.experiments import levers
+
+    for chapter, book in (("cifar_mnist", cifar_mnist.BOOK), ("waterbirds", waterbirds.BOOK)):
+        for name, (config, optimizers, seeds) in levers.LEVERS[chapter].items():
+            changed = [f.name for f in fields(config) if getattr(config, f.name) != getattr(book, f.name)]
+            assert len(changed) == 1 or changed == ["agreement", "follows"], (chapter, name, changed)  # one label rule
+            assert optimizers.keys() == {"SGD", "SAM", "LSAM"} and 0 in seeds
+
+
+def test_lever_results_are_shipped_and_bad_chapters_are_refused():
+    from samlib.experiments import levers
+
+    for chapter in levers.LEVERS:
+        frame = levers.load_levers(chapter)  # committed with samlib (package data), printed by the chapters
+        assert set(frame.lever) == set(levers.LEVERS[chapter]) and (frame.label == "SGD").any()
+    with pytest.raises(ValueError, match="unknown chapter"):
+        levers.results_path("celeba")

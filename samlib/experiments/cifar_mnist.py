@@ -44,9 +44,9 @@ class Preset:
     gini_rho: float = 0.5  # the radius of the phantom weights reported for every network
 
 
-BOOK = Preset(data="offline", n_train=2000, n_probe=2000, model="small_cnn", train=TrainConfig(epochs=10),
+BOOK = Preset(data="offline", n_train=1600, n_probe=1000, model="small_cnn", train=TrainConfig(epochs=8),
               optimizers={"SGD": (0.0,), "SAM": (0.05,), "LSAM": (0.5,)},
-              rho_sweep={"SAM": (0.02, 0.2), "LSAM": (0.1, 2.0)})
+              rho_sweep={"SAM": (0.2,), "LSAM": (0.1, 2.0)})
 PAPER = Preset(data="real", n_train=10000, n_probe=4000, model="resnet18",
                train=TrainConfig(epochs=50, lr=0.05, weight_decay=5e-4),
                optimizers={"SGD": (0.0,), "SAM": (0.05,), "LSAM": (0.5,)},

@@ -192,20 +192,25 @@ def predict(model: nn.Module, images: Tensor) -> Tensor:
 
 
 def label_order(frame: pd.DataFrame) -> list[str]:
-    """The distinct labels, SGD then SAM then LSAM, each by increasing rho."""
+    """The distinct labels: references such as 'random init' first, then SGD, SAM and LSAM, each by increasing rho."""
     runs = frame.drop_duplicates("label")
-    return [r.label for r in sorted(runs.itertuples(), key=lambda r: (OPTIMIZERS.index(r.optimizer), r.rho))]
+    rank = {opt: i + 1 for i, opt in enumerate(OPTIMIZERS)}
+    return [r.label for r in sorted(runs.itertuples(), key=lambda r: (rank.get(r.optimizer, 0), r.rho))]
 
 
 def seed_table(frame: pd.DataFrame, metrics: Sequence[str], digits: int = 3) -> pd.DataFrame:
-    """One row per optimizer label (SGD first), one column per metric: 'mean ± sd' over seeds (sample sd), and
-    the seed count."""
+    """One row per optimizer label (SGD first), one column per metric: 'mean ± sd' over seeds (sample sd; the mean
+    alone for a single seed), and the seed count."""
     missing = [m for m in metrics if m not in frame]
     if missing:
         raise KeyError(f"no column(s) {missing} in the study's rows; it has {list(frame.columns)}")
     grouped = frame.groupby("label")
-    table = pd.DataFrame({m: [f"{grouped[m].mean()[k]:.{digits}f} ± {grouped[m].std()[k]:.{digits}f}"
-                              for k in label_order(frame)] for m in metrics}, index=label_order(frame))
+
+    def cell(metric: str, label: str) -> str:
+        mean, sd = grouped[metric].mean()[label], grouped[metric].std()[label]
+        return f"{mean:.{digits}f}" if pd.isna(sd) else f"{mean:.{digits}f} ± {sd:.{digits}f}"
+
+    table = pd.DataFrame({m: [cell(m, k) for k in label_order(frame)] for m in metrics}, index=label_order(frame))
     table["seeds"] = [int(grouped.size()[k]) for k in table.index]
     return table.rename_axis("optimizer")
 

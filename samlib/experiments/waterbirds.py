@@ -31,8 +31,8 @@ class Preset:
     """Everything a Waterbirds study needs besides the code: data, model, training and the runs."""
 
     data: str  # 'standin' (Fashion-MNIST objects on scikit-image backgrounds) or 'real' (the Waterbirds folder)
-    n_train: int
-    n_eval: int  # validation and test size (stand-in only; the real splits are fixed)
+    n_train: int  # training-set size (stand-in only; the real splits are fixed)
+    n_eval: int  # validation and test size (stand-in only)
     image_size: int
     model: str  # 'small_cnn' or 'resnet50'
     train: TrainConfig
@@ -44,11 +44,11 @@ class Preset:
     gini_rho: float = 0.5
 
 
-BOOK = Preset(data="standin", n_train=4000, n_eval=2000, image_size=32, model="small_cnn",
-              train=TrainConfig(epochs=10), optimizers={"SGD": (0.0,), "SAM": (0.05,), "LSAM": (0.5,)})
+BOOK = Preset(data="standin", n_train=3000, n_eval=1500, image_size=32, model="small_cnn",
+              train=TrainConfig(epochs=12), optimizers={"SGD": (0.0,), "SAM": (0.1,), "LSAM": (0.3,)})
 PAPER = Preset(data="real", n_train=0, n_eval=0, image_size=224, model="resnet50",
                train=TrainConfig(epochs=50, lr=1e-3, weight_decay=1e-4, batch_size=64),
-               optimizers={"SGD": (0.0,), "SAM": (0.05,), "LSAM": (0.5,)})
+               optimizers={"SGD": (0.0,), "SAM": (0.1,), "LSAM": (0.3,)})
 
 
 def preset() -> Preset:
