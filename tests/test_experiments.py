@@ -155,13 +155,13 @@ def test_network_decomposition_and_predict_match_the_model():
 def _rows():
     return pd.DataFrame({"optimizer": ["LSAM", "SGD", "SAM"] * 3, "rho": [0.5, 0.0, 0.05] * 3, "seed": np.repeat([0, 1, 2], 3),
                          "label": ["LSAM ρ=0.5", "SGD", "SAM ρ=0.05"] * 3,
-                         "acc": [0.80, 0.70, 0.71, 0.82, 0.72, 0.69, 0.84, 0.74, 0.73]})
+                         "acc": [0.78, 0.70, 0.71, 0.82, 0.72, 0.69, 0.86, 0.74, 0.73]})
 
 
 def test_seed_table_by_hand():
     table = runs.seed_table(_rows(), ["acc"])
     assert list(table.index) == ["SGD", "SAM ρ=0.05", "LSAM ρ=0.5"]
-    assert table.loc["SGD", "acc"] == "0.720 ± 0.020" and table.loc["LSAM ρ=0.5", "acc"] == "0.820 ± 0.020"
+    assert table.loc["SGD", "acc"] == "0.720 ± 0.020" and table.loc["LSAM ρ=0.5", "acc"] == "0.820 ± 0.040"
     assert table.loc["SAM ρ=0.05", "acc"] == "0.710 ± 0.020" and (table.seeds == 3).all()
     with pytest.raises(KeyError, match="no column"):
         runs.seed_table(_rows(), ["worst"])
@@ -170,7 +170,8 @@ def test_seed_table_by_hand():
 
 def test_gains_over_sgd_by_hand():
     gains = runs.gains_over_sgd(_rows(), "acc")
-    assert gains.loc["LSAM ρ=0.5", "gain"] == pytest.approx(0.10) and gains.loc["LSAM ρ=0.5", "spread"] == pytest.approx(0.02)
+    assert gains.loc["LSAM ρ=0.5", "gain"] == pytest.approx(0.10)
+    assert gains.loc["LSAM ρ=0.5", "spread"] == pytest.approx(0.04)  # the larger of the two sds
     assert gains.loc["LSAM ρ=0.5", "beats_sgd"] and gains.loc["LSAM ρ=0.5", "seeds_above_sgd"] == 3
     assert gains.loc["SAM ρ=0.05", "gain"] == pytest.approx(-0.01) and not gains.loc["SAM ρ=0.05", "beats_sgd"]
     assert gains.loc["SAM ρ=0.05", "seeds_above_sgd"] == 1  # seed 0: 0.71 > 0.70

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .. import scale
 from ..decompose import Decomposition, decompose, gini
 from ..optim import LSAM, SAM, check_rho
 from ..probe import extract_features
@@ -26,7 +27,8 @@ from ..repro import seed_everything
 from ..train import History, TensorBatches, fit, progress_bar
 
 __all__ = ["OPTIMIZERS", "RunSpec", "TrainConfig", "specs", "make_optimizer", "train_run", "Study", "run_study",
-           "evaluate_untrained", "phantom_gini_by_rho", "network_decomposition", "predict", "label_order", "seed_table", "gains_over_sgd"]
+           "evaluate_untrained", "phantom_gini_by_rho", "network_decomposition", "predict", "label_order", "seed_table",
+           "gains_over_sgd"]
 
 OPTIMIZERS = ("SGD", "SAM", "LSAM")
 
@@ -105,13 +107,14 @@ def make_optimizer(model: nn.Module, spec: RunSpec, config: TrainConfig) -> torc
 def train_run(build_model: Callable[[], nn.Module], images: Tensor, labels: Tensor, spec: RunSpec,
               config: TrainConfig, *, checkpoint=None, progress: bool | None = None) -> tuple[nn.Module, History]:
     """Train ``build_model()`` on ``images`` (N, ...) and class ``labels`` (N,) with cross-entropy, seeded by
-    ``spec.seed`` (initialisation and batch order). With ``checkpoint`` (a file path) the run saves after every
+    ``spec.seed`` (initialisation and batch order), on :func:`samlib.scale.device` (the GPU at paper scale, when
+    there is one). With ``checkpoint`` (a file path) the run saves after every
     epoch and resumes from the file; a finished run is loaded, not retrained. Returns the model (eval mode)
     and its per-epoch history (train_loss, train_acc)."""
     if len(images) != len(labels) or len(labels) == 0:
         raise ValueError(f"need as many labels as images (and at least one), got {len(images)} and {len(labels)}")
     seed_everything(spec.seed)
-    model = build_model()
+    model = build_model().to(scale.device())
     optimizer = make_optimizer(model, spec, config)
     batches = TensorBatches(images, labels, batch_size=config.batch_size)
     history = fit(model, optimizer, batches, epochs=config.epochs, loss_fn=F.cross_entropy,
