@@ -2,9 +2,11 @@
 preset with one thing changed.
 
     python -m samlib.experiments.levers cifar_mnist|waterbirds [--checkpoints DIR]
+    python -m samlib.experiments.levers cifar_mnist --curves
 
-Writes ``levers_data/<chapter>.csv`` beside this module (shipped with samlib, so the chapters can print it in
-Colab too) atomically, one row per run; :func:`load_levers` reads it. About 9 minutes per chapter on 2 CPU
+Writes ``levers_data/<chapter>.csv`` (one row per run; with ``--curves``, ``<chapter>_curves.csv``, one row per
+run and epoch) beside this module, atomically; the files ship with samlib, so the chapters print them in Colab
+too, and :func:`load_levers` reads them. About 9 minutes per chapter on 2 CPU
 threads; with ``--checkpoints`` an interrupted study resumes where it stopped.
 """
 from __future__ import annotations
@@ -19,7 +21,7 @@ import pandas as pd
 from ..checkpoint import write_text_atomic
 from . import cifar_mnist, runs, waterbirds
 
-__all__ = ["LEVERS", "results_path", "run_lever", "load_levers"]
+__all__ = ["LEVERS", "CURVES", "results_path", "run_lever", "run_curves", "load_levers"]
 
 CM, WB = cifar_mnist.BOOK, waterbirds.BOOK
 LEVERS = {  # chapter: {lever: (preset with one change, runs {optimizer: radii}, seeds)}
@@ -29,11 +31,16 @@ LEVERS = {  # chapter: {lever: (preset with one change, runs {optimizer: radii},
         "pair t-shirt/top vs shirt": (replace(CM, pair=("t-shirt/top", "shirt")), CM.optimizers, (0,)),
         "wider CNN (32, 64, 128)": (replace(CM, widths=(32, 64, 128)), CM.optimizers, (0,)),
         "30 epochs": (replace(CM, train=replace(CM.train, epochs=30)), CM.optimizers, (0,)),
+        "finer ρ grid": (CM, {"SGD": (0.0,), "SAM": (0.01, 0.02, 0.1), "LSAM": (0.05, 0.2, 1.0)}, (0,)),
+        "LSAM ρ 0.2 (best of the grid), 3 seeds": (CM, {"SGD": (0.0,), "LSAM": (0.2,)}, (0, 1, 2)),
     },
     "waterbirds": {
         "no BatchNorm": (replace(WB, batchnorm=False), WB.optimizers, (0,)),
         "4,000 training images, 5 seeds": (replace(WB, n_train=4000), WB.optimizers, (0, 1, 2, 3, 4)),
     },
+}
+CURVES = {  # chapter: (preset, runs, seed): probes and Gini after every epoch of one run per optimizer
+    "cifar_mnist": (replace(CM, train=replace(CM.train, epochs=16)), CM.optimizers, 0),
 }
 COLUMNS = {"cifar_mnist": ["hard_probe", "easy_probe", "test_acc"],
            "waterbirds": ["worst_group_acc", "avg_acc", "core_probe"]}
@@ -52,30 +59,50 @@ def run_lever(chapter: str, name: str, config, optimizers: dict, seeds, checkpoi
     return study.frame.assign(lever=name)
 
 
-def results_path(chapter: str) -> Path:
-    """Where the lever results of ``chapter`` ('cifar_mnist' or 'waterbirds') live."""
-    if chapter not in LEVERS:
-        raise ValueError(f"unknown chapter {chapter!r}: use one of {sorted(LEVERS)}")
-    return Path(__file__).parent / "levers_data" / f"{chapter}.csv"
+def run_curves(chapter: str) -> pd.DataFrame:
+    """One run per optimizer of :data:`CURVES`, evaluated after every epoch: one row per (run, epoch)."""
+    config, optimizers, seed = CURVES[chapter]
+    sets = cifar_mnist.load_sets(config)
+    evaluate = lambda model: cifar_mnist.evaluate(model, sets, config.gini_rho)  # noqa: E731
+    frames = []
+    for spec in runs.specs(optimizers, (seed,)):
+        _, history = runs.train_run(lambda: cifar_mnist.build_model(config, sets.train.images.shape[1]),
+                                    sets.train.images, sets.train.y, spec, config.train, evaluate_each_epoch=evaluate)
+        frames.append(history.to_frame().assign(optimizer=spec.optimizer, rho=spec.rho, label=spec.label, seed=seed))
+    return pd.concat(frames)
 
 
-def load_levers(chapter: str) -> pd.DataFrame:
-    """The lever runs of ``chapter`` as written by this module's command line: one row per run."""
-    path = results_path(chapter)
+def results_path(chapter: str, curves: bool = False) -> Path:
+    """Where the lever (or, with ``curves``, the per-epoch) results of ``chapter`` live."""
+    if chapter not in (CURVES if curves else LEVERS):
+        raise ValueError(f"unknown chapter {chapter!r}: use one of {sorted(CURVES if curves else LEVERS)}")
+    return Path(__file__).parent / "levers_data" / f"{chapter}{'_curves' if curves else ''}.csv"
+
+
+def load_levers(chapter: str, curves: bool = False) -> pd.DataFrame:
+    """The lever runs of ``chapter`` as written by this module's command line: one row per run (with ``curves``:
+    per run and epoch)."""
+    path = results_path(chapter, curves)
     if not path.is_file():
-        raise FileNotFoundError(f"no lever results at {path}: run python -m samlib.experiments.levers {chapter}")
+        flag = " --curves" if curves else ""
+        raise FileNotFoundError(f"no lever results at {path}: run python -m samlib.experiments.levers {chapter}{flag}")
     return pd.read_csv(path)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("chapter", choices=sorted(LEVERS))
+    parser.add_argument("--curves", action="store_true", help="per-epoch curves instead of the levers")
     parser.add_argument("--checkpoints", type=Path, default=None, help="folder for per-run checkpoints (resume)")
     args = parser.parse_args()
     from .. import setup
 
     setup()
     start = time.time()
+    if args.curves:
+        out = write_text_atomic(run_curves(args.chapter).round(4).to_csv(index=False), results_path(args.chapter, True))
+        print(f"wrote {out} in {time.time() - start:.0f} s")
+        return
     frame = pd.concat([run_lever(args.chapter, name, *lever, args.checkpoints)
                        for name, lever in LEVERS[args.chapter].items()])
     out = results_path(args.chapter)

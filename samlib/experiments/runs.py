@@ -105,12 +105,14 @@ def make_optimizer(model: nn.Module, spec: RunSpec, config: TrainConfig) -> torc
 
 
 def train_run(build_model: Callable[[], nn.Module], images: Tensor, labels: Tensor, spec: RunSpec,
-              config: TrainConfig, *, checkpoint=None, progress: bool | None = None) -> tuple[nn.Module, History]:
+              config: TrainConfig, *, checkpoint=None, progress: bool | None = None,
+              evaluate_each_epoch: Callable[[nn.Module], dict] | None = None) -> tuple[nn.Module, History]:
     """Train ``build_model()`` on ``images`` (N, ...) and class ``labels`` (N,) with cross-entropy, seeded by
     ``spec.seed`` (initialisation and batch order), on :func:`samlib.scale.device` (the GPU at paper scale, when
     there is one). With ``checkpoint`` (a file path) the run saves after every
-    epoch and resumes from the file; a finished run is loaded, not retrained. Returns the model (eval mode)
-    and its per-epoch history (train_loss, train_acc)."""
+    epoch and resumes from the file; a finished run is loaded, not retrained. ``evaluate_each_epoch(model)``
+    adds its metrics to every epoch's history row (curves over training). Returns the model (eval mode) and its
+    per-epoch history (train_loss, train_acc, ...)."""
     if len(images) != len(labels) or len(labels) == 0:
         raise ValueError(f"need as many labels as images (and at least one), got {len(images)} and {len(labels)}")
     seed_everything(spec.seed)
@@ -118,7 +120,8 @@ def train_run(build_model: Callable[[], nn.Module], images: Tensor, labels: Tens
     optimizer = make_optimizer(model, spec, config)
     batches = TensorBatches(images, labels, batch_size=config.batch_size)
     history = fit(model, optimizer, batches, epochs=config.epochs, loss_fn=F.cross_entropy,
-                  checkpoint=checkpoint, progress=progress, desc=f"{spec.label}, seed {spec.seed}")
+                  evaluate=evaluate_each_epoch, checkpoint=checkpoint, progress=progress,
+                  desc=f"{spec.label}, seed {spec.seed}")
     return model.eval(), history
 
 

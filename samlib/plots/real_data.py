@@ -9,7 +9,7 @@ from torch import Tensor
 from ..experiments.runs import label_order
 from . import COLORS
 
-__all__ = ["plot_images", "plot_seed_results", "plot_metric_vs_rho", "plot_gini_vs_rho"]
+__all__ = ["plot_images", "plot_seed_results", "plot_metric_vs_rho", "plot_gini_vs_rho", "plot_curves"]
 
 
 def plot_images(axes, images: Tensor, titles) -> None:
@@ -70,3 +70,18 @@ def plot_gini_vs_rho(ax, rhos, ginis, real_gini: float) -> None:
            ylim=(0, 1))
     ax.legend(fontsize="x-small")
 
+
+
+def plot_curves(axes, frame: pd.DataFrame) -> None:
+    """Per-epoch curves of one run per optimizer (``frame``: :func:`samlib.experiments.levers.run_curves` rows).
+    axes[0]: hard-half probe accuracy; axes[1]: Gini of lambda (solid) and of lambda~ (dashed)."""
+    for label in label_order(frame):
+        rows = frame[frame.label == label].sort_values("epoch")
+        color = _color(label)
+        axes[0].plot(rows.epoch, rows.hard_probe, marker="o", ms=3, color=color, label=label)
+        axes[1].plot(rows.epoch, rows.gini_real, color=color, label=f"{label}, λ")
+        axes[1].plot(rows.epoch, rows.gini_phantom, color=color, ls="--", label=f"{label}, λ̃")
+    axes[0].set(xlabel="epoch", ylabel="probe accuracy, clothing (hard) half")
+    axes[1].set(xlabel="epoch", ylabel="Gini of the importance weights", ylim=(0, 1))
+    for ax in axes:
+        ax.legend(fontsize="x-small")
