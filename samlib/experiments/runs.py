@@ -27,7 +27,7 @@ from ..repro import seed_everything
 from ..train import History, TensorBatches, fit, progress_bar
 
 __all__ = ["OPTIMIZERS", "RunSpec", "TrainConfig", "specs", "make_optimizer", "train_run", "Study", "run_study",
-           "evaluate_untrained", "phantom_gini_by_rho", "network_decomposition", "predict", "label_order", "seed_table",
+           "evaluate_untrained", "phantom_gini_by_rho", "network_decomposition", "predict", "head_on_cpu", "label_order", "seed_table",
            "gains_over_sgd"]
 
 OPTIMIZERS = ("SGD", "SAM", "LSAM")
@@ -177,7 +177,7 @@ def evaluate_untrained(build_model: Callable[[], nn.Module], seeds: Sequence[int
 def phantom_gini_by_rho(model: nn.Module, images: Tensor, labels: Tensor, rhos: Sequence[float]) -> dict:
     """Gini of the importance weights of one trained network on ``images`` (N, ...) with class ``labels``: at the
     real head (key 0.0) and at the phantom head of each radius in ``rhos``. Features are computed once."""
-    features, head = extract_features(model, images), copy.deepcopy(model.head).cpu()
+    features, head = extract_features(model, images), head_on_cpu(model)
     ginis = {0.0: gini(decompose(features, labels, head, 0.0, "cross_entropy").weights)}
     for rho in rhos:
         ginis[float(rho)] = gini(decompose(features, labels, head, rho, "cross_entropy").phantom_weights)
@@ -188,13 +188,17 @@ def network_decomposition(model: nn.Module, images: Tensor, labels: Tensor, rho:
     """The phantom decomposition (:func:`samlib.decompose.decompose`, cross-entropy) of a trained network on
     ``images`` (N, ...) with class ``labels`` (N,): importance weights at its real head and at the phantom
     head of radius ``rho``."""
-    return decompose(extract_features(model, images), labels, copy.deepcopy(model.head).cpu(), rho, "cross_entropy")
+    return decompose(extract_features(model, images), labels, head_on_cpu(model), rho, "cross_entropy")
 
 
 def predict(model: nn.Module, images: Tensor) -> Tensor:
     """Class predictions (N,) of a features-and-head ``model`` on ``images`` (N, ...), in batches, on the CPU."""
-    head = copy.deepcopy(model.head).cpu()
-    return head(extract_features(model, images)).argmax(1)
+    return head_on_cpu(model)(extract_features(model, images)).argmax(1)
+
+
+def head_on_cpu(model: nn.Module) -> nn.Linear:
+    """A CPU copy of ``model.head``, to apply to features from :func:`samlib.probe.extract_features` (on the CPU)."""
+    return copy.deepcopy(model.head).cpu()
 
 
 def label_order(frame: pd.DataFrame) -> list[str]:

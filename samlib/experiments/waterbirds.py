@@ -20,7 +20,7 @@ from ..data import Waterbirds, load_waterbirds, waterbirds_standin
 from ..decompose import gini
 from ..models import SmallCNN, resnet
 from ..probe import extract_features, linear_probe
-from .runs import TrainConfig, network_decomposition, predict
+from .runs import TrainConfig, head_on_cpu, network_decomposition
 
 __all__ = ["Preset", "BOOK", "PAPER", "preset", "WaterbirdsSets", "load_sets", "build_model",
            "group_accuracies", "evaluate"]
@@ -109,9 +109,9 @@ def evaluate(model: nn.Module, sets: WaterbirdsSets, gini_rho: float) -> dict:
     ``gini_phantom``: Gini of the training set's importance weights at the real head and at the phantom head of
     radius ``gini_rho``; ``minority_share_real`` / ``_phantom``: the share of those weights carried by the training
     images whose background disagrees with the label (the only ones that need the object)."""
-    predictions = predict(model, sets.test.images)
-    groups = group_accuracies(predictions, sets.test)
     val_features, test_features = (extract_features(model, s.images) for s in (sets.val, sets.test))
+    predictions = head_on_cpu(model)(test_features).argmax(1)  # the test features serve the probes too
+    groups = group_accuracies(predictions, sets.test)
     probes = {f"{name}_probe": linear_probe(val_features, getattr(sets.val, label), test_features,
                                             getattr(sets.test, label)).test_accuracy
               for name, label in (("core", "y"), ("background", "place"))}
