@@ -3,7 +3,7 @@
     python benchmarks/memorization_grid.py            # the book's grid: 4 n x 6 ‖μ‖ x 3 seeds x (SGD, SAM)
     python benchmarks/memorization_grid.py --every 4  # loop over every 4th cell instead of every 8th
 
-First every run of the grid is trained at once (:func:`samlib.memorization_train.train_runs`); then
+First every run of the grid is trained at once (:func:`samlib.memorization.train.train_runs`); then
 the SGD and SAM runs of every ``--every``-th (n, ‖μ‖, seed) cell are trained again, one
 ``train_runs([run])`` call each. The report compares the two on those runs (weights, epochs, test
 errors: equal up to floating-point summation order) and the time per run of each way.
@@ -16,8 +16,8 @@ import time
 
 import torch
 
-from samlib.memorization_data import DataSetting, grid_runs
-from samlib.memorization_train import Training, train_runs
+from samlib.memorization.data import DataSetting, grid_runs
+from samlib.memorization.train import Training, train_runs
 
 
 def loop_subset(runs: list, every: int) -> list[int]:

@@ -19,7 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from samlib.sweep import ToySettings, grid, train_sweep  # noqa: E402
+from samlib.toy.sweep import ToySettings, grid, train_sweep  # noqa: E402
 
 CHAPTER = ToySettings(n=1000, hidden=32, lr=0.05, momentum=0.9, steps=3000, batch_size=50)
 RHOS = [0.1, 0.3, 0.5, 1.0, 2.0, 4.0]

@@ -29,7 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .optim.lsam import _check_head
+from .optim.ablation import recombined_loss
+from .optim.lsam import check_head
+from .optim.ascent import ascent
 from .optim.sam import check_rho
 
 __all__ = ["LOSSES", "head_loss", "logit_gradients", "importance_weights", "phantom_head", "lr_scaling",
@@ -82,7 +84,7 @@ def _weights_of(grads: Tensor, loss: str) -> Tensor:
 
 def _as_head(head: nn.Linear | Head) -> Head:
     if isinstance(head, nn.Module):
-        _check_head(head)
+        check_head(head)
         return head.weight, head.bias
     return head
 
@@ -100,9 +102,7 @@ def phantom_head(features: Tensor, y: Tensor, head: nn.Linear | Head, rho: float
     with torch.enable_grad():
         outputs = F.linear(features.detach(), *leaves)
         grads = torch.autograd.grad(head_loss(outputs, y, loss), leaves)
-    norm = torch.sqrt(sum(g.square().sum() for g in grads))
-    scale = rho / norm if norm > 0 else 0.0
-    phantom = [t + scale * g for t, g in zip(real, grads)]
+    phantom = [t + e for t, e in zip(real, ascent(grads, rho))]
     return phantom[0], (phantom[1] if len(phantom) == 2 else None)
 
 
@@ -178,16 +178,6 @@ def ablation_loss(features: Tensor, y: Tensor, head: nn.Linear | Head, phantom: 
     with torch.no_grad():
         grads = logit_gradients(_outputs(features.detach(), phantom if phantom_weights else real), y, loss)
     return recombined_loss(features, (phantom if phantom_chain else real)[0], real, -grads / features.shape[0])
-
-
-def recombined_loss(features: Tensor, chain_weight: Tensor, head: Head, output_grads: Tensor) -> Tensor:
-    """A scalar whose gradient is sum_i output_grads_i^T chain_weight grad Phi(x_i) for the feature parameters
-    and sum_i output_grads_i Phi(x_i)^T (bias: sum_i output_grads_i) for the head (weight, bias).
-    features (..., N, D) attached; chain_weight and head weight (..., C, D); bias (..., 1, C) or (C,);
-    output_grads (..., N, C), dL/dz of a mean loss, held fixed. Leading dimensions index independent models."""
-    weight, bias = head
-    head_path = features.detach() @ weight.transpose(-1, -2) + (0 if bias is None else bias)
-    return (output_grads.detach() * (features @ chain_weight.detach().transpose(-1, -2) + head_path)).sum()
 
 
 def feature_contributions(features: Tensor, y: Tensor, head: nn.Linear | Head, loss: str) -> Tensor:

@@ -11,8 +11,8 @@ from torch import nn
 from samlib import decompose as dc
 from samlib.models import FeaturesAndHead
 from samlib.optim import LSAM, AblatedLSAM, SAM, lsam_param_groups
-from samlib.toy import make_toy
-from samlib.toy_model import init_params, to_module
+from samlib.toy.data import make_toy
+from samlib.toy.model import init_params, to_module
 from samlib.train import train_step
 
 

@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 import torch
 
-from samlib import mechanism as mech
+from samlib.toy import mechanism as mech
 from samlib.decompose import gini
-from samlib.sweep import Run, ToySettings, grid, train_sweep
+from samlib.toy.sweep import Run, ToySettings, grid, train_sweep
 
 SMALL = ToySettings(n=80, hidden=8, steps=60, batch_size=20, log_every=10)
 

@@ -11,9 +11,10 @@ import torch
 import torch.nn.functional as F
 
 from samlib.optim import LSAM, SAM, AblatedLSAM
-from samlib.sweep import PHANTOM_PARTS, Run, ToySettings, ascent, grid, sweep_step, train_sweep, training_data
-from samlib.toy import easy_line, make_toy, spiral
-from samlib.toy_model import HEAD, features, init_params, logits, select_runs, to_module
+from samlib.optim import ascent
+from samlib.toy.sweep import PHANTOM_PARTS, Run, ToySettings, grid, sweep_step, train_sweep, training_data
+from samlib.toy.data import easy_line, make_toy, spiral
+from samlib.toy.model import HEAD, features, init_params, logits, select_runs, to_module
 from samlib.train import train_step
 
 # --- data ---------------------------------------------------------------------------------------
@@ -145,23 +146,24 @@ def test_two_sweep_steps_equal_samlib_optim_on_a_module_copy(optimizer, rho, rec
         assert torch.allclose(a, b, atol=1e-12), name
 
 
-def test_ascent_matches_a_hand_computation_for_lsam_and_sam():
-    grads = {HEAD: torch.tensor([[3.0, 4.0], [3.0, 4.0], [1.0, 0.0]]),
-             "easy.w1": torch.tensor([[[0.0, 12.0]], [[0.0, 12.0]], [[0.0, 0.0]]])}
-    eps = ascent(grads, rho=torch.tensor([0.5, 0.5, 0.0]), perturb_all=torch.tensor([0.0, 1.0, 0.0]))
-    assert torch.allclose(eps[HEAD][0], torch.tensor([0.3, 0.4]))            # LSAM: 0.5 * (3, 4) / 5
-    assert torch.equal(eps["easy.w1"][0], torch.zeros(1, 2))                 # LSAM leaves the body alone
-    assert torch.allclose(eps[HEAD][1], torch.tensor([3.0, 4.0]) * 0.5 / 13)  # SAM: norm over all = 13
-    assert torch.allclose(eps["easy.w1"][1], torch.tensor([[0.0, 12.0]]) * 0.5 / 13)
-    assert torch.equal(eps[HEAD][2], torch.zeros(2))                         # SGD: rho = 0
-    zero = ascent({HEAD: torch.zeros(1, 2)}, torch.tensor([0.5]), torch.tensor([0.0]))
-    assert torch.equal(zero[HEAD], torch.zeros(1, 2))                        # no NaN on a zero gradient
+def test_batched_ascent_matches_a_hand_computation_for_lsam_and_sam():
+    head = torch.tensor([[3.0, 4.0], [3.0, 4.0], [1.0, 0.0]])
+    body = torch.tensor([[[0.0, 12.0]], [[0.0, 12.0]], [[0.0, 0.0]]])
+    sam_runs = torch.tensor([0.0, 1.0, 0.0])  # run 0 LSAM (head only), run 1 SAM (everything), run 2 SGD
+    eps_head, eps_body = ascent([head, body], torch.tensor([0.5, 0.5, 0.0]), perturbed=[True, sam_runs], runs=True)
+    assert torch.allclose(eps_head[0], torch.tensor([0.3, 0.4]))            # LSAM: 0.5 * (3, 4) / 5
+    assert torch.equal(eps_body[0], torch.zeros(1, 2))                      # LSAM leaves the body alone
+    assert torch.allclose(eps_head[1], torch.tensor([3.0, 4.0]) * 0.5 / 13)  # SAM: norm over all = 13
+    assert torch.allclose(eps_body[1], torch.tensor([[0.0, 12.0]]) * 0.5 / 13)
+    assert torch.equal(eps_head[2], torch.zeros(2))                         # SGD: rho = 0
+    zero = ascent([torch.zeros(1, 2)], torch.tensor([0.5]), runs=True)[0]
+    assert torch.equal(zero, torch.zeros(1, 2))                             # no NaN on a zero gradient
 
 
 def test_relative_radius_scales_with_the_weights_norm():
-    grads = {HEAD: torch.tensor([[3.0, 4.0]])}
-    eps = ascent(grads, torch.tensor([0.5]), torch.tensor([0.0]), weights={HEAD: torch.tensor([[0.0, 2.0]])})
-    assert torch.allclose(eps[HEAD], torch.tensor([[0.6, 0.8]]))  # radius 0.5 * ||v|| = 1
+    eps = ascent([torch.tensor([[3.0, 4.0]])], torch.tensor([0.5]), params=[torch.tensor([[0.0, 2.0]])],
+                 relative=True, runs=True)[0]
+    assert torch.allclose(eps, torch.tensor([[0.6, 0.8]]))  # radius 0.5 * ||v|| = 1
 
 
 # --- whole sweeps -------------------------------------------------------------------------------------
@@ -262,7 +264,7 @@ def test_bad_settings_are_refused():
 
 
 def test_probe_errors_summaries_and_phantom_ratios():
-    from samlib.toy_results import final_losses, phantom_ratios, probe_errors, summarize
+    from samlib.toy.results import final_losses, phantom_ratios, probe_errors, summarize
 
     runs = [Run("SGD", 0.0, 0.5, 0), Run("LSAM", 0.5, 0.5, 0), Run("SGD", 0.0, 0.5, 0, hard_only=True)]
     res = train_sweep(runs, ToySettings(n=200, hidden=8, steps=150, batch_size=50, log_every=10), progress=False)
@@ -280,7 +282,7 @@ def test_probe_errors_summaries_and_phantom_ratios():
 
 def test_failure_summary_counts_failed_seeds_and_divides_by_sgd():
     import pandas as pd
-    from samlib.toy_results import failure_summary
+    from samlib.toy.results import failure_summary
     frame = pd.DataFrame({"optimizer": ["SGD"] * 3 + ["LSAM"] * 3, "rho": [0.0] * 3 + [1.0] * 3, "turns": 0.5,
                           "seed": [0, 1, 2] * 2, "hard_error": [0.0, 0.01, 0.5, 0.0, 0.02, 0.04]})
     out = failure_summary(frame).set_index("optimizer")
@@ -292,7 +294,7 @@ def test_failure_summary_counts_failed_seeds_and_divides_by_sgd():
 def test_best_rho_and_relative_to_sgd_on_a_hand_made_summary():
     import pandas as pd
 
-    from samlib.toy_results import best_rho, relative_to_sgd
+    from samlib.toy.results import best_rho, relative_to_sgd
 
     summary = pd.DataFrame({"optimizer": ["SGD", "SGD", "LSAM", "LSAM", "LSAM", "LSAM"],
                             "rho": [0.0, 0.0, 0.5, 0.5, 1.0, 1.0], "turns": [0.5, 1.0] * 3,

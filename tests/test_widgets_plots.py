@@ -7,7 +7,7 @@ import pytest  # noqa: E402
 
 from samlib import plots  # noqa: E402
 from samlib.landscape import endpoints_table, first_step_table, product_loss, sam_path  # noqa: E402
-from samlib.widgets import rho_explorer  # noqa: E402
+from samlib.plots.widgets import rho_explorer  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

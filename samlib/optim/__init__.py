@@ -1,8 +1,9 @@
 """Optimizers: SAM, last-layer SAM (LSAM), LSAM with one effect ablated, and the BatchNorm policy they share."""
+from .ascent import ascent
 from .ablation import EFFECTS, AblatedLSAM
 from .batchnorm import frozen_bn_stats
 from .lsam import LSAM, lsam_param_groups
-from .sam import SAM, ascent_steps, backward, check_rho
+from .sam import SAM, backward, check_rho
 
-__all__ = ["SAM", "LSAM", "AblatedLSAM", "EFFECTS", "lsam_param_groups", "frozen_bn_stats", "ascent_steps", "backward",
+__all__ = ["SAM", "LSAM", "AblatedLSAM", "EFFECTS", "lsam_param_groups", "frozen_bn_stats", "ascent", "backward",
            "check_rho"]

@@ -19,12 +19,22 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..decompose import recombined_loss
 from .lsam import LSAM
 
-__all__ = ["EFFECTS", "AblatedLSAM"]
+__all__ = ["EFFECTS", "AblatedLSAM", "recombined_loss"]
 
 EFFECTS = ("importance_weighting", "lr_scaling")
+
+
+def recombined_loss(features: Tensor, chain_weight: Tensor, head: tuple[Tensor, Tensor | None],
+                    output_grads: Tensor) -> Tensor:
+    """A scalar whose gradient is sum_i output_grads_i^T chain_weight grad Phi(x_i) for the feature parameters
+    and sum_i output_grads_i Phi(x_i)^T (bias: sum_i output_grads_i) for the head (weight, bias).
+    features (..., N, D) attached; chain_weight and head weight (..., C, D); bias (..., 1, C) or (C,);
+    output_grads (..., N, C), dL/dz of a mean loss, held fixed. Leading dimensions index independent models."""
+    weight, bias = head
+    head_path = features.detach() @ weight.transpose(-1, -2) + (0 if bias is None else bias)
+    return (output_grads.detach() * (features @ chain_weight.detach().transpose(-1, -2) + head_path)).sum()
 
 
 class AblatedLSAM(LSAM):

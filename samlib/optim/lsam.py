@@ -23,12 +23,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .sam import SAM, ascent_steps
+from .ascent import ascent
+from .sam import SAM
 
-__all__ = ["LSAM", "lsam_param_groups"]
+__all__ = ["LSAM", "lsam_param_groups", "check_head"]
 
 
-def _check_head(head) -> None:
+def check_head(head) -> None:
     if not isinstance(head, nn.Linear):
         raise TypeError(
             f"LSAM perturbs a linear last layer, but head is {type(head).__name__}; pass the final nn.Linear "
@@ -42,7 +43,7 @@ def lsam_param_groups(params: Iterable, head: nn.Linear) -> list[dict]:
     Returns parameter groups for :class:`~samlib.optim.SAM`: the non-head part of each group
     with ``perturb=False``, the head part with ``perturb=True``; empty parts are dropped.
     """
-    _check_head(head)
+    check_head(head)
     head_ids = {id(p) for p in head.parameters()}
     groups = list(params)
     if groups and not isinstance(groups[0], dict):
@@ -104,5 +105,5 @@ class LSAM(SAM):
             loss = loss_fn(outputs)
             grads = torch.autograd.grad(loss, weights)
         with torch.no_grad():
-            steps = ascent_steps(weights, list(grads), [group["rho"]] * len(weights), [False] * len(weights), self.eps)
+            steps = ascent(grads, group["rho"], eps=self.eps)
         return loss.detach(), outputs.detach(), weights, [w + e for w, e in zip(weights, steps)]

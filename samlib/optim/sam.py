@@ -19,9 +19,10 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from .ascent import ascent
 from .batchnorm import frozen_bn_stats
 
-__all__ = ["SAM", "ascent_steps", "backward", "check_rho"]
+__all__ = ["SAM", "backward", "check_rho"]
 
 
 def check_rho(rho) -> float:
@@ -46,22 +47,6 @@ def _check_base_optimizer(base_optimizer) -> None:
         raise TypeError(
             f"base_optimizer must be a torch.optim.Optimizer subclass such as torch.optim.SGD, got {base_optimizer!r}"
         )
-
-
-def ascent_steps(params: list[Tensor], grads: list[Tensor], rhos: list[float], adaptive: list[bool],
-                 eps: float) -> list[Tensor]:
-    """The SAM ascent step for each tensor, normalised by one global norm.
-
-    params, grads: matching tensors; rhos, adaptive: each tensor's group settings.
-    A zero gradient gives a zero step (never NaN).
-    """
-    scaled = [g * p.abs() if a else g for p, g, a in zip(params, grads, adaptive)]
-    device = grads[0].device
-    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(s).to(device) for s in scaled]))
-    return [
-        (p.square() * g if a else g) * (rho / (norm + eps)).to(g.dtype)
-        for p, g, rho, a in zip(params, grads, rhos, adaptive)
-    ]
 
 
 class SAM(torch.optim.Optimizer):
@@ -126,8 +111,8 @@ class SAM(torch.optim.Optimizer):
             raise RuntimeError("first_step() was called twice: call second_step() to restore the weights first")
         chosen = [(g, p) for g in self.param_groups if g["perturb"] for p in g["params"] if p.grad is not None]
         if chosen:
-            steps = ascent_steps([p for _, p in chosen], [p.grad for _, p in chosen],
-                                 [g["rho"] for g, _ in chosen], [g["adaptive"] for g, _ in chosen], self.eps)
+            steps = ascent([p.grad for _, p in chosen], [g["rho"] for g, _ in chosen], params=[p for _, p in chosen],
+                           adaptive=[g["adaptive"] for g, _ in chosen], eps=self.eps)
             for (_, p), e in zip(chosen, steps):
                 self._saved[p] = p.detach().clone()
                 p.add_(e)

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from ..landscape import Loss2D, Path, grid_points, sam_objective, sharpness, valley_points
-from . import COLORS, rho_colors
+from .style import COLORS, rho_colors
 
 __all__ = ["draw_loss_contours", "plot_step_anatomy", "plot_paths", "plot_valley_sharpness", "plot_sam_objective"]
 

@@ -9,7 +9,7 @@ import seaborn as sns
 from matplotlib.colors import LogNorm
 
 from ..decompose import gini, lorenz_curve
-from . import COLORS
+from .style import COLORS
 from .toy import _rho_positions
 
 __all__ = ["ABLATION_COLORS", "plot_lorenz", "plot_gini_gap", "plot_lr_scaling",
@@ -35,7 +35,7 @@ def plot_gini_gap(axes, matched: pd.DataFrame) -> None:
     """One panel per complexity: Gini of LSAM's lambda~ (green) and of its lambda (orange) minus the Gini of SGD's
     lambda at the same training loss, one dot per LSAM snapshot and seed, against that loss (log scale, high to
     low: training runs left to right). Below 0: LSAM's weights are more even. ``matched``:
-    :func:`samlib.mechanism.matched_loss_gini`."""
+    :func:`samlib.toy.mechanism.matched_loss_gini`."""
     rows = matched.dropna(subset=["sgd_same_loss"])
     for ax, (turns, g) in zip(axes, rows.groupby("turns")):
         for column, color, label in (("lsam_real", COLORS["phantom"], r"LSAM $\lambda$ (real) $-$ SGD $\lambda$"),
@@ -50,7 +50,7 @@ def plot_gini_gap(axes, matched: pd.DataFrame) -> None:
 
 def plot_lr_scaling(ax, frame: pd.DataFrame, ylim=(0, 1.4)) -> None:
     """Distributions over mini-batches of v~_easy / v_easy and v~_hard / v_hard (``frame`` from
-    :func:`samlib.mechanism.lr_scaling_over_batches`), one box pair per complexity (whiskers: 5th to 95th
+    :func:`samlib.toy.mechanism.lr_scaling_over_batches`), one box pair per complexity (whiskers: 5th to 95th
     percentile; batches beyond are not drawn)."""
     long = frame.melt(id_vars=["turns"], value_vars=["easy", "hard"], var_name="feature", value_name="scaling")
     sns.boxplot(long, x="turns", y="scaling", hue="feature", ax=ax, whis=(5, 95), showfliers=False,
@@ -63,7 +63,7 @@ def plot_lr_scaling(ax, frame: pd.DataFrame, ylim=(0, 1.4)) -> None:
 
 def plot_weight_by_contribution(axes, grids: list[dict], titles: list[str]) -> None:
     """Median importance weight per bin of (easy contribution, hard contribution), one heatmap per grid
-    (:func:`samlib.mechanism.weight_by_contribution`), on one shared log colour scale."""
+    (:func:`samlib.toy.mechanism.weight_by_contribution`), on one shared log colour scale."""
     values = np.concatenate([g["median"][np.isfinite(g["median"])] for g in grids])
     norm = LogNorm(vmin=max(values[values > 0].min(), 1e-8), vmax=values.max())
     for ax, grid, title in zip(axes, grids, titles):
@@ -80,7 +80,7 @@ def plot_weight_by_contribution(axes, grids: list[dict], titles: list[str]) -> N
 
 def plot_ablation(axes, summary: pd.DataFrame) -> None:
     """Hard-feature probe error (mean +- sd over seeds) vs rho for LSAM and its two ablations, SGD as a band,
-    one panel per complexity. ``summary``: :func:`samlib.toy_results.summarize` rows."""
+    one panel per complexity. ``summary``: :func:`samlib.toy.results.summarize` rows."""
     for ax, (turns, g) in zip(axes, summary.groupby("turns")):
         pos = _rho_positions(ax, [r for r in g.rho.unique() if r > 0])
         sgd = g[g.optimizer == "SGD"].iloc[0]

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from ..memorization_results import signal_to_noise
-from . import COLORS, rho_colors
+from ..memorization.results import signal_to_noise
+from .style import COLORS, rho_colors
 
 __all__ = ["plot_error_maps", "plot_error_vs_snr", "plot_coefficients", "plot_stopping", "plot_radius"]
 
@@ -23,7 +23,7 @@ def _map(cells: pd.DataFrame, column: str) -> pd.DataFrame:
 def plot_error_maps(axes, cells: pd.DataFrame, label: str = "clean-label test error") -> None:
     """SGD's and SAM's mean test error over (n, ‖μ‖) and their difference SAM - SGD.
 
-    ``cells`` is :func:`~samlib.memorization_results.compare_optimizers`'s frame; cells where the
+    ``cells`` is :func:`~samlib.memorization.results.compare_optimizers`'s frame; cells where the
     two agree (|difference| within the seed spread) are hatched and their numbers greyed.
     """
     for ax, name in zip(axes[:2], ("SGD", "SAM")):

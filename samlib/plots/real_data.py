@@ -7,7 +7,7 @@ import pandas as pd
 from torch import Tensor
 
 from ..experiments.runs import label_order
-from . import COLORS
+from .style import COLORS
 
 __all__ = ["plot_images", "plot_seed_results", "plot_metric_vs_rho", "plot_gini_vs_rho", "plot_curves"]
 

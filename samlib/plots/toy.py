@@ -6,9 +6,9 @@ import pandas as pd
 import seaborn as sns
 import torch
 
-from ..toy import ToyData
-from ..toy_model import features, select_runs
-from . import COLORS
+from ..toy.data import ToyData
+from ..toy.model import features, select_runs
+from .style import COLORS
 
 __all__ = ["turns_colors", "plot_toy_data", "plot_hard_feature", "plot_probe_vs_rho", "plot_phantom_ratio",
            "plot_training_curves"]
@@ -69,7 +69,7 @@ def _rho_positions(ax, rhos) -> dict:
 def plot_probe_vs_rho(ax, summary: pd.DataFrame, optimizer: str, controls: pd.DataFrame | None = None,
                       value_label: str = "hard-feature probe error") -> None:
     """Mean (line) and +-1 sd over seeds (band) of the probe error vs rho, one curve per complexity.
-    ``summary``: :func:`samlib.toy_results.summarize` rows for SGD (rho = 0) and ``optimizer``.
+    ``summary``: :func:`samlib.toy.results.summarize` rows for SGD (rho = 0) and ``optimizer``.
     ``controls``: the same for the hard-feature-only control (one dashed line per complexity)."""
     rows = summary[summary.optimizer.isin(["SGD", optimizer])].sort_values("rho")
     pos = _rho_positions(ax, rows.rho.unique())
@@ -90,7 +90,7 @@ def plot_probe_vs_rho(ax, summary: pd.DataFrame, optimizer: str, controls: pd.Da
 
 
 def plot_phantom_ratio(axes, ratios: pd.DataFrame) -> None:
-    """LSAM, one colour per complexity, median over seeds of :func:`samlib.toy_results.phantom_ratios`.
+    """LSAM, one colour per complexity, median over seeds of :func:`samlib.toy.results.phantom_ratios`.
     axes[0]: the phantom ratio v~_hard / v~_easy (solid) and the real ratio |v_hard| / |v_easy| (dotted)
     vs rho; axes[1]: their quotient, how much more the update weighs the hard feature than the real head."""
     rows = ratios[ratios.optimizer.isin(["SGD", "LSAM"]) & ~ratios.hard_only]

@@ -17,7 +17,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from .models import FeaturesAndHead
+from ..models import FeaturesAndHead
 
 __all__ = ["HEAD", "init_params", "features", "logits", "select_runs", "TwoBranchFeatures", "to_module"]
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from .probe import linear_probe
+from ..probe import linear_probe
 from .sweep import SweepResult
-from .toy import make_toy
-from .toy_model import features, select_runs
+from .data import make_toy
+from .model import features, select_runs
 
 __all__ = ["PROBE_SEED", "probe_errors", "summarize", "failure_summary", "best_rho", "relative_to_sgd", "phantom_ratios", "final_losses"]
 

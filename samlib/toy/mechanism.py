@@ -2,7 +2,7 @@
 the learning-rate scaling over mini-batches and where the weight sits (by feature contribution).
 
 Each run is decomposed on its own training data, at its own radius (rho = 0 for SGD, so there
-lambda~ = lambda), through :func:`samlib.toy_model.to_module` and :func:`samlib.decompose.decompose`.
+lambda~ = lambda), through :func:`samlib.toy.model.to_module` and :func:`samlib.decompose.decompose`.
 """
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .decompose import (Decomposition, ablation_loss, binned_median, decompose, feature_contributions, gini,
+from ..decompose import (Decomposition, ablation_loss, binned_median, decompose, feature_contributions, gini,
                         head_loss)
 from .sweep import SweepResult, training_data
-from .toy import ToyData
-from .toy_model import to_module
+from .data import ToyData
+from .model import to_module
 
 __all__ = ["toy_inputs", "run_decomposition", "reconstruction_gap", "gini_table", "equal_loss_steps",
            "matched_loss_gini", "paired_gini", "lr_scaling_over_batches", "weight_by_contribution", "ablation_gains",
@@ -24,7 +24,7 @@ FEATURES = ("easy", "hard")
 
 
 def toy_inputs(data: ToyData) -> torch.Tensor:
-    """The module input [x_easy, x_hard] (N, 3) of :func:`samlib.toy_model.to_module`."""
+    """The module input [x_easy, x_hard] (N, 3) of :func:`samlib.toy.model.to_module`."""
     return torch.cat([data.x_easy, data.x_hard], dim=1)
 
 
@@ -153,7 +153,7 @@ def paired_gini(table: pd.DataFrame, rho: float, step: int) -> pd.DataFrame:
 def ablation_gains(summary: pd.DataFrame, rho: float) -> pd.DataFrame:
     """Per complexity, how much each of IW-only, LR-only and LSAM at ``rho`` lowers SGD's mean probe error
     (positive: better than SGD), and the sum of the two ablations' gains. ``summary``: from
-    :func:`samlib.toy_results.summarize`."""
+    :func:`samlib.toy.results.summarize`."""
     means = summary.set_index(["optimizer", "rho", "turns"])["mean"]
     turns = sorted(summary.turns.unique())
     gains = pd.DataFrame({opt: [means[("SGD", 0.0, t)] - means[(opt, rho, t)] for t in turns]
@@ -163,7 +163,7 @@ def ablation_gains(summary: pd.DataFrame, rho: float) -> pd.DataFrame:
 
 def paired_wins(errors: pd.DataFrame, rho: float, value: str = "hard_error") -> pd.Series:
     """Per optimizer at ``rho``, in how many (turns, seed) pairs its ``value`` is below its SGD twin's
-    (``errors``: :func:`samlib.toy_results.probe_errors`); the index also holds the number of pairs."""
+    (``errors``: :func:`samlib.toy.results.probe_errors`); the index also holds the number of pairs."""
     table = errors[(errors.rho == rho) | (errors.optimizer == "SGD")].pivot_table(
         index=["turns", "seed"], columns="optimizer", values=value)
     wins = {opt: int((table[opt] < table["SGD"]).sum()) for opt in table.columns if opt != "SGD"}

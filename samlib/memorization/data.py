@@ -21,7 +21,7 @@ from itertools import product
 import torch
 from torch import Tensor
 
-from .optim.sam import check_rho
+from ..optim.sam import check_rho
 
 __all__ = ["DataSetting", "Run", "PatchData", "grid_runs", "generator", "signal_vector",
            "make_patches", "training_data", "held_out_data"]

@@ -28,15 +28,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .checkpoint import load_checkpoint, save_atomic
-from .decompose import recombined_loss
-from .optim.sam import check_rho
-from .toy import ToyData, make_toy
-from .toy_model import HEAD, features, init_params
-from .train import progress_bar
+from ..checkpoint import load_checkpoint, save_atomic
+from ..optim.ablation import recombined_loss
+from ..optim.ascent import ascent
+from ..optim.sam import check_rho
+from .data import ToyData, make_toy
+from .model import HEAD, features, init_params
+from ..train import progress_bar
 
 __all__ = ["OPTIMIZERS", "PHANTOM_PARTS", "BOOK_SETTINGS", "Run", "ToySettings", "SweepResult", "grid", "train_sweep",
-           "sweep_step", "ascent"]
+           "sweep_step"]
 
 OPTIMIZERS = ("SGD", "SAM", "LSAM", "IW-only", "LR-only")
 # per optimizer: (importance weights at the phantom head, phantom head in the chain rule)
@@ -143,25 +144,16 @@ def _losses(params: dict[str, Tensor], x_easy: Tensor, x_hard: Tensor, y: Tensor
     return _head_losses(features(params, x_easy, x_hard), params[HEAD], y)
 
 
-def ascent(grads: dict[str, Tensor], rho: Tensor, perturb_all: Tensor, weights: dict[str, Tensor] | None = None
-           ) -> dict[str, Tensor]:
-    """eps = rho * g / ||g|| for every run, the norm over the head alone where ``perturb_all`` is False
-    (LSAM) and over every parameter where it is True (SAM). With ``weights`` (the parameters), the radius
-    is relative: rho times the norm of the perturbed weights. grads {name: (R, ...)}; rho (R,); -> {name: (R, ...)}."""
-    def per_run_sq(g: Tensor) -> Tensor:
-        return g.pow(2).flatten(1).sum(1)
-
-    body = sum(per_run_sq(g) for name, g in grads.items() if name != HEAD)
-    norm = torch.sqrt(per_run_sq(grads[HEAD]) + perturb_all * body)
-    if weights is not None:
-        w_body = sum(per_run_sq(w) for name, w in weights.items() if name != HEAD)
-        rho = rho * torch.sqrt(per_run_sq(weights[HEAD]) + perturb_all * w_body)
-    scale = torch.where(norm > 0, rho / norm.clamp_min(1e-30), torch.zeros_like(norm))
-    eps = {}
-    for name, g in grads.items():
-        s = scale if name == HEAD else scale * perturb_all
-        eps[name] = g * s.view(-1, *[1] * (g.ndim - 1))
-    return eps
+def _ascent(grads: dict[str, Tensor], rho: Tensor, perturb_all: Tensor, weights: dict[str, Tensor] | None = None
+            ) -> dict[str, Tensor]:
+    """:func:`samlib.optim.ascent` for every run: over the head alone where ``perturb_all`` is 0 (LSAM) and
+    over every parameter where it is 1 (SAM); with ``weights`` (the parameters) the radius is relative.
+    grads {name: (R, ...)}; rho, perturb_all (R,); -> {name: (R, ...)}."""
+    names = list(grads)
+    steps = ascent([grads[k] for k in names], rho, perturbed=[True if k == HEAD else perturb_all for k in names],
+                   params=None if weights is None else [weights[k] for k in names], relative=weights is not None,
+                   runs=True)
+    return dict(zip(names, steps))
 
 
 def _grads(loss: Tensor, params: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -172,7 +164,7 @@ def _phantom_grads(params, batch, rho, perturb_all, relative: bool = False):
     """Two passes (any SAM run): the gradient, the ascent on each run's parameters, the gradient there."""
     leaves = {k: p.detach().requires_grad_(True) for k, p in params.items()}
     loss, f = _losses(leaves, *batch)
-    eps = ascent(_grads(loss, leaves), rho, perturb_all, params if relative else None)
+    eps = _ascent(_grads(loss, leaves), rho, perturb_all, params if relative else None)
     phantom = {k: (params[k] + eps[k]).requires_grad_(True) for k in params}
     return _grads(_losses(phantom, *batch)[0], phantom), loss, f, eps[HEAD]
 
@@ -184,7 +176,7 @@ def _head_ascent(params, batch, rho, relative: bool):
     phi = features(leaves, *batch[:2])
     loss, f = _head_losses(phi, leaves[HEAD], batch[2])
     grad_v = torch.autograd.grad(loss.sum(), leaves[HEAD], retain_graph=True)[0]
-    eps_v = ascent({HEAD: grad_v}, rho, torch.zeros_like(rho), {HEAD: params[HEAD]} if relative else None)[HEAD]
+    eps_v = _ascent({HEAD: grad_v}, rho, torch.zeros_like(rho), {HEAD: params[HEAD]} if relative else None)[HEAD]
     return leaves, phi, loss, f, eps_v
 
 
@@ -266,7 +258,7 @@ def train_sweep(runs: list[Run], settings: ToySettings = ToySettings(), *, check
     With ``checkpoint`` (a file path), the state is written atomically every ``checkpoint_every``
     steps and an interrupted sweep resumes from it to the same result."""
     if not runs:
-        raise ValueError("runs is empty: build them with samlib.sweep.grid(...)")
+        raise ValueError("runs is empty: build them with samlib.toy.sweep.grid(...)")
     if any(isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= settings.steps for k in snapshots):
         raise ValueError(f"snapshots must be step counts in [1, steps={settings.steps}], got {list(snapshots)}")
     x_easy, x_hard, y = _stack(training_data(runs, settings))

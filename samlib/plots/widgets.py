@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 
-from .landscape import Loss2D, sam_path
-from .plots import plot_paths, plot_valley_sharpness
+from ..landscape import Loss2D, sam_path
+from .landscape import plot_paths, plot_valley_sharpness
 
 __all__ = ["rho_explorer", "toy_explorer", "draw_toy_run"]
 
@@ -30,9 +30,9 @@ def rho_explorer(loss: Loss2D, start, lr: float = 0.05, max_steps: int = 1000):
 def draw_toy_run(optimizer: str, rho: float, turns: float, settings, seed: int = 0):
     """Train one toy run and draw what its hard branch learned (Phi_hard over the plane) with its
     hard- and easy-feature probe errors in the title. Returns the run's probe-error row."""
-    from .plots.toy import plot_hard_feature
-    from .sweep import Run, train_sweep, training_data
-    from .toy_results import probe_errors
+    from .toy import plot_hard_feature
+    from ..toy.sweep import Run, train_sweep, training_data
+    from ..toy.results import probe_errors
 
     run = Run(optimizer, 0.0 if optimizer == "SGD" else rho, turns, seed)
     result = train_sweep([run], settings, progress=False)
@@ -47,7 +47,7 @@ def draw_toy_run(optimizer: str, rho: float, turns: float, settings, seed: int =
 
 def toy_explorer(settings, turns=(0.5, 0.75, 1.0)):
     """Pick the optimizer, rho and the spiral's complexity, press *Train*: one toy run is trained with
-    ``settings`` (a :class:`samlib.sweep.ToySettings`) and its hard feature and probe errors drawn."""
+    ``settings`` (a :class:`samlib.toy.sweep.ToySettings`) and its hard feature and probe errors drawn."""
     from ipywidgets import Dropdown, FloatSlider, interact_manual
 
     explorer = interact_manual.options(manual_name="Train")

@@ -23,10 +23,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .memorization_data import Run, generator
+from ..optim.ascent import ascent
+from .data import Run, generator
 
 __all__ = ["CLASS_SIGNS", "StepResult", "init_weights", "filters_last", "preactivations", "network_output",
-           "loss_and_gradient", "sam_scale", "sam_perturbation", "optimizer_step", "coefficients", "signal_learning",
+           "loss_and_gradient", "sam_perturbation", "optimizer_step", "coefficients", "signal_learning",
            "noise_memorization", "margins", "mean_loss", "error_rate"]
 
 CLASS_SIGNS = (1.0, -1.0)  # second-layer sign of filter group j = 0, 1
@@ -86,17 +87,10 @@ def loss_and_gradient(W: Tensor, x: Tensor, y: Tensor, valid: Tensor | None = No
     return loss, grad.reshape(R, d, 2, -1).permute(0, 2, 3, 1), pre  # (R, 2, m, d), stored filters-last
 
 
-def sam_scale(grad: Tensor, tau: Tensor) -> Tensor:
-    """τ/‖g‖ with each run's own norm over all its weights, shaped to broadcast: grad (R, ...), tau (R,).
-    A zero gradient gets scale 0 (no perturbation, never NaN)."""
-    norm = torch.linalg.vector_norm(grad, dim=tuple(range(1, grad.ndim)))
-    scale = torch.where(norm > 0, tau / norm.clamp(min=torch.finfo(grad.dtype).tiny), 0.0)
-    return scale.reshape(-1, *[1] * (grad.ndim - 1))
-
-
 def sam_perturbation(grad: Tensor, tau: Tensor) -> Tensor:
-    """SAM's ascent step ε = τ g / ‖g‖, per run: grad (R, ...), tau (R,) -> like grad."""
-    return grad * sam_scale(grad, tau)
+    """SAM's ascent step ε = τ g / ‖g‖ with each run's own norm over all its weights
+    (:func:`samlib.optim.ascent`): grad (R, ...), tau (R,) -> like grad. A zero gradient gives ε = 0."""
+    return ascent([grad], tau, runs=True)[0]
 
 
 @dataclass
@@ -120,7 +114,7 @@ def optimizer_step(W: Tensor, x: Tensor, y: Tensor, valid: Tensor | None, lr: fl
     if tau is None:
         W.sub_(grad, alpha=lr)
         return StepResult(loss, real, real)
-    _, grad, phantom = loss_and_gradient(torch.addcmul(W, grad, sam_scale(grad, tau)), x, y, valid)
+    _, grad, phantom = loss_and_gradient(W + sam_perturbation(grad, tau), x, y, valid)
     W.sub_(grad, alpha=lr)
     return StepResult(loss, real, phantom)
 

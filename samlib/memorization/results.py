@@ -1,13 +1,13 @@
 """Reading a grid of noise-memorization runs: cell means, SAM - SGD differences, where they agree.
 
-Every function takes the table of :meth:`samlib.memorization_train.Result.table` (one row per run).
+Every function takes the table of :meth:`samlib.memorization.train.Result.table` (one row per run).
 """
 from __future__ import annotations
 
 import pandas as pd
 import torch
 
-from .memorization_data import DataSetting
+from .data import DataSetting
 
 __all__ = ["signal_to_noise", "cell_means", "compare_optimizers", "first_below"]
 

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .memorization import (coefficients, error_rate, filters_last, init_weights, margins, mean_loss,
+from .model import (coefficients, error_rate, filters_last, init_weights, margins, mean_loss,
                            noise_memorization, optimizer_step, signal_learning)
-from .memorization_data import DataSetting, Run, generator, held_out_data, training_data
-from .train import progress_bar
+from .data import DataSetting, Run, generator, held_out_data, training_data
+from ..train import progress_bar
 
 __all__ = ["Training", "Trace", "Result", "train_runs", "train_table"]
 
