@@ -6,6 +6,7 @@
 Committed outputs are the book (see _config.yml); run this after changing a chapter or
 samlib, then commit the notebooks. CI re-executes them with nbval and compares.
 """
+import os
 import sys
 import time
 from pathlib import Path
@@ -25,6 +26,7 @@ def execute(path: Path) -> float:
 
 
 if __name__ == "__main__":
+    os.environ.setdefault("ATEN_CPU_CAPABILITY", "avx2")  # as .ci/test and samlib.repro.BOOK_CPU_CAPABILITY
     if len(sys.argv) < 2:
         sys.exit(__doc__)
     for name in sys.argv[1:]:

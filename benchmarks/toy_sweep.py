@@ -10,18 +10,14 @@ larger rho the normalised ascent amplifies rounding once the loss is tiny, and r
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from samlib.toy.sweep import BOOK_SETTINGS as CHAPTER
+from samlib.toy.sweep import grid, train_sweep
 
-from samlib.toy.sweep import ToySettings, grid, train_sweep  # noqa: E402
-
-CHAPTER = ToySettings(n=1000, hidden=32, lr=0.05, momentum=0.9, steps=3000, batch_size=50)
 RHOS = [0.1, 0.3, 0.5, 1.0, 2.0, 4.0]
 TURNS = [0.5, 0.75, 1.0]
 

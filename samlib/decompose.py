@@ -30,12 +30,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .optim.ablation import recombined_loss
-from .optim.lsam import check_head
 from .optim.ascent import ascent
+from .optim.lsam import check_head
 from .optim.sam import check_rho
 
 __all__ = ["LOSSES", "head_loss", "logit_gradients", "importance_weights", "phantom_head", "lr_scaling",
-           "Decomposition", "decompose", "ablation_loss", "recombined_loss", "feature_contributions", "lorenz_curve", "gini",
+           "Decomposition", "decompose", "ablation_loss", "recombined_loss", "feature_contributions", "lorenz_curve",
+           "gini",
            "binned_median"]
 
 LOSSES = ("logistic", "cross_entropy")
@@ -53,8 +54,9 @@ def _check_targets(outputs: Tensor, y: Tensor, loss: str) -> None:
                              f"{outputs.shape[1]}; for several classes use loss='cross_entropy'")
         if not bool(((y == 1) | (y == -1)).all()):
             raise ValueError("the logistic loss needs labels in {-1, +1}; convert 0/1 labels with 2 * y - 1")
-    elif y.dtype in (torch.float16, torch.float32, torch.float64) or not bool(((y >= 0) & (y < outputs.shape[1])).all()):
-        raise ValueError(f"cross_entropy needs integer class indices in [0, {outputs.shape[1]}), got {y[:5].tolist()}...")
+    elif y.dtype.is_floating_point or not bool(((y >= 0) & (y < outputs.shape[1])).all()):
+        raise ValueError(f"cross_entropy needs integer class indices in [0, {outputs.shape[1]}), "
+                         f"got {y[:5].tolist()}...")
 
 
 def head_loss(outputs: Tensor, y: Tensor, loss: str) -> Tensor:

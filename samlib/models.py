@@ -42,7 +42,8 @@ class SmallCNN(FeaturesAndHead):
                  batchnorm: bool = False):
         if not widths:
             raise ValueError("widths must name at least one conv block, e.g. (32, 64, 128)")
-        blocks = [layer for cin, cout in zip((in_channels, *widths), widths) for layer in _conv_block(cin, cout, batchnorm)]
+        blocks = [layer for cin, cout in zip((in_channels, *widths), widths)
+                  for layer in _conv_block(cin, cout, batchnorm)]
         features = nn.Sequential(*blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten())
         super().__init__(features, nn.Linear(widths[-1], num_classes))
 

@@ -14,6 +14,7 @@ import torch
 __all__ = ["seed_everything", "configure", "rng_state", "set_rng_state"]
 
 BOOK_THREADS = 2  # the CPU thread count the committed outputs and CI use
+BOOK_CPU_CAPABILITY = "avx2"  # torch's CPU kernel family the committed outputs and CI use (ATEN_CPU_CAPABILITY)
 
 
 def seed_everything(seed: int) -> None:
@@ -29,10 +30,15 @@ def configure(seed: int = 0, threads: int | None = BOOK_THREADS, deterministic: 
     """Seed everything, fix torch's CPU thread count (``None`` keeps torch's default) and
     ask for deterministic algorithms (on GPU this also sets ``CUBLAS_WORKSPACE_CONFIG``).
 
-    Floating-point sums depend on the thread count, so the book's printed numbers are
-    reproducible for a fixed ``threads``; operations without a deterministic version warn
+    Floating-point sums depend on the thread count and on torch's CPU kernels, so the book's printed numbers
+    are reproducible for a fixed ``threads`` and kernel family (``ATEN_CPU_CAPABILITY``, set to
+    :data:`BOOK_CPU_CAPABILITY` unless already set; it takes effect only before torch's first CPU operation);
+    operations without a deterministic version warn
     instead of failing, so paper-scale runs in Colab never stop on them.
     """
+    # The toy sweeps are chaotic at large rho: AVX-512 and AVX2 kernels round differently, and the runs then
+    # diverge. torch reads this once, at its first CPU kernel; a value the user set is kept.
+    os.environ.setdefault("ATEN_CPU_CAPABILITY", BOOK_CPU_CAPABILITY)
     if threads is not None:
         if threads < 1:
             raise ValueError(f"threads must be >= 1 or None, got {threads}")

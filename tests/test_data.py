@@ -17,7 +17,7 @@ from PIL import Image
 from samlib.data import sources
 from samlib.data.dominoes import make_dominoes, offline_dominoes, pair_difficulty, real_dominoes
 from samlib.data.idx import read_idx, write_idx
-from samlib.data.sources import ImageSet, class_index, cifar10, fashion_mnist, mnist, mnist_subset
+from samlib.data.sources import ImageSet, cifar10, class_index, fashion_mnist, mnist, mnist_subset
 from samlib.data.waterbirds import load_waterbirds, pixel_probe_errors, waterbirds_standin
 
 

@@ -10,7 +10,7 @@ from torch import nn
 
 from samlib import decompose as dc
 from samlib.models import FeaturesAndHead
-from samlib.optim import LSAM, AblatedLSAM, SAM, lsam_param_groups
+from samlib.optim import LSAM, SAM, AblatedLSAM, lsam_param_groups
 from samlib.toy.data import make_toy
 from samlib.toy.model import init_params, to_module
 from samlib.train import train_step
@@ -24,7 +24,8 @@ def _float64():
 
 
 def mlp(d=4, h=6, c=3, bias=True):
-    return FeaturesAndHead(nn.Sequential(nn.Linear(d, h), nn.Tanh(), nn.Linear(h, h), nn.ReLU()), nn.Linear(h, c, bias=bias))
+    return FeaturesAndHead(nn.Sequential(nn.Linear(d, h), nn.Tanh(), nn.Linear(h, h), nn.ReLU()),
+                           nn.Linear(h, c, bias=bias))
 
 
 def toy_net():
@@ -126,7 +127,8 @@ def per_feature_gradients(net, x, y, loss):
 
 
 def test_importance_weighting_only_is_a_reweighted_real_loss():
-    """Independent reference (logistic): G~ with the real head is the gradient of sum_i c_i l_i, c_i = lambda~_i / lambda_i."""
+    """Independent reference (logistic): G~ with the real head is the gradient of sum_i c_i l_i,
+    c_i = lambda~_i / lambda_i."""
     net, x, y, loss = next(cases())
     d = dc.decompose(net.features(x), y, net.head, 0.8, loss)
     c = d.phantom_weights / d.weights

@@ -4,23 +4,23 @@ References are independent of the code under test: hand-made result tables, hand
 torch.optim.SGD and samlib.LSAM driven by samlib.train.fit directly, and features that read one half of a
 domino (or the background colour) by construction.
 """
+import inspect
 import math
 import sys
 from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from torch import nn
 
 from samlib import scale
 from samlib.decompose import decompose
-from samlib.experiments import cifar_mnist, runs, waterbirds
+from samlib.experiments import cifar_mnist, levers, runs, waterbirds
 from samlib.experiments.runs import RunSpec, TrainConfig
 from samlib.models import FeaturesAndHead, SmallCNN, resnet
 from samlib.optim import LSAM, SAM
-from samlib.probe import extract_features
 from samlib.repro import seed_everything
 from samlib.train import TensorBatches, fit
 
@@ -60,7 +60,8 @@ def test_spec_labels_and_grid_order():
                                                              ("SGD", 0, 1), ("LSAM", 0.1, 1), ("LSAM", 0.5, 1)]
 
 
-@pytest.mark.parametrize("kwargs", [dict(epochs=0), dict(epochs=2.5), dict(epochs=1, lr=-1), dict(epochs=1, lr=math.inf),
+@pytest.mark.parametrize("kwargs", [dict(epochs=0), dict(epochs=2.5), dict(epochs=1, lr=-1),
+                                    dict(epochs=1, lr=math.inf),
                                     dict(epochs=1, momentum=1.0), dict(epochs=1, weight_decay=-1e-4),
                                     dict(epochs=1, batch_size=0)])
 def test_bad_train_configs_are_refused(kwargs):
@@ -149,38 +150,6 @@ def test_network_decomposition_and_predict_match_the_model():
     assert torch.equal(runs.predict(model, x), model(x).argmax(1))
 
 
-# --- summaries over seeds ---------------------------------------------------------------------------------
-
-
-def _rows():
-    return pd.DataFrame({"optimizer": ["LSAM", "SGD", "SAM"] * 3, "rho": [0.5, 0.0, 0.05] * 3, "seed": np.repeat([0, 1, 2], 3),
-                         "label": ["LSAM ρ=0.5", "SGD", "SAM ρ=0.05"] * 3,
-                         "acc": [0.78, 0.70, 0.71, 0.82, 0.72, 0.69, 0.86, 0.74, 0.73]})
-
-
-def test_seed_table_by_hand():
-    table = runs.seed_table(_rows(), ["acc"])
-    assert list(table.index) == ["SGD", "SAM ρ=0.05", "LSAM ρ=0.5"]
-    assert table.loc["SGD", "acc"] == "0.720 ± 0.020" and table.loc["LSAM ρ=0.5", "acc"] == "0.820 ± 0.040"
-    assert table.loc["SAM ρ=0.05", "acc"] == "0.710 ± 0.020" and (table.seeds == 3).all()
-    with pytest.raises(KeyError, match="no column"):
-        runs.seed_table(_rows(), ["worst"])
-    assert runs.seed_table(_rows().query("seed == 1"), ["acc"]).loc["SGD", "acc"] == "0.720"  # one seed: no sd
-
-
-def test_gains_over_sgd_by_hand():
-    gains = runs.gains_over_sgd(_rows(), "acc")
-    assert gains.loc["LSAM ρ=0.5", "gain"] == pytest.approx(0.10)
-    assert gains.loc["LSAM ρ=0.5", "spread"] == pytest.approx(0.04)  # the larger of the two sds
-    assert gains.loc["LSAM ρ=0.5", "beats_sgd"] and gains.loc["LSAM ρ=0.5", "seeds_above_sgd"] == 3
-    assert gains.loc["SAM ρ=0.05", "gain"] == pytest.approx(-0.01) and not gains.loc["SAM ρ=0.05", "beats_sgd"]
-    assert gains.loc["SAM ρ=0.05", "seeds_above_sgd"] == 1  # seed 0: 0.71 > 0.70
-    with pytest.raises(ValueError, match="needs SGD"):
-        runs.gains_over_sgd(_rows().query("optimizer != 'SGD'"), "acc")
-    with pytest.raises(ValueError, match="without an SGD run"):
-        runs.gains_over_sgd(_rows().drop(index=4), "acc")
-
-
 # --- the chapters' presets and evaluations -----------------------------------------------------------------
 
 
@@ -219,9 +188,23 @@ def test_paper_models_say_how_to_get_torchvision(monkeypatch):
     with pytest.raises(ImportError, match="pip install torchvision"):
         resnet(18, 2)
     with pytest.raises(ImportError, match="pip install torchvision"):
-        cifar_mnist.build_model(cifar_mnist.PAPER, 3)
+        cifar_mnist.build_model(cifar_mnist.PAPER, _sets_of(3))
     with pytest.raises(ValueError, match="unknown model"):
-        waterbirds.build_model(replace(waterbirds.BOOK, model="vgg"))
+        waterbirds.build_model(replace(waterbirds.BOOK, model="vgg"), _sets_of(3))
+
+
+def _sets_of(channels: int):
+    return SimpleNamespace(train=SimpleNamespace(images=torch.zeros(1, channels, 8, 8)))
+
+
+def test_both_image_chapters_share_one_interface():
+    for module in levers.CHAPTERS.values():
+        for name in ("preset", "load_sets", "build_model", "evaluate"):
+            assert callable(getattr(module, name)), (module.__name__, name)
+        assert list(inspect.signature(module.build_model).parameters) == ["config", "sets"]
+        assert list(inspect.signature(module.evaluate).parameters)[:3] == ["model", "sets", "gini_rho"]
+    model = cifar_mnist.build_model(cifar_mnist.BOOK, _sets_of(1))
+    assert model(torch.zeros(2, 1, 56, 28)).shape == (2, 2)
 
 
 def test_cifar_mnist_evaluation_reads_the_half_the_features_see():
@@ -235,7 +218,8 @@ def test_cifar_mnist_evaluation_reads_the_half_the_features_see():
         top_reader.head.bias.zero_()
     metrics = cifar_mnist.evaluate(top_reader, sets, 0.5)
     assert metrics["easy_probe"] > 0.85 and abs(metrics["hard_probe"] - 0.5) < 0.1  # ink of the digit: 1 has less
-    assert metrics["test_acc"] == pytest.approx(float((top_reader(sets.test.images).argmax(1) == sets.test.y).double().mean()))
+    expected = (top_reader(sets.test.images).argmax(1) == sets.test.y).double().mean()
+    assert metrics["test_acc"] == pytest.approx(float(expected))
     assert 0 <= metrics["gini_real"] < 1 and 0 <= metrics["gini_phantom"] < 1
 
 
@@ -257,7 +241,7 @@ def test_waterbirds_evaluation_of_a_background_reader():
     always_land = FeaturesAndHead(_Reads((0, 32)), nn.Linear(3, 2))
     with torch.no_grad():
         always_land.head.weight.zero_()
-        always_land.head.bias.zero_()  # equal logits: argmax takes the first class (documented), 'landbird'/'top' 
+        always_land.head.bias.zero_()  # equal logits: argmax takes the first class (documented), 'landbird'/'top'
     metrics = waterbirds.evaluate(always_land, sets, 0.5)
     assert [metrics[f"group_{g}_acc"] for g in range(4)] == [1.0, 1.0, 0.0, 0.0]
     assert metrics["worst_group_acc"] == 0.0 and metrics["avg_acc"] == 0.5

@@ -8,9 +8,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from samlib.memorization.model import (coefficients, init_weights, loss_and_gradient, network_output, noise_memorization,
-                                 optimizer_step, sam_perturbation, signal_learning)
 from samlib.memorization.data import DataSetting, Run, grid_runs, held_out_data, signal_vector, training_data
+from samlib.memorization.model import (
+    coefficients,
+    init_weights,
+    loss_and_gradient,
+    network_output,
+    noise_memorization,
+    optimizer_step,
+    sam_perturbation,
+    signal_learning,
+)
 from samlib.memorization.results import compare_optimizers, first_below, signal_to_noise
 from samlib.memorization.train import Training, train_runs, train_table
 

@@ -10,7 +10,6 @@ from torch import nn
 from samlib.optim import SAM, backward, frozen_bn_stats
 
 
-
 @pytest.fixture(autouse=True)
 def _float64():
     torch.set_default_dtype(torch.float64)

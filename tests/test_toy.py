@@ -10,11 +10,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from samlib.optim import LSAM, SAM, AblatedLSAM
-from samlib.optim import ascent
-from samlib.toy.sweep import PHANTOM_PARTS, Run, ToySettings, grid, sweep_step, train_sweep, training_data
+from samlib.optim import LSAM, SAM, AblatedLSAM, ascent
 from samlib.toy.data import easy_line, make_toy, spiral
-from samlib.toy.model import HEAD, features, init_params, logits, select_runs, to_module
+from samlib.toy.model import features, init_params, logits, select_runs, to_module
+from samlib.toy.sweep import PHANTOM_PARTS, Run, ToySettings, grid, sweep_step, train_sweep, training_data
 from samlib.train import train_step
 
 # --- data ---------------------------------------------------------------------------------------
@@ -240,7 +239,7 @@ def test_an_interrupted_sweep_resumes_to_the_same_result(tmp_path):
 
 @pytest.mark.parametrize("args, match", [
     (("Adam", 0.1, 0.5, 0), "optimizer must be one of"),
-    (("SGD", 0.1, 0.5, 0), "rho=0 for SGD"),
+    (("SGD", 0.1, 0.5, 0), "SGD takes rho=0"),
     (("LSAM", 0.0, 0.5, 0), "rho > 0"),
     (("LSAM", -0.1, 0.5, 0), "finite number >= 0"),
     (("LSAM", float("inf"), 0.5, 0), "finite number >= 0"),
@@ -282,6 +281,7 @@ def test_probe_errors_summaries_and_phantom_ratios():
 
 def test_failure_summary_counts_failed_seeds_and_divides_by_sgd():
     import pandas as pd
+
     from samlib.toy.results import failure_summary
     frame = pd.DataFrame({"optimizer": ["SGD"] * 3 + ["LSAM"] * 3, "rho": [0.0] * 3 + [1.0] * 3, "turns": 0.5,
                           "seed": [0, 1, 2] * 2, "hard_error": [0.0, 0.01, 0.5, 0.0, 0.02, 0.04]})

@@ -7,7 +7,16 @@ Nothing is downloaded at import time.
 """
 from .dominoes import Dominoes, make_dominoes, offline_dominoes, pair_difficulty, real_dominoes
 from .idx import read_idx
-from .sources import CIFAR10_CLASSES, FASHION_CLASSES, ImageSet, cifar10, class_index, fashion_mnist, mnist, mnist_subset
+from .sources import (
+           CIFAR10_CLASSES,
+           FASHION_CLASSES,
+           ImageSet,
+           cifar10,
+           class_index,
+           fashion_mnist,
+           mnist,
+           mnist_subset,
+)
 from .waterbirds import Waterbirds, download_waterbirds, load_waterbirds, pixel_probe_errors, waterbirds_standin
 
 __all__ = ["read_idx", "ImageSet", "FASHION_CLASSES", "CIFAR10_CLASSES", "class_index", "fashion_mnist",

@@ -19,8 +19,17 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from .sources import (CIFAR10_CLASSES, FASHION_CLASSES, ImageSet, check_count, cifar10, class_index, fashion_mnist,
-                      mnist, mnist_subset)
+from .sources import (
+    CIFAR10_CLASSES,
+    FASHION_CLASSES,
+    ImageSet,
+    check_count,
+    cifar10,
+    class_index,
+    fashion_mnist,
+    mnist,
+    mnist_subset,
+)
 
 __all__ = ["Dominoes", "make_dominoes", "offline_dominoes", "real_dominoes", "pair_difficulty", "fit_images",
            "binary_pair"]
@@ -52,7 +61,8 @@ def _as_image_set(source, name: str) -> ImageSet:
     try:
         images, labels = np.asarray(source[0]), np.asarray(source[1])
     except (TypeError, IndexError, KeyError):
-        raise TypeError(f"{name} must be an (images, labels) pair or an ImageSet, got {type(source).__name__}") from None
+        raise TypeError(f"{name} must be an (images, labels) pair or an ImageSet, "
+                        f"got {type(source).__name__}") from None
     if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[-1] != 3) or len(images) != len(labels):
         raise ValueError(f"{name} images must be (N, H, W) or (N, H, W, 3) with N labels, got {images.shape} "
                          f"and {labels.shape}")

@@ -1,7 +1,8 @@
 """The CIFAR-MNIST experiment (Springer et al. 2024, Table 1): train on dominoes whose two halves both
 predict the label, then ask how well a linear probe reads each half from the learned features.
 
-* :class:`Preset`, :data:`BOOK` (offline stand-in, small CNN, CPU minutes) and :data:`PAPER` (real CIFAR-MNIST,
+* :class:`CifarMnistPreset`, :data:`BOOK` (offline stand-in, small CNN, CPU minutes) and :data:`PAPER`
+  (real CIFAR-MNIST,
   ResNet-18, GPU); :func:`preset` picks one by :mod:`samlib.scale`;
 * :func:`load_sets`: the four domino sets of a study (training, probe-train, probe-test, in-distribution test);
 * :func:`evaluate`: probe accuracy of the easy (top, MNIST) and hard (bottom) half, in-distribution accuracy, and
@@ -21,11 +22,12 @@ from ..models import SmallCNN, resnet
 from ..probe import extract_features, linear_probe
 from .runs import TrainConfig, network_decomposition, predict
 
-__all__ = ["Preset", "BOOK", "PAPER", "preset", "DominoSets", "load_sets", "build_model", "pixel_probes", "evaluate"]
+__all__ = ["CifarMnistPreset", "BOOK", "PAPER", "preset", "DominoSets", "load_sets", "build_model", "pixel_probes",
+           "evaluate"]
 
 
 @dataclass(frozen=True)
-class Preset:
+class CifarMnistPreset:
     """Everything a CIFAR-MNIST study needs besides the code: data, model, training and the runs."""
 
     data: str  # 'offline' (MNIST over a Fashion-MNIST pair) or 'real' (MNIST over CIFAR-10 automobile/truck)
@@ -44,16 +46,16 @@ class Preset:
     gini_rho: float = 0.5  # the radius of the phantom weights reported for every network
 
 
-BOOK = Preset(data="offline", n_train=1600, n_probe=1000, model="small_cnn", train=TrainConfig(epochs=8),
+BOOK = CifarMnistPreset(data="offline", n_train=1600, n_probe=1000, model="small_cnn", train=TrainConfig(epochs=8),
               optimizers={"SGD": (0.0,), "SAM": (0.05,), "LSAM": (0.5,)},
               rho_sweep={"SAM": (0.2,), "LSAM": (0.1, 2.0)})
-PAPER = Preset(data="real", n_train=10000, n_probe=4000, model="resnet18",
+PAPER = CifarMnistPreset(data="real", n_train=10000, n_probe=4000, model="resnet18",
                train=TrainConfig(epochs=50, lr=0.05, weight_decay=5e-4),
                optimizers={"SGD": (0.0,), "SAM": (0.05,), "LSAM": (0.5,)},
                rho_sweep={"SAM": (0.02, 0.1, 0.2), "LSAM": (0.1, 1.0, 2.0)})
 
 
-def preset() -> Preset:
+def preset() -> CifarMnistPreset:
     """:data:`BOOK` at book scale, :data:`PAPER` at paper scale (:func:`samlib.scale.choose`)."""
     return scale.choose(book=BOOK, paper=PAPER)
 
@@ -74,7 +76,7 @@ class DominoSets:
         return self.train.source
 
 
-def load_sets(config: Preset, root=None, download: bool = False) -> DominoSets:
+def load_sets(config: CifarMnistPreset, root=None, download: bool = False) -> DominoSets:
     """The four sets of ``config``: offline (no ``root`` needed) or real (``root`` holds torchvision's MNIST and
     CIFAR-10 folders; ``download=True`` fetches them). Fixed data seeds 0-3: the run seeds vary only the
     networks."""
@@ -92,8 +94,9 @@ def load_sets(config: Preset, root=None, download: bool = False) -> DominoSets:
                       make("test", config.n_probe, seed=2, decorrelated=True), make("test", config.n_probe, seed=3))
 
 
-def build_model(config: Preset, in_channels: int) -> nn.Module:
-    """A fresh, randomly initialised network of ``config`` with two outputs."""
+def build_model(config: CifarMnistPreset, sets: DominoSets) -> nn.Module:
+    """A fresh, randomly initialised network of ``config`` with two outputs, for the images of ``sets``."""
+    in_channels = sets.train.images.shape[1]
     if config.model == "small_cnn":
         return SmallCNN(in_channels, 2, config.widths, batchnorm=config.batchnorm)
     if config.model == "resnet18":
@@ -121,4 +124,5 @@ def evaluate(model: nn.Module, sets: DominoSets, gini_rho: float) -> dict:
               for half, side in (("easy", "top"), ("hard", "bottom"))}
     test_acc = float((predict(model, sets.test.images) == sets.test.y).double().mean())
     parts = network_decomposition(model, sets.train.images, sets.train.y, gini_rho)
-    return {**probes, "test_acc": test_acc, "gini_real": gini(parts.weights), "gini_phantom": gini(parts.phantom_weights)}
+    return {**probes, "test_acc": test_acc, "gini_real": gini(parts.weights),
+            "gini_phantom": gini(parts.phantom_weights)}

@@ -21,13 +21,15 @@ import pandas as pd
 from ..checkpoint import write_text_atomic
 from . import cifar_mnist, runs, waterbirds
 
-__all__ = ["LEVERS", "CURVES", "results_path", "run_lever", "run_curves", "load_levers"]
+__all__ = ["CHAPTERS", "LEVERS", "CURVES", "results_path", "run_lever", "run_curves", "load_levers"]
 
+CHAPTERS = {"cifar_mnist": cifar_mnist, "waterbirds": waterbirds}  # each: preset, load_sets, build_model, evaluate
 CM, WB = cifar_mnist.BOOK, waterbirds.BOOK
 LEVERS = {  # chapter: {lever: (preset with one change, runs {optimizer: radii}, seeds)}
     "cifar_mnist": {
         "no BatchNorm": (replace(CM, batchnorm=False), {"SGD": (0.0,), "SAM": (0.05,), "LSAM": (0.1, 0.5)}, (0,)),
-        "agreement 0.9, y follows the clothing half": (replace(CM, agreement=0.9, follows="bottom"), CM.optimizers, (0,)),
+        "agreement 0.9, y follows the clothing half": (replace(CM, agreement=0.9, follows="bottom"), CM.optimizers,
+                                                       (0,)),
         "pair t-shirt/top vs shirt": (replace(CM, pair=("t-shirt/top", "shirt")), CM.optimizers, (0,)),
         "wider CNN (32, 64, 128)": (replace(CM, widths=(32, 64, 128)), CM.optimizers, (0,)),
         "30 epochs": (replace(CM, train=replace(CM.train, epochs=30)), CM.optimizers, (0,)),
@@ -47,11 +49,9 @@ COLUMNS = {"cifar_mnist": ["hard_probe", "easy_probe", "test_acc"],
 
 
 def run_lever(chapter: str, name: str, config, optimizers: dict, seeds, checkpoints: Path | None) -> pd.DataFrame:
-    module = cifar_mnist if chapter == "cifar_mnist" else waterbirds
+    module = CHAPTERS[chapter]
     sets = module.load_sets(config)
-    channels = sets.train.images.shape[1]
-    build = (lambda: cifar_mnist.build_model(config, channels)) if module is cifar_mnist else (  # noqa: E731
-        lambda: waterbirds.build_model(config))
+    build = lambda: module.build_model(config, sets)  # noqa: E731
     evaluate = lambda model, spec: module.evaluate(model, sets, config.gini_rho)  # noqa: E731
     folder = None if checkpoints is None else checkpoints / chapter / name.replace(" ", "_").replace("/", "-")
     study = runs.run_study(build, sets.train.images, sets.train.y, runs.specs(optimizers, seeds), config.train,
@@ -66,7 +66,7 @@ def run_curves(chapter: str) -> pd.DataFrame:
     evaluate = lambda model: cifar_mnist.evaluate(model, sets, config.gini_rho)  # noqa: E731
     frames = []
     for spec in runs.specs(optimizers, (seed,)):
-        _, history = runs.train_run(lambda: cifar_mnist.build_model(config, sets.train.images.shape[1]),
+        _, history = runs.train_run(lambda: cifar_mnist.build_model(config, sets),
                                     sets.train.images, sets.train.y, spec, config.train, evaluate_each_epoch=evaluate)
         frames.append(history.to_frame().assign(optimizer=spec.optimizer, rho=spec.rho, label=spec.label, seed=seed))
     return pd.concat(frames)

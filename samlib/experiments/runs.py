@@ -1,10 +1,10 @@
-"""Seeded training runs of an image classifier with a named optimizer, and their summaries over seeds.
+"""Seeded training runs of an image classifier with a named optimizer.
 
 A :class:`RunSpec` names one run (optimizer, rho, seed); :func:`train_run` trains it with the book's
 training loop (:func:`samlib.train.fit`: progress bar, per-epoch checkpoint and exact resume);
-:func:`run_study` trains a list of specs and evaluates each network once; :func:`seed_table` and
-:func:`gains_over_sgd` turn the rows into mean +- sd tables and "beats SGD by more than the seed spread"
-verdicts. Shared by the CIFAR-MNIST and Waterbirds chapters.
+:func:`run_study` trains a list of specs and evaluates each network once; :mod:`samlib.results` turns the rows
+into mean +- sd tables and "beats SGD by more than the seed spread" verdicts. Shared by the CIFAR-MNIST and
+Waterbirds chapters.
 """
 from __future__ import annotations
 
@@ -21,16 +21,16 @@ from torch import Tensor, nn
 
 from .. import scale
 from ..decompose import Decomposition, decompose, gini
-from ..optim import LSAM, SAM, check_rho
+from ..optim import LSAM, SAM
+from ..optim.registry import check_run, run_label
 from ..probe import extract_features
 from ..repro import seed_everything
 from ..train import History, TensorBatches, fit, progress_bar
 
 __all__ = ["OPTIMIZERS", "RunSpec", "TrainConfig", "specs", "make_optimizer", "train_run", "Study", "run_study",
-           "evaluate_untrained", "phantom_gini_by_rho", "network_decomposition", "predict", "head_on_cpu", "label_order", "seed_table",
-           "gains_over_sgd"]
+           "evaluate_untrained", "phantom_gini_by_rho", "network_decomposition", "predict", "head_on_cpu"]
 
-OPTIMIZERS = ("SGD", "SAM", "LSAM")
+OPTIMIZERS = ("SGD", "SAM", "LSAM")  # the names of samlib.optim.registry that image runs take
 
 
 @dataclass(frozen=True)
@@ -43,18 +43,14 @@ class RunSpec:
     seed: int = 0
 
     def __post_init__(self):
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {self.optimizer!r}: use one of {OPTIMIZERS}")
-        rho = check_rho(self.rho)
-        if (self.optimizer == "SGD") != (rho == 0):
-            raise ValueError(f"{self.optimizer} with rho={rho}: SGD takes rho=0, SAM and LSAM a rho > 0")
+        check_run(self.optimizer, self.rho, OPTIMIZERS)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative int, got {self.seed!r}")
 
     @property
     def label(self) -> str:
         """'SGD', 'SAM ρ=0.05', 'LSAM ρ=0.1': the optimizer and its radius, without the seed."""
-        return self.optimizer if self.optimizer == "SGD" else f"{self.optimizer} ρ={self.rho:g}"
+        return run_label(self.optimizer, self.rho)
 
     @property
     def name(self) -> str:
@@ -199,48 +195,3 @@ def predict(model: nn.Module, images: Tensor) -> Tensor:
 def head_on_cpu(model: nn.Module) -> nn.Linear:
     """A CPU copy of ``model.head``, to apply to features from :func:`samlib.probe.extract_features` (on the CPU)."""
     return copy.deepcopy(model.head).cpu()
-
-
-def label_order(frame: pd.DataFrame) -> list[str]:
-    """The distinct labels: references such as 'random init' first, then SGD, SAM and LSAM, each by increasing rho."""
-    runs = frame.drop_duplicates("label")
-    rank = {opt: i + 1 for i, opt in enumerate(OPTIMIZERS)}
-    return [r.label for r in sorted(runs.itertuples(), key=lambda r: (rank.get(r.optimizer, 0), r.rho))]
-
-
-def seed_table(frame: pd.DataFrame, metrics: Sequence[str], digits: int = 3) -> pd.DataFrame:
-    """One row per optimizer label (SGD first), one column per metric: 'mean ± sd' over seeds (sample sd; the mean
-    alone for a single seed), and the seed count."""
-    missing = [m for m in metrics if m not in frame]
-    if missing:
-        raise KeyError(f"no column(s) {missing} in the study's rows; it has {list(frame.columns)}")
-    grouped = frame.groupby("label")
-
-    def cell(metric: str, label: str) -> str:
-        mean, sd = grouped[metric].mean()[label], grouped[metric].std()[label]
-        return f"{mean:.{digits}f}" if pd.isna(sd) else f"{mean:.{digits}f} ± {sd:.{digits}f}"
-
-    table = pd.DataFrame({m: [cell(m, k) for k in label_order(frame)] for m in metrics}, index=label_order(frame))
-    table["seeds"] = [int(grouped.size()[k]) for k in table.index]
-    return table.rename_axis("optimizer")
-
-
-def gains_over_sgd(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """For each non-SGD label: mean of ``metric`` minus SGD's mean, the seed spread (the larger of the two sample
-    sds over seeds), runs above SGD's same-seed run, and ``beats_sgd``: gain > spread (our bar: an effect larger
-    than seed-to-seed noise). Needs an SGD run for every seed."""
-    sgd = frame[frame.optimizer == "SGD"].set_index("seed")[metric]
-    if sgd.empty:
-        raise ValueError("gains_over_sgd needs SGD runs to compare with")
-    rows = []
-    for label in label_order(frame):
-        if label == "SGD":
-            continue
-        other = frame[frame.label == label].set_index("seed")[metric]
-        if not set(other.index) <= set(sgd.index):
-            raise ValueError(f"{label} has seeds {sorted(set(other.index) - set(sgd.index))} without an SGD run")
-        gain = other.mean() - sgd[other.index].mean()
-        spread = max(other.std(), sgd[other.index].std())
-        rows.append({"label": label, "gain": gain, "spread": spread, "seeds_above_sgd": int((other > sgd[other.index]).sum()),
-                     "seeds": len(other), "beats_sgd": bool(gain > spread)})
-    return pd.DataFrame(rows).set_index("label")

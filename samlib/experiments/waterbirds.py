@@ -3,7 +3,7 @@ label in 95% of the training images, then measure how the network does on every 
 and how well linear probes retrained on group-balanced data read the object (core) and the background
 (spurious) feature.
 
-* :class:`Preset`, :data:`BOOK` (offline stand-in, small CNN, CPU minutes) and :data:`PAPER` (the Waterbirds
+* :class:`WaterbirdsPreset`, :data:`BOOK` (offline stand-in, small CNN, CPU minutes) and :data:`PAPER` (the Waterbirds
   folder, ImageNet-pretrained ResNet-50, GPU); :func:`preset` picks one by :mod:`samlib.scale`;
 * :func:`load_sets`: training (95% agreement), validation and test (groups balanced) sets;
 * :func:`group_accuracies`, :func:`evaluate`: per-group, average and worst-group accuracy, both probes, Gini.
@@ -22,12 +22,12 @@ from ..models import SmallCNN, resnet
 from ..probe import extract_features, linear_probe
 from .runs import TrainConfig, head_on_cpu, network_decomposition
 
-__all__ = ["Preset", "BOOK", "PAPER", "preset", "WaterbirdsSets", "load_sets", "build_model",
+__all__ = ["WaterbirdsPreset", "BOOK", "PAPER", "preset", "WaterbirdsSets", "load_sets", "build_model",
            "group_accuracies", "evaluate"]
 
 
 @dataclass(frozen=True)
-class Preset:
+class WaterbirdsPreset:
     """Everything a Waterbirds study needs besides the code: data, model, training and the runs."""
 
     data: str  # 'standin' (Fashion-MNIST objects on scikit-image backgrounds) or 'real' (the Waterbirds folder)
@@ -44,14 +44,14 @@ class Preset:
     gini_rho: float = 0.5
 
 
-BOOK = Preset(data="standin", n_train=3000, n_eval=1500, image_size=32, model="small_cnn",
+BOOK = WaterbirdsPreset(data="standin", n_train=3000, n_eval=1500, image_size=32, model="small_cnn",
               train=TrainConfig(epochs=12), optimizers={"SGD": (0.0,), "SAM": (0.1,), "LSAM": (0.3,)})
-PAPER = Preset(data="real", n_train=0, n_eval=0, image_size=224, model="resnet50",
+PAPER = WaterbirdsPreset(data="real", n_train=0, n_eval=0, image_size=224, model="resnet50",
                train=TrainConfig(epochs=50, lr=1e-3, weight_decay=1e-4, batch_size=64),
                optimizers={"SGD": (0.0,), "SAM": (0.1,), "LSAM": (0.3,)})
 
 
-def preset() -> Preset:
+def preset() -> WaterbirdsPreset:
     """:data:`BOOK` at book scale, :data:`PAPER` at paper scale (:func:`samlib.scale.choose`)."""
     return scale.choose(book=BOOK, paper=PAPER)
 
@@ -69,7 +69,7 @@ class WaterbirdsSets:
         return self.train.source
 
 
-def load_sets(config: Preset, root=None) -> WaterbirdsSets:
+def load_sets(config: WaterbirdsPreset, root=None) -> WaterbirdsSets:
     """The three sets of ``config``: the stand-in (data seeds 0, 1, 2; the run seeds vary only the networks), or
     the real Waterbirds folder ``root`` (:func:`samlib.data.download_waterbirds` fetches it)."""
     if config.data == "standin":
@@ -85,10 +85,11 @@ def load_sets(config: Preset, root=None) -> WaterbirdsSets:
     raise ValueError(f"unknown data {config.data!r}: use 'standin' or 'real'")
 
 
-def build_model(config: Preset) -> nn.Module:
-    """A fresh network of ``config`` with two outputs (the ResNet-50 starts from ImageNet weights)."""
+def build_model(config: WaterbirdsPreset, sets: WaterbirdsSets) -> nn.Module:
+    """A fresh network of ``config`` with two outputs, for the images of ``sets`` (the ResNet-50 starts from
+    ImageNet weights)."""
     if config.model == "small_cnn":
-        return SmallCNN(3, 2, config.widths, batchnorm=config.batchnorm)
+        return SmallCNN(sets.train.images.shape[1], 2, config.widths, batchnorm=config.batchnorm)
     if config.model == "resnet50":
         return resnet(50, 2, pretrained=True)
     raise ValueError(f"unknown model {config.model!r}: use 'small_cnn' or 'resnet50'")

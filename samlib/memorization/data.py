@@ -21,7 +21,7 @@ from itertools import product
 import torch
 from torch import Tensor
 
-from ..optim.sam import check_rho
+from ..optim.registry import check_run
 
 __all__ = ["DataSetting", "Run", "PatchData", "grid_runs", "generator", "signal_vector",
            "make_patches", "training_data", "held_out_data"]
@@ -69,7 +69,7 @@ class Run:
         _check_number("mu_norm", self.mu_norm, 0, strict=False, hint=" (the signal strength ‖μ‖)")
         _check_number("seed", self.seed, 0, strict=False, integer=True)
         try:
-            check_rho(self.tau)
+            check_run(self.optimizer, self.tau, ("SGD", "SAM"))
         except (TypeError, ValueError) as err:
             raise type(err)(f"tau is SAM's radius (rho in the rest of the book): {err}") from None
 

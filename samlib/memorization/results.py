@@ -1,4 +1,4 @@
-"""Reading a grid of noise-memorization runs: cell means, SAM - SGD differences, where they agree.
+"""Reading a grid of noise-memorization runs: SAM - SGD differences per cell, where they agree.
 
 Every function takes the table of :meth:`samlib.memorization.train.Result.table` (one row per run).
 """
@@ -9,7 +9,7 @@ import torch
 
 from .data import DataSetting
 
-__all__ = ["signal_to_noise", "cell_means", "compare_optimizers", "first_below"]
+__all__ = ["signal_to_noise", "compare_optimizers", "first_below"]
 
 CELL = ["n", "mu_norm"]
 
@@ -17,13 +17,6 @@ CELL = ["n", "mu_norm"]
 def signal_to_noise(n, mu_norm, setting: DataSetting):
     """The quantity that separates benign from harmful overfitting for SGD: n‖μ‖⁴ / (d σ_p⁴)."""
     return n * mu_norm**4 / (setting.d * setting.sigma_p**4)
-
-
-def cell_means(table: pd.DataFrame, metric: str = "test_error") -> pd.DataFrame:
-    """Mean of ``metric`` over seeds: rows ‖μ‖, columns n, one frame per optimizer in a dict."""
-    means = table.groupby(["optimizer", *CELL])[metric].mean()
-    return {opt: means[opt].unstack("n").sort_index(ascending=False) for opt in ("SGD", "SAM")
-            if opt in means.index.get_level_values(0)}
 
 
 def compare_optimizers(table: pd.DataFrame, metric: str = "test_error", floor: float = 0.01) -> pd.DataFrame:

@@ -7,20 +7,34 @@ stream) and takes ceil(n / batch_size) steps; runs are sorted by n, so the runs 
 at batch slot b are a prefix of the stack. SGD runs take one pass per step, SAM runs two. After
 each epoch a run whose full training loss is below ``stop_loss`` is frozen. A run's numbers do
 not depend on which other runs share the batch (up to floating-point summation order).
+
+The steps run on a ``device`` (by default :func:`samlib.scale.device`, the CPU at book scale). Data,
+initial weights and batch orders are drawn on the CPU whatever the device, the bookkeeping (sizes,
+radii, active runs, epochs) stays there, and the :class:`Result` comes back on the CPU.
 """
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 from torch import Tensor
 
-from .model import (coefficients, error_rate, filters_last, init_weights, margins, mean_loss,
-                           noise_memorization, optimizer_step, signal_learning)
-from .data import DataSetting, Run, generator, held_out_data, training_data
+from .. import scale
 from ..train import progress_bar
+from .data import DataSetting, PatchData, Run, generator, held_out_data, training_data
+from .model import (
+    coefficients,
+    error_rate,
+    filters_last,
+    init_weights,
+    margins,
+    mean_loss,
+    noise_memorization,
+    optimizer_step,
+    signal_learning,
+)
 
 __all__ = ["Training", "Trace", "Result", "train_runs", "train_table"]
 
@@ -115,9 +129,10 @@ class Result:
 
 
 class _Stack:
-    """The padded training data of R runs: x (R, n_max, 2, d), y, signal_patch (R, n_max), valid."""
+    """The padded training data of R runs: x (R, n_max, 2, d), y, signal_patch (R, n_max), valid, on
+    ``device``; the sizes ``n`` (R,) stay on the CPU."""
 
-    def __init__(self, runs: list[Run], setting: DataSetting, dtype: torch.dtype):
+    def __init__(self, runs: list[Run], setting: DataSetting, dtype: torch.dtype, device: torch.device):
         data = [training_data(run, setting, dtype) for run in runs]
         R, n_max, d = len(runs), max(run.n for run in runs), setting.d
         self.n = torch.tensor([run.n for run in runs])
@@ -132,6 +147,8 @@ class _Stack:
         self.valid = torch.arange(n_max) < self.n[:, None]
         self.mu = torch.zeros(R, d, dtype=dtype)
         self.mu[:, 0] = torch.tensor([run.mu_norm for run in runs], dtype=dtype)
+        for name in ("x", "noise", "y", "signal_patch", "valid", "mu"):
+            setattr(self, name, getattr(self, name).to(device))
 
 
 def _noise_active(pre: Tensor, noise_patch: Tensor, y: Tensor, valid: Tensor) -> Tensor:
@@ -154,7 +171,8 @@ def _train_epoch(W: Tensor, rows: Tensor, tau: Tensor | None, stack: _Stack, gen
                  training: Training, active_counts: Tensor) -> None:
     """One epoch for ``rows`` (sorted by n, largest first), updating W and active_counts in place."""
     B = training.batch_size
-    slots, steps = _batch_slots(rows, stack, gens, B), -(-stack.n[rows] // B)
+    slots, steps = _batch_slots(rows, stack, gens, B).to(W.device), -(-stack.n[rows] // B)
+    rows = rows.to(W.device)
     Wk = filters_last(W[rows])
     for b in range(int(steps.max())):
         k = int((steps > b).sum())
@@ -177,8 +195,9 @@ def _by_n(rows: Tensor, stack: _Stack):
 
 
 def _train_loss_and_error(W: Tensor, rows: Tensor, stack: _Stack) -> tuple[Tensor, Tensor]:
-    loss, error = torch.zeros(len(W), dtype=W.dtype), torch.zeros(len(W), dtype=W.dtype)
+    loss, error = (torch.zeros(len(W), dtype=W.dtype, device=W.device) for _ in range(2))
     for n, sub in _by_n(rows, stack):
+        sub = sub.to(W.device)
         margin = margins(W[sub], stack.x[sub, :n], stack.y[sub, :n])
         loss[sub], error[sub] = mean_loss(margin), error_rate(margin)
     return loss, error
@@ -187,12 +206,13 @@ def _train_loss_and_error(W: Tensor, rows: Tensor, stack: _Stack) -> tuple[Tenso
 def _test_errors(W: Tensor, runs: list[Run], setting: DataSetting, cache: dict | None = None) -> Tensor:
     """(R, 2): error against clean and against noisy test labels; one test set per (seed, ‖μ‖),
     kept in ``cache`` (a dict) when one is given."""
-    errors = torch.zeros(len(runs), 2, dtype=W.dtype)
+    errors = torch.zeros(len(runs), 2, dtype=W.dtype, device=W.device)
     for key in sorted({(r.seed, r.mu_norm) for r in runs}):
-        rows = torch.tensor([i for i, r in enumerate(runs) if (r.seed, r.mu_norm) == key])
+        rows = torch.tensor([i for i, r in enumerate(runs) if (r.seed, r.mu_norm) == key], device=W.device)
         test = cache.get(key) if cache is not None else None
         if test is None:
             test = held_out_data(*key, setting, W.dtype)
+            test = PatchData(*(getattr(test, f.name).to(W.device) for f in fields(PatchData)))
             if cache is not None:
                 cache[key] = test
         output = margins(W[rows], test.x, 1.0)
@@ -201,26 +221,30 @@ def _test_errors(W: Tensor, runs: list[Run], setting: DataSetting, cache: dict |
 
 
 def _log(log: dict, epoch: int, W, stack, counts, runs, setting, tests: dict | None) -> None:
+    """Append the epoch's numbers to ``log``, on the CPU."""
     everyone = torch.arange(len(W))
     signal, noise = coefficients(W, stack.mu, stack.noise)
     log["epochs"].append(epoch)
-    log["loss"].append(_train_loss_and_error(W, everyone, stack)[0])
-    log["signal"].append(signal)
-    log["noise"].append(noise.masked_fill(~stack.valid[:, None, None, :], math.nan))
-    log["noise_active"].append(counts[:, :2] / counts[:, 2:].where(counts[:, 2:] > 0, math.nan))
-    log["test_error"].append(_test_errors(W, runs, setting, tests) if tests is not None
+    log["loss"].append(_train_loss_and_error(W, everyone, stack)[0].cpu())
+    log["signal"].append(signal.cpu())
+    log["noise"].append(noise.masked_fill(~stack.valid[:, None, None, :], math.nan).cpu())
+    log["noise_active"].append((counts[:, :2] / counts[:, 2:].where(counts[:, 2:] > 0, math.nan)).cpu())
+    log["test_error"].append(_test_errors(W, runs, setting, tests).cpu() if tests is not None
                              else torch.full((len(W), 2), math.nan, dtype=W.dtype))
 
 
 def train_runs(runs, setting: DataSetting = DataSetting(), training: Training = Training(),
-               progress: bool | None = None, desc: str = "runs") -> Result:
-    """Train every run in ``runs`` (a list of :class:`Run`) simultaneously; see the module docstring."""
+               progress: bool | None = None, desc: str = "runs", *,
+               device: torch.device | str | None = None) -> Result:
+    """Train every run in ``runs`` (a list of :class:`Run`) simultaneously, on ``device`` (``None``:
+    :func:`samlib.scale.device`); see the module docstring. The result is on the CPU."""
     runs = list(runs)
     if not runs or not all(isinstance(r, Run) for r in runs):
         raise ValueError("runs must be a non-empty list of Run(n, mu_norm, seed, tau), e.g. from grid_runs(...)")
     start = time.perf_counter()
-    stack = _Stack(runs, setting, training.dtype)
-    W = init_weights(runs, training.width, training.init_std, setting.d, training.dtype)
+    device = scale.device() if device is None else torch.device(device)
+    stack = _Stack(runs, setting, training.dtype, device)
+    W = init_weights(runs, training.width, training.init_std, setting.d, training.dtype).to(device)
     gens = [generator(run.seed, "batches") for run in runs]
     tau = torch.tensor([run.tau for run in runs], dtype=training.dtype)
     by_size = sorted(range(len(runs)), key=lambda i: -runs[i].n)
@@ -228,7 +252,7 @@ def train_runs(runs, setting: DataSetting = DataSetting(), training: Training = 
               for sam in (False, True)]
     active, epochs = torch.ones(len(runs), dtype=torch.bool), torch.zeros(len(runs), dtype=torch.long)
     log = {key: [] for key in ("epochs", "loss", "signal", "noise", "noise_active", "test_error")}
-    counts = torch.zeros(len(runs), 3, dtype=training.dtype)
+    counts = torch.zeros(len(runs), 3, dtype=training.dtype, device=device)
     tests = {} if training.eval_every is not None else None  # test sets kept for repeated evaluation
     _log(log, 0, W, stack, counts, runs, setting, tests)
     for epoch in progress_bar(range(1, training.max_epochs + 1), progress, desc=desc):
@@ -236,33 +260,34 @@ def train_runs(runs, setting: DataSetting = DataSetting(), training: Training = 
         for rows, sam in groups:
             rows = rows[active[rows]]
             if len(rows):
-                _train_epoch(W, rows, tau[rows] if sam else None, stack, gens, training, counts)
+                _train_epoch(W, rows, tau[rows].to(device) if sam else None, stack, gens, training, counts)
         epochs[active] = epoch
         if training.stop_loss is not None:
             loss, _ = _train_loss_and_error(W, active.nonzero().flatten(), stack)
-            active &= ~(loss < training.stop_loss)
+            active &= ~(loss < training.stop_loss).cpu()
         last = epoch == training.max_epochs or not active.any()
         eval_now = training.eval_every is not None and (epoch % training.eval_every == 0 or last)
         if eval_now or last or (training.log_every is not None and epoch % training.log_every == 0):
             _log(log, epoch, W, stack, counts, runs, setting, tests if eval_now else None)
         if last:
             break
-    loss, error = _train_loss_and_error(W, torch.arange(len(runs)), stack)
+    loss, error = (t.cpu() for t in _train_loss_and_error(W, torch.arange(len(runs)), stack))
     stopped = ~active if training.stop_loss is not None else torch.zeros_like(active)
     trace = Trace(log["epochs"], *(torch.stack(log[k]) for k in ("loss", "signal", "noise", "noise_active")),
                   torch.stack(log["test_error"]) if training.eval_every is not None else None)
-    return Result(runs, setting, training, W.contiguous(), epochs, stopped, loss, error,
-                  _test_errors(W, runs, setting, tests), trace, stack.y * stack.valid, stack.valid,
-                  time.perf_counter() - start)
+    return Result(runs, setting, training, W.contiguous().cpu(), epochs, stopped, loss, error,
+                  _test_errors(W, runs, setting, tests).cpu(), trace, (stack.y * stack.valid).cpu(),
+                  stack.valid.cpu(), time.perf_counter() - start)
 
 
 def train_table(runs, setting: DataSetting = DataSetting(), training: Training = Training(), *,
-                by_n: bool = False, progress: bool | None = None, desc: str = "runs"):
-    """:meth:`Result.table` of :func:`train_runs` and the seconds it took: all runs in one batch, or
-    with ``by_n`` one batch per training-set size (the same numbers, in less memory)."""
+                by_n: bool = False, progress: bool | None = None, desc: str = "runs",
+                device: torch.device | str | None = None):
+    """:meth:`Result.table` of :func:`train_runs` (on ``device``) and the seconds it took: all runs in one
+    batch, or with ``by_n`` one batch per training-set size (the same numbers, in less memory)."""
     runs = list(runs)
     sizes = sorted({run.n for run in runs}) if by_n else [None]
     results = [train_runs([r for r in runs if size is None or r.n == size], setting, training, progress,
-                          desc if size is None else f"{desc}, n = {size}") for size in sizes]
+                          desc if size is None else f"{desc}, n = {size}", device=device) for size in sizes]
     import pandas as pd
     return pd.concat([r.table() for r in results], ignore_index=True), sum(r.seconds for r in results)

@@ -1,6 +1,6 @@
 """Optimizers: SAM, last-layer SAM (LSAM), LSAM with one effect ablated, and the BatchNorm policy they share."""
-from .ascent import ascent
 from .ablation import EFFECTS, AblatedLSAM
+from .ascent import ascent
 from .batchnorm import frozen_bn_stats
 from .lsam import LSAM, lsam_param_groups
 from .sam import SAM, backward, check_rho

@@ -58,7 +58,8 @@ def lsam_param_groups(params: Iterable, head: nn.Linear) -> list[dict]:
             if part:
                 split.append({**options, "params": part, "perturb": perturb})
     if found != head_ids:
-        raise ValueError("the head's parameters are not all among params: pass all of model.parameters(), head included")
+        raise ValueError("the head's parameters are not all among params: pass all of model.parameters(), "
+                         "head included")
     return split
 
 

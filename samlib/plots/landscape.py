@@ -40,7 +40,8 @@ def plot_step_anatomy(ax, loss: Loss2D, sgd: Path, sam: Path, xlim=(1.2, 3.0), y
     _arrow(ax, w, (sgd.points[1] - sgd.points[0]).numpy(), COLORS["SGD"], r"SGD step $-\eta \nabla L(w)$")
     _arrow(ax, w, (sam.points[1] - sam.points[0]).numpy(), COLORS["SAM"], r"SAM step $-\eta \nabla L(\tilde w)$")
     ax.scatter(*w, color="k", zorder=5, label="real point $w$")
-    ax.scatter(*phantom, color=COLORS["phantom"], marker="D", zorder=5, label=r"phantom point $\tilde w = w + \epsilon$")
+    ax.scatter(*phantom, color=COLORS["phantom"], marker="D", zorder=5,
+               label=r"phantom point $\tilde w = w + \epsilon$")
     ax.set_title(rf"$\rho = {sam.rho}$ (dotted: the $\rho$-ball)")
 
 

@@ -39,7 +39,8 @@ def plot_gini_gap(axes, matched: pd.DataFrame) -> None:
     rows = matched.dropna(subset=["sgd_same_loss"])
     for ax, (turns, g) in zip(axes, rows.groupby("turns")):
         for column, color, label in (("lsam_real", COLORS["phantom"], r"LSAM $\lambda$ (real) $-$ SGD $\lambda$"),
-                                     ("lsam_phantom", COLORS["LSAM"], r"LSAM $\tilde\lambda$ (phantom) $-$ SGD $\lambda$")):
+                                     ("lsam_phantom", COLORS["LSAM"],
+                                      r"LSAM $\tilde\lambda$ (phantom) $-$ SGD $\lambda$")):
             ax.scatter(g.loss, g[column] - g.sgd_same_loss, s=22, color=color, alpha=0.8, label=label)
         ax.axhline(0, color="0.3", lw=0.8)
         ax.set(xscale="log", xlabel="training loss (log scale; training runs left to right)",

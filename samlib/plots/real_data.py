@@ -1,15 +1,18 @@
 """Figures of the real-image chapters (CIFAR-MNIST, Waterbirds): example images, per-seed results of a study,
-a metric against rho, and the Gini of the phantom weights against rho."""
+a metric against rho, the Gini of the phantom weights against rho, and the two-panel phantom-weights figure."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 from torch import Tensor
 
-from ..experiments.runs import label_order
+from ..decompose import Decomposition
+from ..results import label_order
+from .mechanism import plot_lorenz
 from .style import COLORS
 
-__all__ = ["plot_images", "plot_seed_results", "plot_metric_vs_rho", "plot_gini_vs_rho", "plot_curves"]
+__all__ = ["plot_images", "plot_seed_results", "plot_metric_vs_rho", "plot_gini_vs_rho", "plot_phantom_weights",
+           "plot_curves"]
 
 
 def plot_images(axes, images: Tensor, titles) -> None:
@@ -70,6 +73,20 @@ def plot_gini_vs_rho(ax, rhos, ginis, real_gini: float) -> None:
            ylim=(0, 1))
     ax.legend(fontsize="x-small")
 
+
+def plot_phantom_weights(axes, sgd_parts: Decomposition, lsam_parts: Decomposition, rho: float,
+                         gini_by_rho: dict) -> None:
+    """axes[0]: Lorenz curves of the SGD network's lambda and of the SGD and LSAM networks' lambda~ at ``rho``
+    (each part: :func:`samlib.experiments.runs.network_decomposition`, weights (N,)); axes[1]: the SGD network's
+    Gini against rho (``gini_by_rho``: :func:`samlib.experiments.runs.phantom_gini_by_rho`, 0.0 the real head)."""
+    curves = {"SGD, λ": (sgd_parts.weights, "SGD"),
+              f"SGD net, λ̃ (ρ={rho:g})": (sgd_parts.phantom_weights, "phantom"),
+              f"LSAM net, λ̃ (ρ={rho:g})": (lsam_parts.phantom_weights, "LSAM")}
+    plot_lorenz(axes[0], {label: w for label, (w, _) in curves.items()},
+                {label: COLORS[color] for label, (_, color) in curves.items()})
+    rhos = sorted(r for r in gini_by_rho if r != 0.0)
+    plot_gini_vs_rho(axes[1], rhos, [gini_by_rho[r] for r in rhos], gini_by_rho[0.0])
+    axes[1].set_title("SGD's network", fontsize="small")
 
 
 def plot_curves(axes, frame: pd.DataFrame) -> None:

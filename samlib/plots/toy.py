@@ -1,7 +1,6 @@
 """Figures of the toy chapter: the data, the learned hard feature, probe error and phantom ratios vs rho."""
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 import torch

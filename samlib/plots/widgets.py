@@ -30,9 +30,9 @@ def rho_explorer(loss: Loss2D, start, lr: float = 0.05, max_steps: int = 1000):
 def draw_toy_run(optimizer: str, rho: float, turns: float, settings, seed: int = 0):
     """Train one toy run and draw what its hard branch learned (Phi_hard over the plane) with its
     hard- and easy-feature probe errors in the title. Returns the run's probe-error row."""
-    from .toy import plot_hard_feature
-    from ..toy.sweep import Run, train_sweep, training_data
     from ..toy.results import probe_errors
+    from ..toy.sweep import Run, train_sweep, training_data
+    from .toy import plot_hard_feature
 
     run = Run(optimizer, 0.0 if optimizer == "SGD" else rho, turns, seed)
     result = train_sweep([run], settings, progress=False)

@@ -10,15 +10,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..decompose import (Decomposition, ablation_loss, binned_median, decompose, feature_contributions, gini,
-                        head_loss)
-from .sweep import SweepResult, training_data
+from ..decompose import Decomposition, ablation_loss, binned_median, decompose, feature_contributions, gini, head_loss
 from .data import ToyData
 from .model import to_module
+from .sweep import SweepResult, training_data
 
 __all__ = ["toy_inputs", "run_decomposition", "reconstruction_gap", "gini_table", "equal_loss_steps",
-           "matched_loss_gini", "paired_gini", "lr_scaling_over_batches", "weight_by_contribution", "ablation_gains",
-           "paired_wins"]
+           "matched_loss_gini", "paired_gini", "lr_scaling_over_batches", "weight_by_contribution", "ablation_gains"]
 
 FEATURES = ("easy", "hard")
 
@@ -159,12 +157,3 @@ def ablation_gains(summary: pd.DataFrame, rho: float) -> pd.DataFrame:
     gains = pd.DataFrame({opt: [means[("SGD", 0.0, t)] - means[(opt, rho, t)] for t in turns]
                           for opt in ("IW-only", "LR-only", "LSAM")}, index=pd.Index(turns, name="turns"))
     return gains.assign(**{"IW + LR": gains["IW-only"] + gains["LR-only"]})
-
-
-def paired_wins(errors: pd.DataFrame, rho: float, value: str = "hard_error") -> pd.Series:
-    """Per optimizer at ``rho``, in how many (turns, seed) pairs its ``value`` is below its SGD twin's
-    (``errors``: :func:`samlib.toy.results.probe_errors`); the index also holds the number of pairs."""
-    table = errors[(errors.rho == rho) | (errors.optimizer == "SGD")].pivot_table(
-        index=["turns", "seed"], columns="optimizer", values=value)
-    wins = {opt: int((table[opt] < table["SGD"]).sum()) for opt in table.columns if opt != "SGD"}
-    return pd.Series({**wins, "pairs": len(table)})

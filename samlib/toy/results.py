@@ -12,11 +12,12 @@ import pandas as pd
 import torch
 
 from ..probe import linear_probe
-from .sweep import SweepResult
 from .data import make_toy
 from .model import features, select_runs
+from .sweep import SweepResult
 
-__all__ = ["PROBE_SEED", "probe_errors", "summarize", "failure_summary", "best_rho", "relative_to_sgd", "phantom_ratios", "final_losses"]
+__all__ = ["PROBE_SEED", "probe_errors", "summarize", "failure_summary", "best_rho", "relative_to_sgd",
+           "phantom_ratios", "final_losses"]
 
 PROBE_SEED = 10_000
 

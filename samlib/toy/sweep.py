@@ -28,18 +28,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .. import scale
 from ..checkpoint import load_checkpoint, save_atomic
 from ..optim.ablation import recombined_loss
 from ..optim.ascent import ascent
-from ..optim.sam import check_rho
+from ..optim.registry import OPTIMIZERS, check_run
+from ..train import progress_bar
 from .data import ToyData, make_toy
 from .model import HEAD, features, init_params
-from ..train import progress_bar
 
 __all__ = ["OPTIMIZERS", "PHANTOM_PARTS", "BOOK_SETTINGS", "Run", "ToySettings", "SweepResult", "grid", "train_sweep",
            "sweep_step"]
 
-OPTIMIZERS = ("SGD", "SAM", "LSAM", "IW-only", "LR-only")
 # per optimizer: (importance weights at the phantom head, phantom head in the chain rule)
 PHANTOM_PARTS = {"SGD": (False, False), "LSAM": (True, True), "IW-only": (True, False), "LR-only": (False, True)}
 
@@ -55,11 +55,7 @@ class Run:
     hard_only: bool = False  # train on the hard input alone (the easy input set to 0): the control
 
     def __post_init__(self):
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        rho = check_rho(self.rho)
-        if (self.optimizer == "SGD") != (rho == 0):
-            raise ValueError(f"{self.optimizer} with rho={rho}: use rho=0 for SGD, and rho > 0 for the others")
+        check_run(self.optimizer, self.rho)
         if not (isinstance(self.turns, (int, float)) and math.isfinite(self.turns) and self.turns > 0):
             raise ValueError(f"turns (the spiral's complexity) must be a finite number > 0, got {self.turns!r}")
 
@@ -119,7 +115,8 @@ class SweepResult:
 
 
 def grid(optimizers_rhos: dict[str, list[float]], turns: list[float], seeds: list[int]) -> list[Run]:
-    """Every (optimizer, rho) x turns x seed combination, e.g. ``grid({"SGD": [0], "LSAM": [0.1, 0.2]}, [0.5], range(5))``."""
+    """Every (optimizer, rho) x turns x seed combination,
+    e.g. ``grid({"SGD": [0], "LSAM": [0.1, 0.2]}, [0.5], range(5))``."""
     return [Run(opt, rho, t, s) for opt, rhos in optimizers_rhos.items() for rho in rhos for t in turns for s in seeds]
 
 
@@ -236,8 +233,13 @@ def _stack(data: list[ToyData]) -> tuple[Tensor, Tensor, Tensor]:
             torch.stack([d.y for d in data]))
 
 
+def _cpu(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The same tensors on the CPU (the very same objects where they are there already)."""
+    return {k: t.cpu() for k, t in tensors.items()}
+
+
 def _checkpoint_state(step, params, buffers, history, generator, fingerprint, snapshots):
-    return {"step": step, "params": params, "buffers": buffers, "history": history,
+    return {"step": step, "params": _cpu(params), "buffers": _cpu(buffers), "history": history,
             "generator": generator.get_state(), "fingerprint": fingerprint, "snapshots": snapshots}
 
 
@@ -250,23 +252,29 @@ def _resume(checkpoint: Path, fingerprint: str, steps: int) -> dict:
 
 
 def train_sweep(runs: list[Run], settings: ToySettings = ToySettings(), *, checkpoint: str | Path | None = None,
-                checkpoint_every: int = 500, progress: bool | None = None, snapshots: tuple[int, ...] = ()
-                ) -> SweepResult:
+                checkpoint_every: int = 500, progress: bool | None = None, snapshots: tuple[int, ...] = (),
+                device: torch.device | str | None = None) -> SweepResult:
     """Train every run of ``runs`` at once for ``settings.steps`` steps (see the module docstring),
     keeping a copy of the parameters after each number of steps in ``snapshots``.
 
-    With ``checkpoint`` (a file path), the state is written atomically every ``checkpoint_every``
-    steps and an interrupted sweep resumes from it to the same result."""
+    The steps run on ``device`` (``None``: :func:`samlib.scale.device`, the CPU at book scale). The data,
+    the initial parameters and the batch orders are drawn on the CPU whatever the device, and the result
+    (parameters, history, snapshots) comes back on the CPU.
+
+    With ``checkpoint`` (a file path), the state is written atomically (CPU tensors) every
+    ``checkpoint_every`` steps and an interrupted sweep resumes from it to the same result."""
     if not runs:
         raise ValueError("runs is empty: build them with samlib.toy.sweep.grid(...)")
     if any(isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= settings.steps for k in snapshots):
         raise ValueError(f"snapshots must be step counts in [1, steps={settings.steps}], got {list(snapshots)}")
-    x_easy, x_hard, y = _stack(training_data(runs, settings))
+    device = scale.device() if device is None else torch.device(device)
+    x_easy, x_hard, y = (t.to(device) for t in _stack(training_data(runs, settings)))
     params = init_params([r.seed for r in runs], settings.hidden)
     buffers = {k: torch.zeros_like(p) for k, p in params.items()}
     rho = torch.tensor([r.rho for r in runs])
     perturb_all = torch.tensor([r.optimizer == "SAM" for r in runs], dtype=rho.dtype)
     parts = _parts(runs)
+    rho, perturb_all, parts = (None if t is None else t.to(device) for t in (rho, perturb_all, parts))
     batches = torch.Generator().manual_seed(0)
     history: dict[str, list] = {"steps": [], "loss": [], "error": [], "v": [], "v_phantom": []}
     kept: dict[int, dict[str, Tensor]] = {}
@@ -276,20 +284,21 @@ def train_sweep(runs: list[Run], settings: ToySettings = ToySettings(), *, check
         start, params, buffers, history = state["step"], state["params"], state["buffers"], state["history"]
         kept = state.get("snapshots", {})
         batches.set_state(state["generator"])
+    params, buffers = ({k: t.to(device) for k, t in tensors.items()} for tensors in (params, buffers))
     for step in progress_bar(range(start, settings.steps), progress, desc=f"{len(runs)} toy runs",
                              initial=start, total=settings.steps):
         idx = (slice(None) if settings.batch_size is None
-               else torch.randperm(settings.n, generator=batches)[:settings.batch_size])
+               else torch.randperm(settings.n, generator=batches)[:settings.batch_size].to(device))
         v_before = params[HEAD].clone()
         loss, error, v_phantom = sweep_step(params, buffers, (x_easy[:, idx], x_hard[:, idx], y[:, idx]), rho,
                                             perturb_all, settings.lr, settings.momentum, settings.weight_decay,
                                             settings.relative_rho, parts)
         if step % settings.log_every == 0 or step == settings.steps - 1:
             for key, value in zip(history, (step, loss, error, v_before, v_phantom)):
-                history[key].append(value)
+                history[key].append(value if key == "steps" else value.cpu())
         if step + 1 in snapshots:
-            kept[step + 1] = {k: p.clone() for k, p in params.items()}
+            kept[step + 1] = {k: p.to("cpu", copy=True) for k, p in params.items()}
         if checkpoint is not None and (step + 1) % checkpoint_every == 0 and step + 1 < settings.steps:
             save_atomic(_checkpoint_state(step + 1, params, buffers, history, batches, fingerprint, kept), checkpoint)
     stacked = {k: torch.tensor(v) if k == "steps" else torch.stack(v) for k, v in history.items()}
-    return SweepResult(list(runs), settings, params, stacked, kept)
+    return SweepResult(list(runs), settings, _cpu(params), stacked, kept)

@@ -1,0 +1,108 @@
+"""Tables over seeds, shared by every chapter: mean ± sd tables, gains over SGD and paired wins.
+
+Every function takes a frame with one row per run and the columns ``optimizer``, ``rho`` and ``seed``
+(plus the metrics; ``label`` is added where missing, from :func:`samlib.optim.registry.run_label`).
+Results are keyed by (optimizer, rho); labels are for display only.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from .optim.registry import OPTIMIZERS, run_label
+
+__all__ = ["mean_sd", "label_order", "seed_table", "gains_over_sgd", "paired_wins"]
+
+
+def mean_sd(mean: float, sd: float, digits: int = 3) -> str:
+    """'0.720 ± 0.020', or the mean alone when the sd is undefined (one seed)."""
+    return f"{mean:.{digits}f}" if pd.isna(sd) else f"{mean:.{digits}f} ± {sd:.{digits}f}"
+
+
+def _with_labels(frame: pd.DataFrame) -> pd.DataFrame:
+    if "label" in frame:
+        return frame
+    return frame.assign(label=[run_label(o, r) for o, r in zip(frame.optimizer, frame.rho)])
+
+
+def _check_columns(frame: pd.DataFrame, columns: Sequence[str]) -> None:
+    missing = [c for c in columns if c not in frame]
+    if missing:
+        raise KeyError(f"no column(s) {missing} in the rows; they have {list(frame.columns)}")
+
+
+def label_order(frame: pd.DataFrame) -> list[str]:
+    """The distinct labels: references such as 'random init' first, then SGD, SAM, LSAM and the ablations,
+    each by increasing rho."""
+    runs = _with_labels(frame).drop_duplicates("label")
+    rank = {opt: i + 1 for i, opt in enumerate(OPTIMIZERS)}
+    return [r.label for r in sorted(runs.itertuples(), key=lambda r: (rank.get(r.optimizer, 0), r.rho))]
+
+
+def seed_table(frame: pd.DataFrame, metrics: str | Sequence[str], *, across: str | None = None,
+               digits: int = 3) -> pd.DataFrame:
+    """'mean ± sd' over seeds (sample sd).
+
+    Without ``across``: one row per run label (references first, then SGD, SAM, LSAM by rho), one column per
+    metric, and the seed count. With ``across`` (e.g. ``"turns"``): one metric, one row per (optimizer, rho),
+    one column per value of ``across``.
+    """
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    _check_columns(frame, metrics + ([across] if across else []))
+    frame = _with_labels(frame)
+    if across is None:
+        grouped = frame.groupby("label")
+        order = label_order(frame)
+        means, sds = grouped[metrics].mean(), grouped[metrics].std()
+        table = pd.DataFrame({m: [mean_sd(means.at[k, m], sds.at[k, m], digits) for k in order] for m in metrics},
+                             index=order)
+        table["seeds"] = [int(grouped.size()[k]) for k in order]
+        return table.rename_axis("optimizer")
+    if len(metrics) != 1:
+        raise ValueError(f"seed_table across {across!r} takes one metric, got {metrics}")
+    stats = frame.groupby(["optimizer", "rho", across])[metrics[0]].agg(["mean", "std"]).reset_index()
+    stats["cell"] = [mean_sd(m, s, digits) for m, s in zip(stats["mean"], stats["std"])]
+    table = stats.pivot(index=["optimizer", "rho"], columns=across, values="cell")
+    rank = {opt: i for i, opt in enumerate(OPTIMIZERS)}
+    table = table.sort_index(key=lambda level: level.map(rank) if level.name == "optimizer" else level)
+    table.columns = [f"{v:g} {across}" for v in table.columns]
+    return table
+
+
+def gains_over_sgd(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Per non-SGD (optimizer, rho): mean of ``metric`` minus SGD's mean over the same seeds, the seed spread
+    (the larger of the two sample sds), the seeds above SGD's same-seed run, and ``beats_sgd``: gain > spread
+    (our bar: an effect larger than seed-to-seed noise). Indexed by (optimizer, rho); ``label`` for display.
+    Needs an SGD run for every seed."""
+    _check_columns(frame, [metric])
+    frame = _with_labels(frame)
+    sgd = frame[frame.optimizer == "SGD"].set_index("seed")[metric]
+    if sgd.empty:
+        raise ValueError("gains_over_sgd needs SGD runs to compare with")
+    rows = []
+    for label in label_order(frame):
+        if label == "SGD":
+            continue
+        group = frame[frame.label == label]
+        other = group.set_index("seed")[metric]
+        if not set(other.index) <= set(sgd.index):
+            raise ValueError(f"{label} has seeds {sorted(set(other.index) - set(sgd.index))} without an SGD run")
+        gain = other.mean() - sgd[other.index].mean()
+        spread = max(other.std(), sgd[other.index].std())
+        rows.append({"optimizer": group.optimizer.iloc[0], "rho": group.rho.iloc[0], "label": label, "gain": gain,
+                     "spread": spread, "seeds_above_sgd": int((other > sgd[other.index]).sum()), "seeds": len(other),
+                     "beats_sgd": bool(gain > spread)})
+    return pd.DataFrame(rows).set_index(["optimizer", "rho"])
+
+
+def paired_wins(frame: pd.DataFrame, rho: float, value: str, pair_on: Sequence[str] = ("seed",)) -> pd.Series:
+    """Per optimizer at radius ``rho``: in how many pairs (rows with equal ``pair_on``, e.g. ("turns", "seed"))
+    its ``value`` is below its SGD twin's; the index also holds the number of pairs ("pairs")."""
+    _check_columns(frame, [value, *pair_on])
+    table = frame[(frame.rho == rho) | (frame.optimizer == "SGD")].pivot_table(
+        index=list(pair_on), columns="optimizer", values=value)
+    if "SGD" not in table:
+        raise ValueError("paired_wins needs SGD runs to compare with")
+    wins = {opt: int((table[opt] < table["SGD"]).sum()) for opt in table.columns if opt != "SGD"}
+    return pd.Series({**wins, "pairs": len(table)})

@@ -1,0 +1,436 @@
+"""Every figure of :mod:`samlib.plots` draws on tiny inputs (Agg backend, no display): its lines, patches and
+labels are there. Tests name what they draw with :func:`draws`; a figure function without a test fails
+:func:`test_every_figure_has_a_test`."""
+import matplotlib
+
+matplotlib.use("Agg")
+import functools
+import inspect
+import sys
+from contextlib import ExitStack
+from unittest import mock
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from samlib.experiments import runs
+from samlib.experiments.levers import load_levers
+from samlib.landscape import endpoints_table, first_step_table, product_loss, sam_path
+from samlib.memorization.data import DataSetting, grid_runs
+from samlib.memorization.data import Run as PatchRun
+from samlib.memorization.results import compare_optimizers
+from samlib.memorization.train import Training, train_runs
+from samlib.models import FeaturesAndHead
+from samlib.optim.registry import run_label
+from samlib.plots import landscape, mechanism, memorization, real_data, style, toy, widgets
+from samlib.results import label_order
+from samlib.toy.data import make_toy
+from samlib.toy.mechanism import gini_table, lr_scaling_over_batches, matched_loss_gini, weight_by_contribution
+from samlib.toy.results import phantom_ratios, probe_errors, summarize
+from samlib.toy.sweep import Run, ToySettings, grid, train_sweep
+
+MODULES = (landscape, toy, mechanism, memorization, real_data, style, widgets)
+COVERED: set[str] = set()  # "module.function" of every figure some test draws
+TINY = ToySettings(n=60, hidden=8, steps=20, batch_size=20, log_every=5)
+TURNS, SEEDS, RHOS = [0.5, 1.0], [0, 1], [0.5, 1.0]
+
+
+def _name(function) -> str:
+    return f"{function.__module__}.{function.__name__}"
+
+
+def draws(*functions):
+    """Record that the decorated test draws ``functions``; it fails unless it calls each through its module."""
+    COVERED.update(_name(f) for f in functions)
+
+    def wrap(test):
+        @functools.wraps(test)
+        def run(*args, **kwargs):
+            with ExitStack() as stack:
+                spies = [stack.enter_context(mock.patch.object(sys.modules[f.__module__], f.__name__, wraps=f))
+                         for f in functions]
+                test(*args, **kwargs)
+            missed = [f.__name__ for f, spy in zip(functions, spies) if not spy.called]
+            assert not missed, f"declared but never drawn: {missed}"
+        return run
+    return wrap
+
+
+def _labelled(*axes) -> None:
+    for ax in axes:
+        assert ax.get_xlabel() and ax.get_ylabel(), f"axis {ax.get_title()!r} lacks an x or y label"
+
+
+def _legend(ax) -> list[str]:
+    return [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def _new_figure(before: set[int]) -> plt.Figure:
+    new = set(plt.get_fignums()) - before
+    assert len(new) == 1, f"expected one new figure, got {len(new)}"
+    return plt.figure(new.pop())
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+@pytest.fixture(scope="module")
+def sweep():
+    """A tiny mechanism-style toy sweep (SGD, LSAM, both ablations, the hard-only control), with snapshots."""
+    control = [Run("SGD", 0.0, t, s, hard_only=True) for t in TURNS for s in SEEDS]
+    main = grid({"SGD": [0.0], "LSAM": RHOS, "IW-only": RHOS[:1], "LR-only": RHOS[:1]}, TURNS, SEEDS)
+    return train_sweep(main + control, TINY, progress=False, snapshots=(5, 10, 15))
+
+
+@pytest.fixture(scope="module")
+def probe_summaries(sweep):
+    """(summary of the trained runs, summary of the hard-only control by turns) of the sweep's probe errors."""
+    errors = probe_errors(sweep, n_probe=200)
+    return summarize(errors[~errors.hard_only]), summarize(errors[errors.hard_only], by=("turns",))
+
+
+def _index(result, optimizer: str, rho: float, turns: float = TURNS[0], seed: int = 0) -> int:
+    return next(i for i, r in enumerate(result.runs)
+                if (r.optimizer, r.rho, r.turns, r.seed, r.hard_only) == (optimizer, rho, turns, seed, False))
+
+
+# --- style and the landscape chapter ------------------------------------------------------------
+
+
+@draws(landscape.draw_loss_contours)
+def test_loss_contours_fill_the_window_and_mark_the_valley():
+    fig, ax = plt.subplots()
+    landscape.draw_loss_contours(ax, product_loss, (0.0, 2.0), n=40)
+    assert len(ax.collections) >= 1 and ax.get_xlim() == (0.0, 2.0) == ax.get_ylim()
+    assert [line.get_label() for line in ax.lines] == ["minima: $w_1 w_2 = 1$"]
+    _labelled(ax)
+
+
+@draws(landscape.plot_step_anatomy, landscape.plot_paths, landscape.plot_valley_sharpness,
+       landscape.plot_sam_objective)
+def test_chapter_figures_and_tables():
+    steps = [sam_path(product_loss, (2.2, 0.2), rho, 0.25, 1) for rho in (0.0, 0.2)]
+    fig, axes = plt.subplots(1, 3, layout="constrained")
+    landscape.plot_step_anatomy(axes[0], product_loss, steps[0], steps[1])
+    landscape.plot_paths(axes[1], product_loss, steps)
+    landscape.plot_valley_sharpness(axes[2], product_loss, steps)
+    style.shared_legend(fig, axes)
+    assert any(isinstance(p, plt.Circle) for p in axes[0].patches) and axes[0].get_title()
+    assert {"GD", r"SAM, $\rho=0.2$", "start"} <= set(_legend(axes[1]))
+    assert len(axes[2].collections) == len(steps)
+    assert len(fig.legends) == 1 and "real point $w$" in [t.get_text() for t in fig.legends[0].get_texts()]
+    _labelled(*axes)
+    fig, axes = plt.subplots(1, 3, layout="constrained")
+    landscape.plot_sam_objective(axes, product_loss, 0.2, [0.0, 0.2], n=20)
+    assert len(fig.axes) == 4 and len(axes[2].lines) == 2  # a colour bar; one valley curve per radius
+    _labelled(*axes)
+    table = first_step_table(product_loss, steps)
+    assert list(table.index) == [0.0, 0.2] and table.loc[0.2, "step length"] > table.loc[0.0, "step length"]
+    ends = endpoints_table(product_loss, steps, last=2)
+    assert ends.loc[0.0, "w1 range, last 2 steps"] > 0
+
+
+def test_book_style_and_colours():
+    with plt.rc_context():
+        style.use_book_style()
+        assert plt.rcParams["axes.titleweight"] == "bold" and plt.rcParams["figure.dpi"] == 110
+    assert style.rho_colors([0, 0.1])[0] == style.COLORS["SGD"]
+    assert list(style.rho_colors([0.2, 0.1])) == [0.1, 0.2]
+    assert len(toy.turns_colors([1.0, 0.5, 1.0])) == 2
+
+
+def test_explorer_draws_on_demand():
+    draw = widgets.rho_explorer(product_loss, (2.5, 0.1), lr=0.05)
+    before = set(plt.get_fignums())
+    draw(rho=0.2, steps=20)
+    fig = _new_figure(before)
+    assert {"GD", r"SAM, $\rho=0.2$"} <= set(_legend(fig.axes[0]))
+    _labelled(fig.axes[1])
+
+
+@draws(widgets.draw_toy_run)
+def test_toy_explorer_trains_and_draws_one_run():
+    before = set(plt.get_fignums())
+    errors = widgets.draw_toy_run("LSAM", 0.5, 0.5, TINY)
+    assert 0 <= errors.hard_error <= 1 and "hard probe error" in _new_figure(before).axes[0].get_title()
+    train = widgets.toy_explorer(TINY, turns=(0.5,))
+    before = set(plt.get_fignums())
+    train("SGD", 0.5, 0.5)
+    assert _new_figure(before).axes[0].get_title().startswith("SGD rho=0")
+
+
+# --- the toy chapter ----------------------------------------------------------------------------
+
+
+@draws(toy.plot_toy_data)
+def test_toy_data_panels():
+    fig, axes = plt.subplots(1, 3)
+    toy.plot_toy_data(axes, [make_toy(100, t, seed=0) for t in TURNS])
+    assert len(axes[0].patches) == 60  # two histograms of 30 bins
+    assert [len(ax.collections) for ax in axes[1:]] == [2, 2]
+    assert axes[2].get_title() == "hard feature, 1 turns"
+    _labelled(*axes)
+
+
+@draws(toy.plot_hard_feature)
+def test_hard_feature_map(sweep):
+    fig, ax = plt.subplots()
+    i = _index(sweep, "LSAM", 0.5)
+    toy.plot_hard_feature(ax, sweep.params, i, make_toy(60, TURNS[0], seed=0), n=30, title="LSAM")
+    assert len(ax.collections) >= 4 and ax.get_title() == "LSAM"  # map, median level, two classes
+    _labelled(ax)
+
+
+@draws(toy.plot_probe_vs_rho)
+def test_probe_error_vs_rho(probe_summaries):
+    summary, controls = probe_summaries
+    fig, ax = plt.subplots()
+    toy.plot_probe_vs_rho(ax, summary, "LSAM", controls)
+    assert _legend(ax) == ["0.5 turns", "1 turns", "hard-only control"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0\n(SGD)", "0.5", "1"]
+    assert len(ax.lines) == 2 * len(TURNS) + 1  # a curve and a control line per complexity, the legend's
+    _labelled(ax)
+
+
+@draws(toy.plot_phantom_ratio)
+def test_phantom_ratios(sweep):
+    fig, axes = plt.subplots(1, 2)
+    toy.plot_phantom_ratio(axes, phantom_ratios(sweep))
+    assert len(_legend(axes[0])) == 2 * len(TURNS) and len(_legend(axes[1])) == len(TURNS)
+    assert axes[0].get_yscale() == "symlog"
+    _labelled(*axes)
+
+
+@draws(toy.plot_training_curves)
+def test_training_curves(sweep):
+    fig, axes = plt.subplots(1, 2)
+    toy.plot_training_curves(axes, sweep, [_index(sweep, "SGD", 0.0), _index(sweep, "LSAM", 0.5)], ["SGD", "LSAM"])
+    assert (len(axes[0].lines), len(axes[1].lines)) == (2, 4)
+    assert axes[0].get_xscale() == "log" == axes[0].get_yscale()
+    _labelled(*axes)
+
+
+# --- the mechanism chapter ----------------------------------------------------------------------
+
+
+@draws(mechanism.plot_lorenz)
+def test_lorenz_curves():
+    fig, ax = plt.subplots()
+    weights = {"even": torch.ones(50), "skewed": torch.arange(50.0) ** 3}
+    mechanism.plot_lorenz(ax, weights, {"even": "k"})
+    assert len(ax.lines) == 3 and _legend(ax)[1:] == ["even (Gini 0.00)", "skewed (Gini 0.60)"]
+    assert ax.lines[1].get_color() == "k"
+    _labelled(ax)
+
+
+@draws(mechanism.plot_gini_gap)
+def test_gini_gap_at_equal_loss(sweep):
+    matched = matched_loss_gini(gini_table(sweep, [5, 10, 15, None], runs=[_index(sweep, o, r, t, s)
+                                for o, r in (("SGD", 0.0), ("LSAM", 0.5)) for t in TURNS for s in SEEDS]), 0.5)
+    assert matched.sgd_same_loss.notna().any()
+    fig, axes = plt.subplots(1, len(TURNS))
+    mechanism.plot_gini_gap(axes, matched)
+    assert [len(ax.collections) for ax in axes] == [2, 2] and all(ax.xaxis_inverted() for ax in axes)
+    assert axes[1].get_title() == "1 turns" and len(_legend(axes[0])) == 2
+    _labelled(*axes)
+
+
+@draws(mechanism.plot_lr_scaling)
+def test_lr_scaling_boxes(sweep):
+    frame = lr_scaling_over_batches(sweep, [_index(sweep, "LSAM", 0.5, t) for t in TURNS], batches=5, batch_size=20)
+    fig, ax = plt.subplots()
+    mechanism.plot_lr_scaling(ax, frame)
+    assert len(ax.patches) >= 2 * len(TURNS) and _legend(ax) == ["easy", "hard"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0.5", "1"]
+    _labelled(ax)
+
+
+@draws(mechanism.plot_weight_by_contribution)
+def test_weight_by_contribution_heatmaps(sweep):
+    i = _index(sweep, "LSAM", 0.5)
+    grids = [weight_by_contribution(sweep, i, bins=3, phantom=p) for p in (False, True)]
+    fig, axes = plt.subplots(1, 2)
+    mechanism.plot_weight_by_contribution(axes, grids, ["real", "phantom"])
+    assert [len(ax.images) for ax in axes] == [1, 1] and len(fig.axes) == 3  # and a shared colour bar
+    assert [ax.get_title() for ax in axes] == ["real", "phantom"] and len(axes[0].get_xticklabels()) == 3
+    _labelled(*axes)
+
+
+@draws(mechanism.plot_ablation)
+def test_ablation_panels(probe_summaries):
+    summary, _ = probe_summaries
+    fig, axes = plt.subplots(1, len(TURNS))
+    mechanism.plot_ablation(axes, summary)
+    assert _legend(axes[0]) == ["SGD (mean, ±1 sd)", "IW-only", "LR-only", "LSAM"]
+    assert [len(ax.containers) for ax in axes] == [3, 3]  # one error bar per optimizer
+    _labelled(*axes)
+
+
+# --- the noise-memorization chapter -------------------------------------------------------------
+
+SMALL = DataSetting(d=40, sigma_p=1.0, p=0.2, n_test=300)
+TRAIN = Training(width=4, batch_size=4, max_epochs=6, stop_loss=0.3, log_every=None)
+CELL = (8, 3.0)
+
+
+@pytest.fixture(scope="module")
+def grid_table():
+    """One row per run of a tiny grid: n in {8, 16}, ‖μ‖ in {1, 3}, two seeds, τ in {0, 0.5, 1}."""
+    return train_runs(grid_runs([8, 16], [1.0, 3.0], SEEDS, taus=[0.0, 0.5, 1.0]), SMALL, TRAIN, progress=False).table()
+
+
+@pytest.fixture(scope="module")
+def traced():
+    """The runs of one cell (SGD and SAM, two seeds) without the stopping rule, logged and evaluated every epoch."""
+    training = Training(width=4, batch_size=4, max_epochs=6, stop_loss=None, log_every=1, eval_every=1)
+    return train_runs([PatchRun(*CELL, s, tau) for s in SEEDS for tau in (0.0, 0.5)], SMALL, training, progress=False)
+
+
+@draws(memorization.plot_error_maps)
+def test_error_maps(grid_table):
+    cells = compare_optimizers(grid_table[grid_table.tau.isin([0.0, 0.5])])
+    fig, axes = plt.subplots(1, 3)
+    memorization.plot_error_maps(axes, cells)
+    assert [ax.get_title() for ax in axes[:2]] == ["SGD", "SAM"] and len(fig.axes) == 6  # three colour bars
+    assert all(len(ax.texts) == len(cells) for ax in axes)  # a number (or ≈) per cell
+    _labelled(*axes)
+
+
+@draws(memorization.plot_error_vs_snr)
+def test_error_vs_signal_to_noise(grid_table):
+    fig, ax = plt.subplots()
+    memorization.plot_error_vs_snr(ax, grid_table[grid_table.tau.isin([0.0, 0.5])], SMALL)
+    assert _legend(ax) == ["SAM, n = 8", "SAM, n = 16", "SGD, n = 8", "SGD, n = 16"]
+    assert ax.get_xscale() == "log"
+    _labelled(ax)
+
+
+@draws(memorization.plot_coefficients)
+def test_coefficients_over_training(traced):
+    fig, axes = plt.subplots(1, 4)
+    memorization.plot_coefficients(axes, traced)
+    assert _legend(axes[0]) == ["SGD", "SAM"]
+    assert _legend(axes[3]) == ["SGD, at $w$", "SAM, at $w$", r"SAM, at $w + \epsilon$"]
+    _labelled(*axes)
+
+
+@draws(memorization.plot_stopping)
+def test_stopping_rule(traced, grid_table):
+    n, mu = CELL
+    fig, ax = plt.subplots()
+    memorization.plot_stopping(ax, traced, grid_table[(grid_table.n == n) & (grid_table.mu_norm == mu)])
+    assert len(ax.collections) == 3 and len(_legend(ax)) == 3  # a dot per optimizer; two bands, the dots
+    _labelled(ax)
+
+
+@draws(memorization.plot_radius)
+def test_radius_panels(grid_table):
+    fig, axes = plt.subplots(1, 3)
+    memorization.plot_radius(axes, grid_table)
+    assert [ax.get_title() for ax in axes] == ["n = 8", "n = 16", "time to fit"]
+    assert _legend(axes[0]) == ["SGD", r"SAM, $\tau = 0.5$", r"SAM, $\tau = 1$"] and len(axes[2].lines) == 2
+    _labelled(*axes)
+
+
+# --- the real-image chapters --------------------------------------------------------------------
+
+
+def _study(metric: str) -> pd.DataFrame:
+    """Rows of a fake study: SGD, SAM at two radii and LSAM at two, three seeds, random ``metric``."""
+    g = np.random.default_rng(0)
+    rows = [{"optimizer": o, "rho": r, "seed": s, "label": run_label(o, r), metric: g.uniform()}
+            for o, rhos in (("SGD", [0.0]), ("SAM", [0.05, 0.1]), ("LSAM", [0.5, 1.0])) for r in rhos for s in range(3)]
+    return pd.DataFrame(rows)
+
+
+@draws(real_data.plot_images)
+def test_image_grid():
+    fig, axes = plt.subplots(2, 2)
+    real_data.plot_images(axes[0], torch.rand(2, 3, 4, 4), ["a", "b"])
+    real_data.plot_images(axes[1], torch.rand(2, 1, 4, 4), ["c", "d"])
+    assert [ax.get_title() for ax in axes.flat] == ["a", "b", "c", "d"]
+    assert all(len(ax.images) == 1 and not ax.get_xticks().size for ax in axes.flat)
+
+
+@draws(real_data.plot_seed_results)
+def test_seed_results():
+    frame = _study("hard_probe")
+    fig, ax = plt.subplots()
+    real_data.plot_seed_results(ax, frame, "hard_probe", "probe accuracy", reference=0.5, reference_label="untrained")
+    assert [t.get_text() for t in ax.get_xticklabels()] == label_order(frame)
+    assert len(ax.collections) == 2 * frame.label.nunique() and _legend(ax) == ["one seed", "untrained"]
+    assert ax.get_ylabel() == "probe accuracy"
+
+
+@draws(real_data.plot_metric_vs_rho)
+def test_metric_vs_rho():
+    fig, ax = plt.subplots()
+    real_data.plot_metric_vs_rho(ax, _study("train_loss"), "train_loss", "final training loss")
+    assert _legend(ax) == ["SGD (mean, ±1 sd)", "SAM", "LSAM"] and ax.get_xscale() == "log"
+    _labelled(ax)
+
+
+@draws(real_data.plot_gini_vs_rho)
+def test_gini_vs_rho():
+    fig, ax = plt.subplots()
+    real_data.plot_gini_vs_rho(ax, [0.1, 1.0], [0.3, 0.2], 0.4)
+    assert len(ax.lines) == 2 and list(ax.lines[1].get_ydata()) == [0.3, 0.2] and ax.get_ylim() == (0, 1)
+    _labelled(ax)
+
+
+def _net(seed: int) -> FeaturesAndHead:
+    torch.manual_seed(seed)
+    return FeaturesAndHead(nn.Sequential(nn.Flatten(), nn.Linear(12, 5), nn.ReLU()), nn.Linear(5, 3))
+
+
+def _drawn(ax) -> list:
+    return [(line.get_label(), line.get_color(), list(line.get_xdata()), list(line.get_ydata())) for line in ax.lines]
+
+
+@draws(real_data.plot_phantom_weights)
+def test_phantom_weights_draws_what_the_chapters_drew():
+    images, labels, rho, rhos = torch.randn(40, 3, 2, 2), torch.randint(0, 3, (40,)), 0.5, [0.05, 0.5, 2.0]
+    sgd_model, lsam_model = _net(0), _net(1)
+    sgd_parts, lsam_parts = (runs.network_decomposition(m, images, labels, rho) for m in (sgd_model, lsam_model))
+    by_rho = runs.phantom_gini_by_rho(sgd_model, images, labels, rhos)
+    fig, new = plt.subplots(1, 2)
+    real_data.plot_phantom_weights(new, sgd_parts, lsam_parts, rho, by_rho)
+    fig, old = plt.subplots(1, 2)  # the two chapters' cells before this function
+    labels = ["SGD, λ", f"SGD net, λ̃ (ρ={rho:g})", f"LSAM net, λ̃ (ρ={rho:g})"]
+    mechanism.plot_lorenz(old[0], dict(zip(labels, (sgd_parts.weights, sgd_parts.phantom_weights,
+                                                    lsam_parts.phantom_weights))),
+                          dict(zip(labels, (style.COLORS["SGD"], style.COLORS["phantom"], style.COLORS["LSAM"]))))
+    real_data.plot_gini_vs_rho(old[1], rhos, [by_rho[r] for r in rhos], by_rho[0.0])
+    old[1].set_title("SGD's network", fontsize="small")
+    for a, b in zip(new, old):
+        assert _drawn(a) == _drawn(b) and _legend(a) == _legend(b) and a.get_title() == b.get_title()
+    assert _legend(new[0])[1].startswith("SGD, λ (Gini") and list(new[1].lines[1].get_xdata()) == rhos
+    assert new[1].title.get_fontsize() == old[1].title.get_fontsize()
+    _labelled(*new)
+
+
+@draws(real_data.plot_curves)
+def test_per_epoch_curves():
+    curves = load_levers("cifar_mnist", curves=True)
+    fig, axes = plt.subplots(1, 2)
+    real_data.plot_curves(axes, curves)
+    labels = label_order(curves)
+    assert _legend(axes[0]) == labels and (len(axes[0].lines), len(axes[1].lines)) == (len(labels), 2 * len(labels))
+    _labelled(*axes)
+
+
+# --- every figure is drawn by some test ---------------------------------------------------------
+
+
+def test_every_figure_has_a_test():
+    public = {_name(f) for module in MODULES for name, f in inspect.getmembers(module, inspect.isfunction)
+              if f.__module__ == module.__name__ and name.startswith(("plot_", "draw_"))}
+    assert len(public) > 20 and _name(real_data.plot_phantom_weights) in public
+    assert public <= COVERED, f"figures without a test: {sorted(public - COVERED)}"

@@ -1,0 +1,64 @@
+"""samlib.results: mean ± sd tables, gains over SGD and paired wins, checked on hand-made rows."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from samlib import results
+
+
+def _rows():
+    return pd.DataFrame({"optimizer": ["LSAM", "SGD", "SAM"] * 3, "rho": [0.5, 0.0, 0.05] * 3,
+                         "seed": np.repeat([0, 1, 2], 3),
+                         "label": ["LSAM ρ=0.5", "SGD", "SAM ρ=0.05"] * 3,
+                         "acc": [0.78, 0.70, 0.71, 0.82, 0.72, 0.69, 0.86, 0.74, 0.73]})
+
+
+def test_seed_table_by_hand():
+    table = results.seed_table(_rows(), ["acc"])
+    assert list(table.index) == ["SGD", "SAM ρ=0.05", "LSAM ρ=0.5"]
+    assert table.loc["SGD", "acc"] == "0.720 ± 0.020" and table.loc["LSAM ρ=0.5", "acc"] == "0.820 ± 0.040"
+    assert table.loc["SAM ρ=0.05", "acc"] == "0.710 ± 0.020" and (table.seeds == 3).all()
+    with pytest.raises(KeyError, match="no column"):
+        results.seed_table(_rows(), ["worst"])
+    assert results.seed_table(_rows().query("seed == 1"), ["acc"]).loc["SGD", "acc"] == "0.720"  # one seed: no sd
+
+
+def test_gains_over_sgd_by_hand():
+    gains = results.gains_over_sgd(_rows(), "acc")
+    assert gains.loc[("LSAM", 0.5), "gain"] == pytest.approx(0.10)
+    assert gains.loc[("LSAM", 0.5), "spread"] == pytest.approx(0.04)  # the larger of the two sds
+    assert gains.loc[("LSAM", 0.5), "beats_sgd"] and gains.loc[("LSAM", 0.5), "seeds_above_sgd"] == 3
+    assert gains.loc[("SAM", 0.05), "gain"] == pytest.approx(-0.01) and not gains.loc[("SAM", 0.05), "beats_sgd"]
+    assert gains.loc[("SAM", 0.05), "seeds_above_sgd"] == 1  # seed 0: 0.71 > 0.70
+    with pytest.raises(ValueError, match="needs SGD"):
+        results.gains_over_sgd(_rows().query("optimizer != 'SGD'"), "acc")
+    with pytest.raises(ValueError, match="without an SGD run"):
+        results.gains_over_sgd(_rows().drop(index=4), "acc")
+
+
+def test_seed_table_across_a_column_is_keyed_by_optimizer_and_rho():
+    rows = pd.DataFrame({"optimizer": ["SGD", "LSAM", "SAM"] * 4, "rho": [0.0, 1.0, 0.1] * 4,
+                         "turns": np.repeat([0.5, 0.5, 1.0, 1.0], 3), "seed": np.repeat([0, 1, 0, 1], 3),
+                         "hard_error": [0.2, 0.1, 0.3, 0.4, 0.1, 0.3, 0.3, 0.2, 0.1, 0.5, 0.2, 0.1]})
+    table = results.seed_table(rows, "hard_error", across="turns")
+    assert list(table.index) == [("SGD", 0.0), ("SAM", 0.1), ("LSAM", 1.0)]
+    assert list(table.columns) == ["0.5 turns", "1 turns"]
+    assert table.loc[("SGD", 0.0), "0.5 turns"] == "0.300 ± 0.141"
+    assert table.loc[("LSAM", 1.0), "1 turns"] == "0.200 ± 0.000"
+    with pytest.raises(ValueError, match="one metric"):
+        results.seed_table(rows.assign(x=0), ["hard_error", "x"], across="turns")
+
+
+def test_paired_wins_on_a_hand_made_table():
+    errors = pd.DataFrame({"optimizer": ["SGD", "LSAM", "SGD", "LSAM", "LSAM"], "rho": [0.0, 1.0, 0.0, 1.0, 2.0],
+                           "turns": 0.5, "seed": [0, 0, 1, 1, 1], "hard_error": [0.3, 0.1, 0.2, 0.25, 0.0]})
+    wins = results.paired_wins(errors, 1.0, "hard_error", pair_on=("turns", "seed"))
+    assert wins["LSAM"] == 1 and wins["pairs"] == 2
+    with pytest.raises(ValueError, match="needs SGD"):
+        results.paired_wins(errors[errors.optimizer != "SGD"], 1.0, "hard_error")
+
+
+def test_labels_are_added_when_missing():
+    rows = pd.DataFrame({"optimizer": ["SGD", "LSAM"], "rho": [0.0, 0.5], "seed": [0, 0], "acc": [0.5, 0.6]})
+    assert results.label_order(rows) == ["SGD", "LSAM ρ=0.5"]
+    assert results.gains_over_sgd(rows, "acc").loc[("LSAM", 0.5), "label"] == "LSAM ρ=0.5"
