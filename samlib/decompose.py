@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import checks
 from .optim.ablation import recombined_loss
 from .optim.ascent import ascent
 from .optim.lsam import check_head
@@ -156,9 +157,17 @@ def decompose(features: Tensor, y: Tensor, head: nn.Linear | Head, rho: float, l
         raise ValueError(f"features must be (N, D), got shape {tuple(features.shape)}")
     if features.shape[0] == 0:
         raise ValueError("features is empty: pass at least one example")
+    if not bool(torch.isfinite(features).all()):
+        bad = int((~torch.isfinite(features)).any(dim=1).sum())
+        raise ValueError(f"features hold NaN or infinite values in {bad} of {len(features)} rows: a diverged network "
+                         "or broken inputs; decompose finite features only")
     real = tuple(t.detach() if t is not None else None for t in _as_head(head))
-    if features.shape[1] != real[0].shape[1]:
-        raise ValueError(f"features have {features.shape[1]} columns but the head expects {real[0].shape[1]}")
+    if real[0].ndim != 2 or features.shape[1] != real[0].shape[1]:
+        raise ValueError(f"features have {features.shape[1]} columns but the head's weight has shape "
+                         f"{tuple(real[0].shape)}: pass the head (C, {features.shape[1]}) that reads these features")
+    if real[1] is not None and tuple(real[1].shape) != (real[0].shape[0],):
+        raise ValueError(f"the head's bias has shape {tuple(real[1].shape)} but its weight {tuple(real[0].shape)}: "
+                         f"a bias holds one value per output, shape ({real[0].shape[0]},)")
     phantom = phantom_head(features, y, real, rho, loss)
     features = features.detach()
     return Decomposition(features, y, loss, real, phantom, logit_gradients(_outputs(features, real), y, loss),
@@ -227,8 +236,7 @@ def binned_median(x, y, values, bins: int = 8) -> tuple[np.ndarray, np.ndarray, 
     if not x.shape == y.shape == values.shape or x.ndim != 1 or x.size == 0:
         raise ValueError(f"x, y and values must be non-empty 1-D arrays of one length, got {x.shape}, {y.shape}, "
                          f"{values.shape}")
-    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
-        raise ValueError(f"bins must be a positive integer, got {bins!r}")
+    checks.positive_int("bins", bins, "the number of bins per axis, e.g. bins=8")
     edges = [np.quantile(a, np.linspace(0, 1, bins + 1)) for a in (x, y)]
     index = [np.clip(np.searchsorted(e, a, side="right") - 1, 0, bins - 1) for e, a in zip(edges, (x, y))]
     medians, counts = np.full((bins, bins), np.nan), np.zeros((bins, bins), dtype=int)

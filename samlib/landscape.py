@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from . import checks
 from .optim import SAM
 
 __all__ = ["product_loss", "Path", "sam_path", "sharpness", "grid_points", "valley_points", "sam_objective",
@@ -50,8 +51,8 @@ class Path:
 def sam_path(loss: Loss2D, start, rho: float, lr: float, steps: int) -> Path:
     """Run ``samlib.SAM`` around plain gradient descent (lr) for ``steps`` steps from ``start``
     (float64), recording real and phantom points. ``rho=0`` is gradient descent."""
-    if steps < 0:
-        raise ValueError(f"steps must be >= 0, got {steps}")
+    steps = checks.non_negative_int("steps", steps, "pass the number of SAM steps, e.g. steps=20")
+    checks.real("lr", lr, low=0, low_open=True)
     w = torch.nn.Parameter(torch.as_tensor(start, dtype=torch.float64).clone())
     opt = SAM([w], torch.optim.SGD, rho=rho, lr=lr)
     points, phantoms = [w.detach().clone()], []

@@ -11,16 +11,22 @@ import random
 import numpy as np
 import torch
 
+from . import checks
+
 __all__ = ["seed_everything", "configure", "rng_state", "set_rng_state"]
 
 BOOK_THREADS = 2  # the CPU thread count the committed outputs and CI use
 BOOK_CPU_CAPABILITY = "avx2"  # torch's CPU kernel family the committed outputs and CI use (ATEN_CPU_CAPABILITY)
+BOOK_KERNELS = {  # the kernel family of every CPU library torch calls: any x86-64 CPU with AVX2 computes the same bits
+    "ATEN_CPU_CAPABILITY": BOOK_CPU_CAPABILITY,  # torch's own vectorised kernels (reductions, exp/log, BatchNorm)
+    "ONEDNN_MAX_CPU_ISA": "AVX2",  # oneDNN's convolutions (AVX-512 and AVX2 kernels round differently)
+    "MKL_CBWR": "AVX2",  # MKL's conditional numerical reproducibility (its matrix products)
+}
 
 
 def seed_everything(seed: int) -> None:
     """Seed Python's, NumPy's and torch's global generators (all devices)."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    seed = checks.seed("seed", seed)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -30,19 +36,19 @@ def configure(seed: int = 0, threads: int | None = BOOK_THREADS, deterministic: 
     """Seed everything, fix torch's CPU thread count (``None`` keeps torch's default) and
     ask for deterministic algorithms (on GPU this also sets ``CUBLAS_WORKSPACE_CONFIG``).
 
-    Floating-point sums depend on the thread count and on torch's CPU kernels, so the book's printed numbers
-    are reproducible for a fixed ``threads`` and kernel family (``ATEN_CPU_CAPABILITY``, set to
-    :data:`BOOK_CPU_CAPABILITY` unless already set; it takes effect only before torch's first CPU operation);
-    operations without a deterministic version warn
+    Floating-point sums depend on the thread count and on the CPU's kernels, so the book's printed numbers
+    are reproducible for a fixed ``threads`` and kernel family: :data:`BOOK_KERNELS` (AVX2 kernels in torch,
+    oneDNN and MKL), each set unless already set. The libraries read them once, before their first operation,
+    so call this first; operations without a deterministic version warn
     instead of failing, so paper-scale runs in Colab never stop on them.
     """
-    # The toy sweeps are chaotic at large rho: AVX-512 and AVX2 kernels round differently, and the runs then
-    # diverge. torch reads this once, at its first CPU kernel; a value the user set is kept.
-    os.environ.setdefault("ATEN_CPU_CAPABILITY", BOOK_CPU_CAPABILITY)
+    # A trained network carries a last-bit difference of one kernel into its final digits, and the toy's
+    # large-rho runs are chaotic: fix the kernels. A value the user set is kept (the two-kernel check sets one).
+    for name, value in BOOK_KERNELS.items():
+        os.environ.setdefault(name, value)
+    checks.strict_bool("deterministic", deterministic)
     if threads is not None:
-        if threads < 1:
-            raise ValueError(f"threads must be >= 1 or None, got {threads}")
-        torch.set_num_threads(threads)
+        torch.set_num_threads(checks.positive_int("threads", threads, "or None for torch's default"))
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)

@@ -12,11 +12,20 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .checkpoint import load_checkpoint, save_atomic
+from . import checks
+from .checkpoint import (
+    RESUME,
+    load_resumable,
+    module_fingerprint,
+    optimizer_fingerprint,
+    save_atomic,
+    stamped,
+    tensor_digest,
+)
 from .optim import LSAM, SAM, frozen_bn_stats
 from .repro import rng_state, set_rng_state
 
-__all__ = ["History", "TensorBatches", "progress_bar", "train_step", "fit"]
+__all__ = ["History", "TensorBatches", "progress_bar", "train_step", "run_fingerprint", "fit"]
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
@@ -60,11 +69,19 @@ class TensorBatches:
     with torch's global generator (so :func:`samlib.setup` makes the order reproducible)."""
 
     def __init__(self, *tensors: Tensor, batch_size: int, shuffle: bool = True):
-        if not tensors or any(len(t) != len(tensors[0]) for t in tensors):
-            raise ValueError(f"need tensors with the same first dimension, got {[tuple(t.shape) for t in tensors]}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.tensors, self.batch_size, self.shuffle = tensors, batch_size, shuffle
+        if not tensors or any(not isinstance(t, Tensor) or t.ndim == 0 or len(t) != len(tensors[0]) for t in tensors):
+            raise ValueError("TensorBatches needs tensors with the same first dimension, got "
+                             f"{[tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__ for t in tensors]}")
+        if len(tensors[0]) == 0:
+            raise ValueError("TensorBatches got empty tensors (0 samples): there is nothing to train on")
+        self.batch_size = checks.positive_int("batch_size", batch_size, "pass the number of samples a batch holds")
+        self.shuffle = checks.strict_bool("shuffle", shuffle)
+        self.tensors = tensors
+
+    def fingerprint(self) -> dict[str, str]:
+        """What a checkpoint records of these batches: a digest of the tensors, the batch size, the shuffle."""
+        return {"data": tensor_digest(*self.tensors), "data.shapes": str([tuple(t.shape) for t in self.tensors]),
+                "data.batch_size": str(self.batch_size), "data.shuffle": str(self.shuffle)}
 
     def __len__(self) -> int:
         return math.ceil(len(self.tensors[0]) / self.batch_size)
@@ -117,13 +134,34 @@ def _train_epoch(model, optimizer, loss_fn, batches, device) -> dict:
         loss_sum += loss.item() * len(targets)
         correct += _correct(outputs, targets)
         count += len(targets)
+    if count == 0:
+        raise ValueError("batches yielded no samples in an epoch: pass a non-empty, re-iterable batches "
+                         "(e.g. samlib.train.TensorBatches); a generator is exhausted after one epoch")
     return {"train_loss": loss_sum / count, "train_acc": correct / count}
+
+
+def run_fingerprint(model: nn.Module, optimizer: torch.optim.Optimizer, batches, loss_fn: LossFn,
+                    identity: dict | None = None) -> dict[str, str]:
+    """What determines a :func:`fit` run apart from its length: the optimizer and its hyperparameters, the model's
+    parameter shapes, the loss, the data (a digest of :class:`TensorBatches`, or ``identity["data"]``) and every
+    other field of ``identity`` (e.g. the seed)."""
+    identity = dict(identity or {})
+    if isinstance(batches, TensorBatches):
+        data = batches.fingerprint()
+    elif "data" in identity:
+        data = {}
+    else:
+        raise ValueError(f"fit cannot fingerprint batches of type {type(batches).__name__} for its checkpoint: pass "
+                         "samlib.train.TensorBatches, or identity={'data': '<a name for this data set>'}")
+    loss = getattr(loss_fn, "__qualname__", type(loss_fn).__qualname__)
+    return {**optimizer_fingerprint(optimizer), **module_fingerprint(model), "loss": loss, **data,
+            **{f"run.{key}": str(value) for key, value in identity.items()}}
 
 
 def fit(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Iterable, *, epochs: int,
         loss_fn: LossFn = F.cross_entropy, evaluate: Callable[[nn.Module], dict] | None = None,
-        checkpoint: str | os.PathLike | None = None, progress: bool | None = None,
-        desc: str = "training") -> History:
+        checkpoint: str | os.PathLike | None = None, resume: str = "check", identity: dict | None = None,
+        progress: bool | None = None, desc: str = "training") -> History:
     """Train for ``epochs`` passes over ``batches`` (re-iterable, yields ``(inputs, targets)``).
 
     Each epoch adds a history row: ``epoch``, ``train_loss``, ``train_acc`` (for class-index
@@ -131,13 +169,24 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Iterable, *
     With ``checkpoint``, a run resumes from that file if it exists and saves model,
     optimizer, history and random-generator states there after every epoch, atomically:
     an interrupted run resumed later ends with the same weights as an uninterrupted one.
+
+    The checkpoint holds a fingerprint (:func:`run_fingerprint`: optimizer, hyperparameters, model shapes, data
+    digest and the fields of ``identity``, not ``epochs``); a file from another run is refused, naming the fields
+    that differ, unless ``resume="force"``. Asking for more epochs than the file holds continues the run.
     """
-    if epochs < 0:
-        raise ValueError(f"epochs must be >= 0, got {epochs}")
-    device = next(model.parameters()).device
+    epochs = checks.non_negative_int("epochs", epochs, "pass the number of passes over the data, e.g. epochs=10")
+    checks.choice("resume", resume, RESUME)
+    parameters = list(model.parameters())
+    if not parameters:
+        raise ValueError(f"model ({type(model).__name__}) has no parameters: there is nothing to train")
+    device = parameters[0].device
     history, start = History(), 0
+    fingerprint = None if checkpoint is None else run_fingerprint(model, optimizer, batches, loss_fn, identity)
     if checkpoint is not None and Path(checkpoint).exists():
-        state = load_checkpoint(checkpoint)
+        state = load_resumable(checkpoint, "fit", fingerprint, ("epoch", "model", "optimizer", "history", "rng"),
+                               resume)
+        if resume == "force":  # the run goes on with the settings the file holds: keep recording those
+            fingerprint = state.get("fingerprint", fingerprint)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         history, start = History(state["history"]), state["epoch"]
@@ -154,6 +203,7 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Iterable, *
             model.train()
         history.append(**row)
         if checkpoint is not None:
-            save_atomic({"epoch": epoch + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "history": history.rows, "rng": rng_state()}, checkpoint)
+            save_atomic(stamped("fit", fingerprint, {
+                "epoch": epoch + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "history": history.rows, "rng": rng_state()}), checkpoint)
     return history

@@ -67,7 +67,7 @@ def _zero_gradient_model():
 def test_sam_first_step_with_a_zero_gradient_keeps_the_weights(adaptive):
     model = _zero_gradient_model()
     before = [p.detach().clone() for p in model.parameters()]
-    opt = SAM(model.parameters(), torch.optim.SGD, rho=0.1, adaptive=adaptive, eps=0.0, lr=0.1)
+    opt = SAM(model.parameters(), torch.optim.SGD, rho=0.1, adaptive=adaptive, eps=1e-300, lr=0.1)
     (0.0 * model(torch.randn(5, 3)).sum()).backward()
     opt.first_step()
     assert all(torch.equal(p, b) for p, b in zip(model.parameters(), before))
@@ -77,7 +77,7 @@ def test_sam_first_step_with_a_zero_gradient_keeps_the_weights(adaptive):
 
 def test_lsam_steps_with_a_zero_head_gradient_use_the_real_head():
     model = _zero_gradient_model()
-    opt = LSAM(model.parameters(), torch.optim.SGD, head=model[1], rho=0.5, eps=0.0, lr=0.1)
+    opt = LSAM(model.parameters(), torch.optim.SGD, head=model[1], rho=0.5, eps=1e-300, lr=0.1)
     features = model[0](torch.randn(5, 3))
     _, _, real, phantom = opt._phantom_head(features, lambda out: 0.0 * out.sum())
     assert all(torch.equal(r, p) for r, p in zip(real, phantom))
@@ -123,6 +123,6 @@ def test_lsam_fast_step_equals_the_hand_computed_step():
     gw, gb = torch.autograd.grad(F.cross_entropy(F.linear(feats, w, b), y), [w, b])
     norm = torch.sqrt(gw.square().sum() + gb.square().sum())
     expected = (w + 0.3 * gw / norm, b + 0.3 * gb / norm)
-    opt = LSAM(model.parameters(), torch.optim.SGD, head=head, rho=0.3, eps=0.0, lr=0.1)
+    opt = LSAM(model.parameters(), torch.optim.SGD, head=head, rho=0.3, eps=1e-300, lr=0.1)
     _, _, _, phantom = opt._phantom_head(model[0](x), lambda out: F.cross_entropy(out, y))
     assert torch.allclose(phantom[0], expected[0]) and torch.allclose(phantom[1], expected[1])

@@ -53,5 +53,5 @@ def test_sam_objective_on_the_valley_matches_brute_force_over_the_disk():
 def test_bad_input():
     with pytest.raises(ValueError, match="last dimension of 2"):
         product_loss(torch.zeros(3))
-    with pytest.raises(ValueError, match="steps must be >= 0"):
+    with pytest.raises(ValueError, match="steps must be a non-negative integer, got -1"):
         sam_path(product_loss, [1.0, 1.0], rho=0.1, lr=0.1, steps=-1)

@@ -18,14 +18,34 @@ def test_import_loads_no_plotting_or_data_frame_library(statement):
     assert out.strip() == "[]", f"{statement!r} imported {out.strip()}"
 
 
-def test_optim_imports_nothing_else_from_samlib():
+def _samlib_imports(path: Path) -> set[str]:
+    """The samlib modules that ``path`` imports, as absolute dotted names (relative imports resolved)."""
+    package = ".".join(path.relative_to(SAMLIB.parent).with_suffix("").parts[:-1])
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("samlib")}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{parent}.{base}".rstrip(".")
+            if base.startswith("samlib"):
+                found |= {f"{base}.{a.name}" if not node.module else base for a in node.names}
+    return found
+
+
+def test_optim_imports_nothing_else_from_samlib_but_the_argument_checks():
     for path in (SAMLIB / "optim").glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.level > 1:
-                pytest.fail(f"{path.name} imports from {'.' * node.level}{node.module}: optim must stand alone")
-            if isinstance(node, (ast.Import, ast.ImportFrom)):
-                names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
-                assert not any(n.startswith("samlib") and not n.startswith("samlib.optim") for n in names), path.name
+        others = {m for m in _samlib_imports(path) if not m.startswith("samlib.optim") and m != "samlib.checks"}
+        assert not others, f"{path.name} imports {sorted(others)}: optim must stand alone (samlib.checks aside)"
+
+
+def test_the_argument_checks_import_only_the_standard_library():
+    tree = ast.parse((SAMLIB / "checks.py").read_text())
+    names = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    names |= {(n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert names <= {"__future__", "math", "numbers", "collections"}, names
 
 
 def test_the_top_level_holds_at_most_eleven_modules():

@@ -120,7 +120,7 @@ def test_head_outside_params_is_refused():
 
 def test_adaptive_lsam_points_to_sam_with_lsam_groups():
     net = tanh_net()
-    with pytest.raises(TypeError, match="adaptive=True"):
+    with pytest.raises(ValueError, match="adaptive=True"):
         LSAM(net.parameters(), torch.optim.SGD, head=net.head, adaptive=True, lr=0.1)
 
 

@@ -230,15 +230,15 @@ def test_result_table_has_one_row_per_run():
 
 @pytest.mark.parametrize("make, match", [
     (lambda: DataSetting(p=0.5), r"p \(the label-flip probability\) must be in \[0, 0.5\)"),
-    (lambda: DataSetting(p=-0.1), "p must be >= 0"),
-    (lambda: DataSetting(d=1), "d must be >= 2"),
-    (lambda: DataSetting(sigma_p=0.0), "sigma_p must be > 0"),
-    (lambda: Run(n=0, mu_norm=1.0), r"n must be >= 1, got 0 \(the number of training points\)"),
-    (lambda: Run(n=5, mu_norm=-1.0), "mu_norm must be >= 0"),
+    (lambda: DataSetting(p=-0.1), "p must be a finite number >= 0, got -0.1"),
+    (lambda: DataSetting(d=1), "d must be an integer >= 2, got 1; the signal takes one direction"),
+    (lambda: DataSetting(sigma_p=0.0), "sigma_p must be a finite number > 0"),
+    (lambda: Run(n=0, mu_norm=1.0), "n must be a positive integer, got 0; the number of training points"),
+    (lambda: Run(n=5, mu_norm=-1.0), "mu_norm must be a finite number >= 0"),
     (lambda: Run(n=5, mu_norm=1.0, tau=-0.1), "tau is SAM's radius"),
-    (lambda: Training(width=0), "width must be an int >= 1"),
-    (lambda: Training(stop_loss=0.0), "stop_loss must be > 0"),
-    (lambda: Training(lr=float("nan")), "lr must be a finite number > 0"),
+    (lambda: Training(width=0), "width must be a positive integer, got 0"),
+    (lambda: Training(stop_loss=0.0), "stop_loss must be a finite number > 0"),
+    (lambda: Training(lr=float("nan")), "lr must be a finite number > 0, got nan"),
     (lambda: train_runs([], SMALL), "runs must be a non-empty list"),
 ])
 def test_bad_input_gets_a_clear_error(make, match):
@@ -247,7 +247,7 @@ def test_bad_input_gets_a_clear_error(make, match):
 
 
 def test_bad_types_get_a_type_error():
-    with pytest.raises(TypeError, match="n must be a finite int"):
+    with pytest.raises(TypeError, match="n must be a positive integer, got float 2.5"):
         Run(n=2.5, mu_norm=1.0)
     with pytest.raises(TypeError, match="tau is SAM's radius"):
         Run(n=5, mu_norm=1.0, tau="big")

@@ -209,7 +209,7 @@ def test_bad_rho_is_a_value_error(rho):
 
 @pytest.mark.parametrize("rho", ["0.1", None, True])
 def test_non_numeric_rho_is_a_type_error(rho):
-    with pytest.raises(TypeError, match="rho must be a real number"):
+    with pytest.raises(TypeError, match="rho must be a finite number >= 0, got"):
         SAM([nn.Parameter(torch.zeros(1))], torch.optim.SGD, rho=rho, lr=0.1)
 
 

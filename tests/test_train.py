@@ -132,5 +132,5 @@ def test_tensor_batches_cover_every_example_once_and_check_input():
     assert len(batches) == 3 and sorted(seen.tolist()) == list(range(10))
     with pytest.raises(ValueError, match="same first dimension"):
         TensorBatches(torch.zeros(3), torch.zeros(4), batch_size=2)
-    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         TensorBatches(torch.zeros(3), batch_size=0)

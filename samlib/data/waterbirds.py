@@ -23,7 +23,7 @@ from PIL import Image
 from torch import Tensor
 
 from .dominoes import agreeing_labels
-from .sources import FASHION_CLASSES, ImageSet, check_count, fashion_mnist
+from .sources import FASHION_CLASSES, ImageSet, _check_values, check_count, fashion_mnist
 
 __all__ = ["Waterbirds", "PLACES", "SPLIT_CODES", "WATERBIRDS_URL", "load_waterbirds", "download_waterbirds",
            "waterbirds_standin", "pixel_probe_errors", "LAND", "WATER", "STANDIN_CLASSES"]
@@ -32,6 +32,8 @@ PLACES = ("land", "water")
 SPLIT_CODES = {"train": 0, "val": 1, "test": 2}  # the metadata.csv convention
 WATERBIRDS_URL = "https://nlp.stanford.edu/data/dro/waterbird_complete95_forest2water2.tar.gz"  # group-DRO
 _COLUMNS = ("img_filename", "y", "place", "split")
+_CODES = {"y": {0: "landbird", 1: "waterbird"}, "place": dict(enumerate(PLACES)),  # the codes each column may hold
+          "split": {code: name for name, code in SPLIT_CODES.items()}}
 
 # Stand-in: label 0 "tops", label 1 "footwear" (Fashion-MNIST classes).
 STANDIN_CLASSES = {"top": ("t-shirt/top", "pullover", "shirt"), "footwear": ("sandal", "sneaker", "ankle boot")}
@@ -83,24 +85,28 @@ def _tensors(images: np.ndarray, y: np.ndarray, place: np.ndarray, classes, sour
 
 
 def _read_metadata(folder: Path):
+    """``folder``'s metadata.csv, checked: every column of :data:`_COLUMNS`; y, place and split hold only their
+    codes (:data:`_CODES`; read as int64)."""
     import pandas as pd
 
     if not folder.is_dir():
         raise FileNotFoundError(f"no Waterbirds folder at {folder}; download it with "
                                 f"samlib.data.waterbirds.download_waterbirds(root) (needs a network) or from "
                                 f"{WATERBIRDS_URL}")
-    if not (folder / "metadata.csv").is_file():
+    path = folder / "metadata.csv"
+    if not path.is_file():
         raise FileNotFoundError(f"{folder} has no metadata.csv: point root at the unpacked Waterbirds folder "
                                 "(e.g. waterbird_complete95_forest2water2/)")
-    table = pd.read_csv(folder / "metadata.csv")
+    table = pd.read_csv(path)
     missing = [c for c in _COLUMNS if c not in table.columns]
     if missing:
-        raise ValueError(f"{folder / 'metadata.csv'} lacks column(s) {', '.join(missing)}; it needs "
-                         f"{', '.join(_COLUMNS)} (found {', '.join(map(str, table.columns))})")
-    for column in ("y", "place"):
-        if not table[column].isin([0, 1]).all():
-            raise ValueError(f"{folder / 'metadata.csv'}: column {column} must hold 0/1 values")
-    return table
+        raise ValueError(f"{path} lacks column(s) {', '.join(missing)}; it needs {', '.join(_COLUMNS)} "
+                         f"(found {', '.join(map(str, table.columns))})")
+    for column, codes in _CODES.items():
+        allowed = ", ".join(f"{code} ({name})" for code, name in codes.items())
+        _check_values(table[column].to_numpy(), tuple(codes), f"{path}: column {column!r}",
+                      f"it may hold only the codes {allowed}")
+    return table.astype({column: "int64" for column in _CODES})
 
 
 def _center_crop(path: Path, size: int) -> np.ndarray:
@@ -116,18 +122,23 @@ def _center_crop(path: Path, size: int) -> np.ndarray:
 def load_waterbirds(root, split: str, image_size: int = 224) -> Waterbirds:
     """The ``split`` ('train', 'val' or 'test') of the Waterbirds folder ``root`` (``metadata.csv`` with
     columns img_filename, y, place, split (0/1/2), and the images it names), resized and centre-cropped
-    to ``image_size``. Memory: N * 3 * image_size**2 * 4 bytes (train at 224: about 2.9 GB)."""
+    to ``image_size``. Memory: N * 3 * image_size**2 * 4 bytes (train at 224: about 2.9 GB).
+    Bad codes in metadata.csv, or a split with no rows, raise ValueError naming the file."""
     folder, code = Path(root), SPLIT_CODES[_check_split(split)]
+    size = check_count(image_size, "image_size")
     table = _read_metadata(folder)
-    table = table[table["split"] == code]
+    chosen = table["split"] == code
+    if not chosen.any():
+        raise ValueError(f"{folder / 'metadata.csv'} has no rows of split {split!r}: its split column holds no "
+                         f"{code}, only {sorted(table['split'].unique().tolist())}; use the complete metadata.csv "
+                         "of the Waterbirds folder")
+    table = table[chosen]
     paths = [folder / name for name in table["img_filename"]]
     absent = [str(p) for p in paths if not p.is_file()]
     if absent:
         raise FileNotFoundError(f"{len(absent)} image(s) named in {folder / 'metadata.csv'} are missing, e.g. "
                                 f"{absent[0]}; re-download or re-extract the Waterbirds folder")
-    size = check_count(image_size, "image_size")
-    images = np.stack([_center_crop(p, size) for p in paths]) if paths else np.zeros((0, size, size, 3), np.uint8)
-    images = images.transpose(0, 3, 1, 2).astype(np.float32) / 255
+    images = np.stack([_center_crop(p, size) for p in paths]).transpose(0, 3, 1, 2).astype(np.float32) / 255
     return _tensors(images, table["y"].to_numpy(), table["place"].to_numpy(), ("landbird", "waterbird"),
                     f"Waterbirds {split} split ({len(paths):,} images in {folder})")
 

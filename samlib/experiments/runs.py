@@ -9,9 +9,8 @@ Waterbirds chapters.
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -19,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .. import scale
+from .. import checks, scale
 from ..decompose import Decomposition, decompose, gini
 from ..optim import LSAM, SAM
 from ..optim.registry import check_run, run_label
@@ -44,8 +43,7 @@ class RunSpec:
 
     def __post_init__(self):
         check_run(self.optimizer, self.rho, OPTIMIZERS)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative int, got {self.seed!r}")
+        checks.seed("seed", self.seed)
 
     @property
     def label(self) -> str:
@@ -76,14 +74,15 @@ class TrainConfig:
     batch_size: int = 128
 
     def __post_init__(self):
-        if not (isinstance(self.epochs, int) and self.epochs >= 1):
-            raise ValueError(f"epochs must be a positive int, got {self.epochs!r}")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr must be a positive finite number, got {self.lr!r}")
-        if not (0 <= self.momentum < 1) or self.weight_decay < 0:
-            raise ValueError(f"need 0 <= momentum < 1 and weight_decay >= 0, got {self.momentum}, {self.weight_decay}")
-        if not (isinstance(self.batch_size, int) and self.batch_size >= 1):
-            raise ValueError(f"batch_size must be a positive int, got {self.batch_size!r}")
+        checks.positive_int("epochs", self.epochs, "pass the number of passes over the data, e.g. epochs=8")
+        checks.real("lr", self.lr, low=0, low_open=True, hint="e.g. lr=0.05")
+        checks.real("momentum", self.momentum, low=0, high=1, high_open=True, hint="e.g. momentum=0.9")
+        checks.real("weight_decay", self.weight_decay, low=0, hint="pass 0 for none, e.g. 5e-4 for a little")
+        checks.positive_int("batch_size", self.batch_size, "e.g. batch_size=128")
+
+    def without_epochs(self) -> dict:
+        """Every field but ``epochs``: what a checkpoint must match (more epochs continue a run)."""
+        return {k: v for k, v in asdict(self).items() if k != "epochs"}
 
 
 def make_optimizer(model: nn.Module, spec: RunSpec, config: TrainConfig) -> torch.optim.Optimizer:
@@ -101,12 +100,13 @@ def make_optimizer(model: nn.Module, spec: RunSpec, config: TrainConfig) -> torc
 
 
 def train_run(build_model: Callable[[], nn.Module], images: Tensor, labels: Tensor, spec: RunSpec,
-              config: TrainConfig, *, checkpoint=None, progress: bool | None = None,
+              config: TrainConfig, *, checkpoint=None, resume: str = "check", progress: bool | None = None,
               evaluate_each_epoch: Callable[[nn.Module], dict] | None = None) -> tuple[nn.Module, History]:
     """Train ``build_model()`` on ``images`` (N, ...) and class ``labels`` (N,) with cross-entropy, seeded by
     ``spec.seed`` (initialisation and batch order), on :func:`samlib.scale.device` (the GPU at paper scale, when
     there is one). With ``checkpoint`` (a file path) the run saves after every
-    epoch and resumes from the file; a finished run is loaded, not retrained. ``evaluate_each_epoch(model)``
+    epoch and resumes from the file; a finished run is loaded, not retrained; a file of another run (other spec,
+    config apart from ``epochs``, model or data) is refused unless ``resume="force"``. ``evaluate_each_epoch(model)``
     adds its metrics to every epoch's history row (curves over training). Returns the model (eval mode) and its
     per-epoch history (train_loss, train_acc, ...)."""
     if len(images) != len(labels) or len(labels) == 0:
@@ -116,8 +116,8 @@ def train_run(build_model: Callable[[], nn.Module], images: Tensor, labels: Tens
     optimizer = make_optimizer(model, spec, config)
     batches = TensorBatches(images, labels, batch_size=config.batch_size)
     history = fit(model, optimizer, batches, epochs=config.epochs, loss_fn=F.cross_entropy,
-                  evaluate=evaluate_each_epoch, checkpoint=checkpoint, progress=progress,
-                  desc=f"{spec.label}, seed {spec.seed}")
+                  evaluate=evaluate_each_epoch, checkpoint=checkpoint, resume=resume, progress=progress,
+                  identity={"spec": spec, **config.without_epochs()}, desc=f"{spec.label}, seed {spec.seed}")
     return model.eval(), history
 
 
@@ -136,10 +136,11 @@ class Study:
 
 def run_study(build_model: Callable[[], nn.Module], images: Tensor, labels: Tensor, run_specs: Sequence[RunSpec],
               config: TrainConfig, evaluate: Callable[[nn.Module, RunSpec], dict], *, checkpoint_dir=None,
-              progress: bool | None = None) -> Study:
+              resume: str = "check", progress: bool | None = None) -> Study:
     """Train every spec (:func:`train_run`) and evaluate each trained network once with ``evaluate(model, spec)``
     (a dict of numbers, run without gradients). ``checkpoint_dir``: one checkpoint file per run there, so an
-    interrupted study resumes where it stopped (long paper-scale runs)."""
+    interrupted study resumes where it stopped (long paper-scale runs); a file made with another config, data set
+    or model is refused (see :func:`train_run`) unless ``resume="force"``."""
     if not run_specs or len(set(run_specs)) != len(run_specs):
         raise ValueError("run_specs must be a non-empty list of distinct RunSpecs (see samlib.experiments.runs.specs)")
     if checkpoint_dir is not None:
@@ -147,7 +148,8 @@ def run_study(build_model: Callable[[], nn.Module], images: Tensor, labels: Tens
     rows, models, histories = [], {}, {}
     for spec in progress_bar(run_specs, progress, desc="runs"):
         checkpoint = None if checkpoint_dir is None else Path(checkpoint_dir) / f"{spec.name}.pt"
-        model, history = train_run(build_model, images, labels, spec, config, checkpoint=checkpoint, progress=False)
+        model, history = train_run(build_model, images, labels, spec, config, checkpoint=checkpoint, resume=resume,
+                                   progress=False)
         with torch.no_grad():
             metrics = evaluate(model, spec)
         rows.append({"optimizer": spec.optimizer, "rho": spec.rho, "seed": spec.seed, "label": spec.label,

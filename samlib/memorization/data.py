@@ -13,26 +13,17 @@ the same noise and labels, and a run gives the same numbers alone or inside a ba
 from __future__ import annotations
 
 import hashlib
-import math
-import numbers
 from dataclasses import dataclass
 from itertools import product
 
 import torch
 from torch import Tensor
 
+from .. import checks
 from ..optim.registry import check_run
 
 __all__ = ["DataSetting", "Run", "PatchData", "grid_runs", "generator", "signal_vector",
            "make_patches", "training_data", "held_out_data"]
-
-
-def _check_number(name: str, value, low: float, *, strict: bool, integer: bool = False, hint: str = "") -> None:
-    kind = numbers.Integral if integer else numbers.Real
-    if isinstance(value, bool) or not isinstance(value, kind) or not math.isfinite(value):
-        raise TypeError(f"{name} must be a finite {'int' if integer else 'number'}, got {value!r}{hint}")
-    if value < low or (strict and value == low):
-        raise ValueError(f"{name} must be {'>' if strict else '>='} {low}, got {value}{hint}")
 
 
 @dataclass(frozen=True)
@@ -45,11 +36,10 @@ class DataSetting:
     n_test: int = 2000
 
     def __post_init__(self):
-        _check_number("d", self.d, 2, strict=False, integer=True,
-                      hint=" (the signal takes one direction and the noise needs at least one more)")
-        _check_number("sigma_p", self.sigma_p, 0, strict=True, hint=" (the noise patch's standard deviation)")
-        _check_number("n_test", self.n_test, 1, strict=False, integer=True)
-        _check_number("p", self.p, 0, strict=False)
+        checks.int_at_least("d", self.d, 2, "the signal takes one direction and the noise needs at least one more")
+        checks.real("sigma_p", self.sigma_p, low=0, low_open=True, hint="the noise patch's standard deviation")
+        checks.positive_int("n_test", self.n_test)
+        checks.real("p", self.p, low=0)
         if self.p >= 0.5:
             raise ValueError(f"p (the label-flip probability) must be in [0, 0.5), got {self.p}: "
                              "at p >= 0.5 the observed labels carry no information about (or invert) the true ones")
@@ -65,9 +55,9 @@ class Run:
     tau: float = 0.0
 
     def __post_init__(self):
-        _check_number("n", self.n, 1, strict=False, integer=True, hint=" (the number of training points)")
-        _check_number("mu_norm", self.mu_norm, 0, strict=False, hint=" (the signal strength ‖μ‖)")
-        _check_number("seed", self.seed, 0, strict=False, integer=True)
+        checks.positive_int("n", self.n, "the number of training points")
+        checks.real("mu_norm", self.mu_norm, low=0, hint="the signal strength ‖μ‖")
+        checks.seed("seed", self.seed)
         try:
             check_run(self.optimizer, self.tau, ("SGD", "SAM"))
         except (TypeError, ValueError) as err:

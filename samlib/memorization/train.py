@@ -21,7 +21,7 @@ from dataclasses import dataclass, fields
 import torch
 from torch import Tensor
 
-from .. import scale
+from .. import checks, scale
 from ..train import progress_bar
 from .data import DataSetting, PatchData, Run, generator, held_out_data, training_data
 from .model import (
@@ -56,20 +56,14 @@ class Training:
 
     def __post_init__(self):
         for name in ("width", "batch_size", "max_epochs"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+            checks.positive_int(name, getattr(self, name))
         for name in ("init_std", "lr"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-        if self.stop_loss is not None and not self.stop_loss > 0:
-            raise ValueError(f"stop_loss must be > 0 (a training-loss threshold) or None to never stop, "
-                             f"got {self.stop_loss!r}")
+            checks.real(name, getattr(self, name), low=0, low_open=True)
+        checks.optional(checks.real, "stop_loss", self.stop_loss, low=0, low_open=True,
+                        hint="a training-loss threshold, or None to never stop")
         for name in ("log_every", "eval_every"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name} must be an int >= 1 (epochs) or None, got {value!r}")
+            checks.optional(checks.positive_int, name, getattr(self, name), "a number of epochs, or None")
+        checks.choice("dtype", self.dtype, (torch.float32, torch.float64))
 
 
 @dataclass

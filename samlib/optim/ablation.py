@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .. import checks
 from .lsam import LSAM
 
 __all__ = ["EFFECTS", "AblatedLSAM", "recombined_loss"]
@@ -46,9 +47,7 @@ class AblatedLSAM(LSAM):
 
     def __init__(self, params, base_optimizer: type[torch.optim.Optimizer], head: nn.Linear, rho: float = 0.05, *,
                  effect: str, eps: float = 1e-12, model: nn.Module | None = None, **base_kwargs):
-        if effect not in EFFECTS:
-            raise ValueError(f"effect must be one of {EFFECTS} (the effect that is kept), got {effect!r}; "
-                             "for both effects use samlib.optim.LSAM")
+        checks.choice("effect", effect, EFFECTS, "the effect that is kept; for both use samlib.optim.LSAM")
         super().__init__(params, base_optimizer, head, rho, eps=eps, model=model, **base_kwargs)
         self.effect = effect
 

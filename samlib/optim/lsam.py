@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .. import checks
 from .ascent import ascent
 from .sam import SAM
 
@@ -73,10 +74,12 @@ class LSAM(SAM):
     """
 
     def __init__(self, params, base_optimizer: type[torch.optim.Optimizer], head: nn.Linear,
-                 rho: float = 0.05, *, eps: float = 1e-12, model: nn.Module | None = None, **base_kwargs):
-        if "adaptive" in base_kwargs:
-            raise TypeError("LSAM's ascent is the plain (non-adaptive) one; for an adaptive last-layer ascent use "
-                            "SAM(lsam_param_groups(params, head), base_optimizer, adaptive=True)")
+                 rho: float = 0.05, adaptive: bool = False, *, eps: float = 1e-12, model: nn.Module | None = None,
+                 **base_kwargs):
+        if checks.strict_bool("adaptive", adaptive):
+            raise ValueError("LSAM's ascent is the plain (non-adaptive) one, so it takes adaptive=False only; for an "
+                             "adaptive last-layer ascent use SAM(lsam_param_groups(params, head), base_optimizer, "
+                             "adaptive=True)")
         super().__init__(lsam_param_groups(params, head), base_optimizer, rho=rho, adaptive=False,
                          eps=eps, model=model, **base_kwargs)
         self.head = head

@@ -12,29 +12,34 @@ With ``adaptive=True`` the ascent is ASAM's element-wise scaled one (Kwon et al.
 """
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
+from .. import checks
 from .ascent import ascent
 from .batchnorm import frozen_bn_stats
 
 __all__ = ["SAM", "backward", "check_rho"]
 
 
-def check_rho(rho) -> float:
+def check_rho(rho, name: str = "rho") -> float:
     """Return ``rho`` as a float, or raise a ``TypeError``/``ValueError`` that says how to fix it."""
-    if isinstance(rho, bool) or not isinstance(rho, numbers.Real):
-        raise TypeError(f"rho must be a real number, got {type(rho).__name__} {rho!r}; pass e.g. rho=0.05")
-    if not math.isfinite(rho) or rho < 0:
-        raise ValueError(
-            f"rho must be a finite number >= 0 (the radius of the ascent step), got {rho}; "
-            "typical values are 0.01 to 0.5, and rho=0 gives the base optimizer's plain step"
-        )
-    return float(rho)
+    return checks.real(name, rho, low=0, hint="the radius of the ascent step: typical values are 0.01 to 0.5, "
+                       "and rho=0 gives the base optimizer's plain step")
+
+
+def _check_eps(eps) -> float:
+    return checks.real("eps", eps, low=0, low_open=True,
+                       hint="eps is added to the gradient norm of the ascent; keep the default 1e-12")
+
+
+def _check_closure_loss(loss, which: str) -> Tensor:
+    if not isinstance(loss, Tensor):
+        raise TypeError(f"the closure's {which} call returned {type(loss).__name__} {loss!r}: a SAM closure must run "
+                        "forward and backward and return the loss tensor, e.g. lambda: backward(loss_fn(model(x), y))")
+    return loss
 
 
 def _check_base_optimizer(base_optimizer) -> None:
@@ -86,18 +91,21 @@ class SAM(torch.optim.Optimizer):
         params = list(params)
         if not params:
             raise ValueError("SAM got no parameters: pass model.parameters() or a non-empty list of parameter groups")
-        defaults = dict(rho=check_rho(rho), adaptive=bool(adaptive), perturb=True, **base_kwargs)
+        if model is not None and not isinstance(model, torch.nn.Module):
+            raise TypeError(f"model must be the torch.nn.Module being trained (or None), got {type(model).__name__}")
+        defaults = dict(rho=check_rho(rho), adaptive=checks.strict_bool("adaptive", adaptive), perturb=True,
+                        **base_kwargs)
+        self.eps = _check_eps(eps)
         super().__init__(params, defaults)
         self.base_optimizer = base_optimizer(self.param_groups, **base_kwargs)
         self.param_groups = self.base_optimizer.param_groups
         self.defaults.update(self.base_optimizer.defaults)
-        self.eps = eps
         self.model = model
         self._saved: dict[Tensor, Tensor] = {}  # weight -> its value before first_step
+        self._ascended = False  # between first_step and second_step
 
     def add_param_group(self, param_group: dict) -> None:
-        if "rho" in param_group:
-            check_rho(param_group["rho"])
+        _check_group(param_group)
         if not hasattr(self, "base_optimizer"):  # called by Optimizer.__init__
             return super().add_param_group(param_group)
         for key in ("rho", "adaptive", "perturb"):
@@ -107,7 +115,7 @@ class SAM(torch.optim.Optimizer):
     @torch.no_grad()
     def first_step(self, zero_grad: bool = False) -> None:
         """Move every perturbed weight to its phantom value w + eps (saving w)."""
-        if self._saved:
+        if self._ascended:
             raise RuntimeError("first_step() was called twice: call second_step() to restore the weights first")
         chosen = [(g, p) for g in self.param_groups if g["perturb"] for p in g["params"] if p.grad is not None]
         if chosen:
@@ -116,15 +124,18 @@ class SAM(torch.optim.Optimizer):
             for (_, p), e in zip(chosen, steps):
                 self._saved[p] = p.detach().clone()
                 p.add_(e)
+        self._ascended = True
         if zero_grad:
             self.zero_grad()
 
     @torch.no_grad()
     def second_step(self, zero_grad: bool = False) -> None:
         """Restore the real weights and apply the base optimizer with the phantom gradients."""
-        for p, saved in self._saved.items():
-            p.copy_(saved)
-        self._saved.clear()
+        if not self._ascended:
+            raise RuntimeError("second_step() without first_step(): the gradients are not taken at the phantom "
+                               "weights, so this would be a plain base-optimizer step; call first_step() after the "
+                               "first backward pass, or use step(closure)")
+        self._restore()
         self._base_step()
         if zero_grad:
             self.zero_grad()
@@ -139,14 +150,29 @@ class SAM(torch.optim.Optimizer):
                 "SAM.step needs a closure that runs forward + backward and returns the loss, "
                 "e.g. opt.step(lambda: backward(loss_fn(model(x), y))); or call first_step() and second_step()"
             )
+        if not callable(closure):
+            raise TypeError(f"closure must be callable, got {type(closure).__name__}: pass a function that runs "
+                            "forward and backward and returns the loss")
         closure = torch.enable_grad()(closure)
         self.zero_grad()
-        loss = closure()
+        loss = _check_closure_loss(closure(), "first")
         self.first_step(zero_grad=True)
-        with frozen_bn_stats(self.model):
-            closure()
+        try:
+            with frozen_bn_stats(self.model):
+                _check_closure_loss(closure(), "second")
+        except BaseException:
+            self._restore()  # never leave the weights at the phantom point
+            raise
         self.second_step()
         return loss
+
+    @torch.no_grad()
+    def _restore(self) -> None:
+        """Put back the real weights that first_step saved."""
+        for p, saved in self._saved.items():
+            p.copy_(saved)
+        self._saved.clear()
+        self._ascended = False
 
     def _base_step(self) -> None:
         self.base_optimizer.step()
@@ -160,7 +186,19 @@ class SAM(torch.optim.Optimizer):
         self.base_optimizer.load_state_dict(state_dict)
         self.param_groups = self.base_optimizer.param_groups
         for group in self.param_groups:
-            check_rho(group["rho"])
+            if not {"rho", "adaptive", "perturb"} <= set(group):
+                raise ValueError("state_dict is not a SAM/LSAM state (its parameter groups lack rho, adaptive and "
+                                 "perturb): it was saved from another optimizer; load it into that optimizer")
+            _check_group(group)
+
+
+def _check_group(group: dict) -> None:
+    """The SAM options of a parameter group: rho a number >= 0, adaptive and perturb True/False."""
+    if "rho" in group:
+        check_rho(group["rho"], "a parameter group's rho")
+    for key in ("adaptive", "perturb"):
+        if key in group:
+            checks.strict_bool(f"a parameter group's {key}", group[key])
 
 
 def backward(loss: Tensor) -> Tensor:

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .. import checks
+
 __all__ = ["ToyData", "make_toy", "spiral", "easy_line"]
 
 
@@ -42,9 +44,7 @@ class ToyData:
 
 
 def _check_count(n, name: str = "n") -> int:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"{name} must be a positive integer (a number of points), got {n!r}")
-    return n
+    return checks.positive_int(name, n, f"pass the number of points, e.g. {name}=1000")
 
 
 def _check_labels(y: Tensor) -> Tensor:
@@ -57,11 +57,8 @@ def spiral(y: Tensor, turns: float, noise: float = 0.05, generator: torch.Genera
     """Points (N, 2) on two interleaved spirals: arm +1 for ``y = +1``, arm -1 (rotated by pi) for -1.
 
     ``turns`` (> 0) is how many full revolutions an arm makes from radius 0.1 to radius 1."""
-    if not (isinstance(turns, (int, float)) and math.isfinite(turns) and turns > 0):
-        raise ValueError(f"turns (the spiral's complexity) must be a finite number > 0, got {turns!r}; "
-                         "the book uses 0.25 to 1.5")
-    if not (math.isfinite(noise) and noise >= 0):
-        raise ValueError(f"noise must be a finite standard deviation >= 0, got {noise!r}")
+    checks.real("turns (the spiral's complexity)", turns, low=0, low_open=True, hint="the book uses 0.25 to 1.5")
+    checks.real("noise (a standard deviation)", noise, low=0)
     y = _check_labels(y)
     r = 0.1 + 0.9 * torch.rand(len(y), generator=generator, dtype=torch.float64)
     angle = 2 * math.pi * turns * r + math.pi * (y < 0)
@@ -71,10 +68,8 @@ def spiral(y: Tensor, turns: float, noise: float = 0.05, generator: torch.Genera
 
 def easy_line(y: Tensor, scale: float = 1.0, margin: float = 0.2, generator: torch.Generator | None = None) -> Tensor:
     """Points (N, 1) ``scale * y * u`` with ``u ~ U[margin, 1]``: separable by 0 with margin ``scale * margin``."""
-    if not (math.isfinite(scale) and scale > 0):
-        raise ValueError(f"easy_scale must be a finite number > 0, got {scale!r}")
-    if not (0 <= margin < 1):
-        raise ValueError(f"margin must lie in [0, 1), got {margin!r}")
+    checks.real("easy_scale", scale, low=0, low_open=True)
+    checks.real("margin", margin, low=0, high=1, high_open=True)
     y = _check_labels(y)
     u = margin + (1 - margin) * torch.rand(len(y), generator=generator, dtype=torch.float64)
     return (scale * y * u).unsqueeze(1)
@@ -90,7 +85,9 @@ def make_toy(n: int, turns: float, *, seed: int, decorrelated: bool = False, eas
     global RNG is untouched). ``decorrelated=True`` draws the easy and hard labels independently
     (``y`` is then the hard label)."""
     n = _check_count(n)
-    g = torch.Generator().manual_seed(seed)
+    checks.strict_bool("decorrelated", decorrelated)
+    checks.choice("dtype", dtype, (torch.float32, torch.float64))
+    g = torch.Generator().manual_seed(checks.seed("seed", seed))
     y_hard = _labels(n, g)
     y_easy = _labels(n, g) if decorrelated else y_hard
     x_easy = easy_line(y_easy, easy_scale, margin, g)

@@ -17,6 +17,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from .. import checks
 from ..models import FeaturesAndHead
 
 __all__ = ["HEAD", "init_params", "features", "logits", "select_runs", "TwoBranchFeatures", "to_module"]
@@ -36,8 +37,7 @@ def init_params(seeds: list[int], hidden: int = 64, dtype: torch.dtype = torch.f
     """One model per seed, each drawn from its own generator (equal seeds give equal models):
     every weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), as ``torch.nn.Linear`` does.
     Returns {name: (R, ...)} with R = len(seeds)."""
-    if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1:
-        raise ValueError(f"hidden must be a positive integer (the width of each branch), got {hidden!r}")
+    checks.positive_int("hidden", hidden, "the width of each branch, e.g. hidden=32")
     if len(seeds) == 0:
         raise ValueError("seeds is empty: pass one seed per model to create")
     runs = []
@@ -64,7 +64,8 @@ def features(params: dict[str, Tensor], x_easy: Tensor, x_hard: Tensor) -> Tenso
     if x_easy.ndim != 3 or x_easy.shape[-1] != 1 or x_hard.ndim != 3 or x_hard.shape[-1] != 2:
         raise ValueError(f"expected x_easy (R, N, 1) and x_hard (R, N, 2), got {tuple(x_easy.shape)} and "
                          f"{tuple(x_hard.shape)}")
-    return torch.cat([_mlp(x_easy, params, "easy", 2), _mlp(x_hard, params, "hard", 3)], dim=-1)
+    dtype = params[HEAD].dtype  # inputs follow the parameters (float32 data, float64 runs)
+    return torch.cat([_mlp(x_easy.to(dtype), params, "easy", 2), _mlp(x_hard.to(dtype), params, "hard", 3)], dim=-1)
 
 
 def logits(params: dict[str, Tensor], x_easy: Tensor, x_hard: Tensor) -> Tensor:

@@ -20,7 +20,7 @@ Full-batch by default (``batch_size=None``); with mini-batches every run sees th
 """
 from __future__ import annotations
 
-import math
+import hashlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .. import scale
-from ..checkpoint import load_checkpoint, save_atomic
+from .. import checks, scale
+from ..checkpoint import load_resumable, save_atomic, stamped
 from ..optim.ablation import recombined_loss
 from ..optim.ascent import ascent
 from ..optim.registry import OPTIMIZERS, check_run
@@ -38,7 +38,7 @@ from .data import ToyData, make_toy
 from .model import HEAD, features, init_params
 
 __all__ = ["OPTIMIZERS", "PHANTOM_PARTS", "BOOK_SETTINGS", "Run", "ToySettings", "SweepResult", "grid", "train_sweep",
-           "sweep_step"]
+           "sweep_step", "sweep_fingerprint"]
 
 # per optimizer: (importance weights at the phantom head, phantom head in the chain rule)
 PHANTOM_PARTS = {"SGD": (False, False), "LSAM": (True, True), "IW-only": (True, False), "LR-only": (False, True)}
@@ -56,8 +56,9 @@ class Run:
 
     def __post_init__(self):
         check_run(self.optimizer, self.rho)
-        if not (isinstance(self.turns, (int, float)) and math.isfinite(self.turns) and self.turns > 0):
-            raise ValueError(f"turns (the spiral's complexity) must be a finite number > 0, got {self.turns!r}")
+        checks.real("turns (the spiral's complexity)", self.turns, low=0, low_open=True)
+        checks.seed("seed", self.seed)
+        checks.strict_bool("hard_only", self.hard_only)
 
 
 @dataclass(frozen=True)
@@ -75,16 +76,20 @@ class ToySettings:
     easy_scale: float = 1.0
     noise: float = 0.05
     log_every: int = 50
+    dtype: torch.dtype = torch.float64  # cheap for models this small, and it keeps the CPU's kernels out of the bits
 
     def __post_init__(self):
         for name in ("n", "hidden", "steps", "log_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.batch_size is not None and not 1 <= self.batch_size <= self.n:
+            checks.positive_int(name, getattr(self, name))
+        if self.batch_size is not None and not 1 <= checks.positive_int("batch_size", self.batch_size) <= self.n:
             raise ValueError(f"batch_size must be None (full batch) or in [1, n={self.n}], got {self.batch_size!r}")
-        if not (self.lr > 0 and 0 <= self.momentum < 1):
-            raise ValueError(f"need lr > 0 and 0 <= momentum < 1, got lr={self.lr}, momentum={self.momentum}")
+        checks.real("lr", self.lr, low=0, low_open=True)
+        checks.real("momentum", self.momentum, low=0, high=1, high_open=True)
+        checks.real("weight_decay", self.weight_decay, low=0, hint="pass 0 for none, e.g. 1e-4 for a little")
+        checks.strict_bool("relative_rho", self.relative_rho)
+        checks.real("easy_scale", self.easy_scale, low=0, low_open=True)
+        checks.real("noise", self.noise, low=0)
+        checks.choice("dtype", self.dtype, (torch.float32, torch.float64))
 
 
 BOOK_SETTINGS = ToySettings(n=1000, hidden=32, lr=0.05, momentum=0.9, steps=3000, batch_size=50)
@@ -127,7 +132,7 @@ def training_data(runs: list[Run], settings: ToySettings) -> list[ToyData]:
         key = (run.turns, run.seed)
         if key not in cache:
             cache[key] = make_toy(settings.n, run.turns, seed=run.seed, easy_scale=settings.easy_scale,
-                                  noise=settings.noise)
+                                  noise=settings.noise, dtype=settings.dtype)
     return [cache[(r.turns, r.seed)].without_easy() if r.hard_only else cache[(r.turns, r.seed)] for r in runs]
 
 
@@ -218,14 +223,14 @@ def sweep_step(params, buffers, batch, rho, perturb_all, lr: float, momentum: fl
     return loss.detach(), error, phantom_head
 
 
-def _parts(runs: list[Run]) -> Tensor | None:
+def _parts(runs: list[Run], dtype: torch.dtype) -> Tensor | None:
     """PHANTOM_PARTS of every run (R, 2) if the sweep holds an ablation, else None."""
     names = {r.optimizer for r in runs}
     if not names & {"IW-only", "LR-only"}:
         return None
     if "SAM" in names:
         raise ValueError("a sweep cannot mix SAM with the IW-only/LR-only ablations: train SAM in its own sweep")
-    return torch.tensor([PHANTOM_PARTS[r.optimizer] for r in runs], dtype=torch.float32)
+    return torch.tensor([PHANTOM_PARTS[r.optimizer] for r in runs], dtype=dtype)
 
 
 def _stack(data: list[ToyData]) -> tuple[Tensor, Tensor, Tensor]:
@@ -238,22 +243,24 @@ def _cpu(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
     return {k: t.cpu() for k, t in tensors.items()}
 
 
-def _checkpoint_state(step, params, buffers, history, generator, fingerprint, snapshots):
+def _checkpoint_state(step, params, buffers, history, generator, snapshots):
     return {"step": step, "params": _cpu(params), "buffers": _cpu(buffers), "history": history,
-            "generator": generator.get_state(), "fingerprint": fingerprint, "snapshots": snapshots}
+            "generator": generator.get_state(), "snapshots": snapshots}
 
 
-def _resume(checkpoint: Path, fingerprint: str, steps: int) -> dict:
-    state = load_checkpoint(checkpoint)
-    if state.get("fingerprint") != fingerprint or state["step"] > steps:
-        raise ValueError(f"checkpoint {checkpoint} belongs to another sweep (other runs or settings); "
-                         "move it away, or pass a new checkpoint path")
-    return state
+def sweep_fingerprint(runs: list[Run], settings: ToySettings) -> dict[str, str]:
+    """What determines a sweep apart from its length: its runs (count and a digest) and every setting but ``steps``."""
+    digest = hashlib.blake2b(repr(runs).encode(), digest_size=12).hexdigest()
+    return {"runs": f"{len(runs)} runs, digest {digest}",
+            **{f"settings.{k}": repr(v) for k, v in asdict(settings).items() if k != "steps"}}
+
+
+_STATE_KEYS = ("step", "params", "buffers", "history", "generator")
 
 
 def train_sweep(runs: list[Run], settings: ToySettings = ToySettings(), *, checkpoint: str | Path | None = None,
-                checkpoint_every: int = 500, progress: bool | None = None, snapshots: tuple[int, ...] = (),
-                device: torch.device | str | None = None) -> SweepResult:
+                checkpoint_every: int = 500, resume: str = "check", progress: bool | None = None,
+                snapshots: tuple[int, ...] = (), device: torch.device | str | None = None) -> SweepResult:
     """Train every run of ``runs`` at once for ``settings.steps`` steps (see the module docstring),
     keeping a copy of the parameters after each number of steps in ``snapshots``.
 
@@ -262,25 +269,34 @@ def train_sweep(runs: list[Run], settings: ToySettings = ToySettings(), *, check
     (parameters, history, snapshots) comes back on the CPU.
 
     With ``checkpoint`` (a file path), the state is written atomically (CPU tensors) every
-    ``checkpoint_every`` steps and an interrupted sweep resumes from it to the same result."""
-    if not runs:
-        raise ValueError("runs is empty: build them with samlib.toy.sweep.grid(...)")
+    ``checkpoint_every`` steps and an interrupted sweep resumes from it to the same result. A checkpoint of other
+    runs or settings (:func:`sweep_fingerprint`; ``steps`` aside) is refused unless ``resume="force"``."""
+    if not runs or not all(isinstance(r, Run) for r in runs):
+        raise ValueError("runs must be a non-empty list of samlib.toy.sweep.Run: build them with grid(...)")
+    if not isinstance(settings, ToySettings):
+        raise TypeError(f"settings must be a samlib.toy.sweep.ToySettings, got {type(settings).__name__}")
+    checks.positive_int("checkpoint_every", checkpoint_every, "save every that many steps, e.g. 500")
     if any(isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= settings.steps for k in snapshots):
         raise ValueError(f"snapshots must be step counts in [1, steps={settings.steps}], got {list(snapshots)}")
     device = scale.device() if device is None else torch.device(device)
     x_easy, x_hard, y = (t.to(device) for t in _stack(training_data(runs, settings)))
-    params = init_params([r.seed for r in runs], settings.hidden)
+    params = init_params([r.seed for r in runs], settings.hidden, settings.dtype)
     buffers = {k: torch.zeros_like(p) for k, p in params.items()}
-    rho = torch.tensor([r.rho for r in runs])
+    rho = torch.tensor([r.rho for r in runs], dtype=settings.dtype)
     perturb_all = torch.tensor([r.optimizer == "SAM" for r in runs], dtype=rho.dtype)
-    parts = _parts(runs)
+    parts = _parts(runs, settings.dtype)
     rho, perturb_all, parts = (None if t is None else t.to(device) for t in (rho, perturb_all, parts))
     batches = torch.Generator().manual_seed(0)
     history: dict[str, list] = {"steps": [], "loss": [], "error": [], "v": [], "v_phantom": []}
     kept: dict[int, dict[str, Tensor]] = {}
-    start, fingerprint = 0, repr((runs, {k: v for k, v in asdict(settings).items() if k != "steps"}))
+    start, fingerprint = 0, sweep_fingerprint(runs, settings)
     if checkpoint is not None and Path(checkpoint).exists():
-        state = _resume(Path(checkpoint), fingerprint, settings.steps)
+        state = load_resumable(checkpoint, "toy sweep", fingerprint, _STATE_KEYS, resume)
+        if state["step"] > settings.steps:
+            raise ValueError(f"checkpoint {checkpoint} is at step {state['step']}, past steps={settings.steps}: ask "
+                             "for at least that many steps, or pass another checkpoint path")
+        if resume == "force":  # the sweep goes on with the settings the file holds: keep recording those
+            fingerprint = state.get("fingerprint", fingerprint)
         start, params, buffers, history = state["step"], state["params"], state["buffers"], state["history"]
         kept = state.get("snapshots", {})
         batches.set_state(state["generator"])
@@ -299,6 +315,7 @@ def train_sweep(runs: list[Run], settings: ToySettings = ToySettings(), *, check
         if step + 1 in snapshots:
             kept[step + 1] = {k: p.to("cpu", copy=True) for k, p in params.items()}
         if checkpoint is not None and (step + 1) % checkpoint_every == 0 and step + 1 < settings.steps:
-            save_atomic(_checkpoint_state(step + 1, params, buffers, history, batches, fingerprint, kept), checkpoint)
+            save_atomic(stamped("toy sweep", fingerprint,
+                                _checkpoint_state(step + 1, params, buffers, history, batches, kept)), checkpoint)
     stacked = {k: torch.tensor(v) if k == "steps" else torch.stack(v) for k, v in history.items()}
     return SweepResult(list(runs), settings, _cpu(params), stacked, kept)
