@@ -1,4 +1,5 @@
-"""Tables over seeds, shared by every chapter: mean ± sd tables, gains over SGD and paired wins.
+"""Tables over seeds, shared by every chapter: mean ± sd tables, gains over SGD, paired wins and paired effects
+(medians with a bootstrap interval of their ratio).
 
 Every function takes a frame with one row per run and the columns ``optimizer``, ``rho`` and ``seed``
 (plus the metrics; ``label`` is added where missing, from :func:`samlib.optim.registry.run_label`).
@@ -8,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 
+from . import checks
 from .optim.registry import OPTIMIZERS, run_label
 
-__all__ = ["mean_sd", "label_order", "seed_table", "gains_over_sgd", "paired_wins"]
+__all__ = ["mean_sd", "label_order", "seed_table", "gains_over_sgd", "paired_wins", "paired_effect"]
 
 
 def mean_sd(mean: float, sd: float, digits: int = 3) -> str:
@@ -106,3 +109,48 @@ def paired_wins(frame: pd.DataFrame, rho: float, value: str, pair_on: Sequence[s
         raise ValueError("paired_wins needs SGD runs to compare with")
     wins = {opt: int((table[opt] < table["SGD"]).sum()) for opt in table.columns if opt != "SGD"}
     return pd.Series({**wins, "pairs": len(table)})
+
+
+def _paired(frame: pd.DataFrame, optimizer: str, rho: float, value: str, pair_on: str, reference: str):
+    """The (reference, optimizer at rho) values of ``frame``, aligned on ``pair_on``: two arrays (n,)."""
+    ref = frame[frame.optimizer == reference].set_index(pair_on)[value]
+    other = frame[(frame.optimizer == optimizer) & (frame.rho == rho)].set_index(pair_on)[value]
+    if ref.empty or other.empty:
+        raise ValueError(f"paired_effect needs {reference} runs and {optimizer} runs at rho={rho:g}; the rows hold "
+                         f"{sorted(set(zip(frame.optimizer, frame.rho)))}")
+    if ref.index.has_duplicates or other.index.has_duplicates or set(ref.index) != set(other.index):
+        raise ValueError(f"{optimizer} at rho={rho:g} and {reference} must have one run per {pair_on}, the same "
+                         f"{pair_on}s: got {sorted(other.index)} and {sorted(ref.index)}")
+    return ref.sort_index().to_numpy(float), other[ref.sort_index().index].to_numpy(float)
+
+
+def _median_ratio(ref: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """median(other) / median(ref) along the last axis (NaN where the reference's median is 0)."""
+    top, bottom = np.median(other, axis=-1), np.median(ref, axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(bottom > 0, top / np.where(bottom > 0, bottom, 1.0), np.nan)
+
+
+def paired_effect(frame: pd.DataFrame, optimizer: str, rho: float, value: str, *, by: Sequence[str] = ("turns",),
+                  pair_on: str = "seed", reference: str = "SGD", n_boot: int = 2000, level: float = 0.95,
+                  seed: int = 0) -> pd.DataFrame:
+    """How ``optimizer`` at ``rho`` compares with its ``reference`` twins (same ``pair_on``), per group of ``by``
+    (lower ``value`` is better, e.g. a probe error): the two medians, their ratio, the pairs in which the
+    optimizer is below / equal to its twin, and a ``level`` bootstrap interval of the median ratio (``n_boot``
+    resamples of the pairs, with replacement, from a generator seeded with ``seed``). One row per group."""
+    by = list(by)
+    _check_columns(frame, [value, pair_on, *by])
+    n_boot = checks.positive_int("n_boot", n_boot)
+    level = checks.real("level", level, low=0, high=1, low_open=True, high_open=True)
+    rng = np.random.default_rng(checks.seed("seed", seed))
+    rows = []
+    for key, group in frame.groupby(by) if by else [((), frame)]:
+        ref, other = _paired(group, optimizer, rho, value, pair_on, reference)
+        draws = rng.integers(0, len(ref), size=(n_boot, len(ref)))
+        low, high = np.nanquantile(_median_ratio(ref[draws], other[draws]), [(1 - level) / 2, (1 + level) / 2])
+        rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))),
+                     f"{reference} median": float(np.median(ref)), f"{optimizer} median": float(np.median(other)),
+                     "median ratio": float(_median_ratio(ref, other)), "ratio low": float(low),
+                     "ratio high": float(high), "wins": int((other < ref).sum()), "ties": int((other == ref).sum()),
+                     "pairs": len(ref)})
+    return pd.DataFrame(rows).set_index(by) if by else pd.DataFrame(rows)

@@ -1,4 +1,4 @@
-"""samlib.results: mean ± sd tables, gains over SGD and paired wins, checked on hand-made rows."""
+"""samlib.results: mean ± sd tables, gains over SGD, paired wins and paired effects, checked on hand-made rows."""
 import numpy as np
 import pandas as pd
 import pytest
@@ -62,3 +62,42 @@ def test_labels_are_added_when_missing():
     rows = pd.DataFrame({"optimizer": ["SGD", "LSAM"], "rho": [0.0, 0.5], "seed": [0, 0], "acc": [0.5, 0.6]})
     assert results.label_order(rows) == ["SGD", "LSAM ρ=0.5"]
     assert results.gains_over_sgd(rows, "acc").loc[("LSAM", 0.5), "label"] == "LSAM ρ=0.5"
+
+
+# --- paired effects: medians, paired wins, a bootstrap interval of the median ratio ------------------------
+
+
+def _pairs(sgd, lsam, turns=0.5):
+    return pd.DataFrame([{"optimizer": "SGD", "rho": 0.0, "turns": turns, "seed": s, "err": v} for s, v in
+                         enumerate(sgd)] + [{"optimizer": "LSAM", "rho": 1.0, "turns": turns, "seed": s, "err": v}
+                                            for s, v in enumerate(lsam)])
+
+
+def test_paired_effect_matches_a_hand_count_and_a_brute_force_bootstrap():
+    paired_effect = results.paired_effect
+    sgd, lsam = [0.4, 0.2, 0.3, 0.5, 0.1], [0.1, 0.2, 0.35, 0.05, 0.0]
+    row = paired_effect(_pairs(sgd, lsam), "LSAM", 1.0, "err", n_boot=500, seed=3).loc[0.5]
+    assert row["SGD median"] == 0.3 and row["LSAM median"] == 0.1 and row["median ratio"] == pytest.approx(1 / 3)
+    assert (row.wins, row.ties, row.pairs) == (3, 1, 5)  # 0.1<0.4, 0.05<0.5, 0<0.1; 0.2 ties; 0.35>0.3
+    rng = np.random.default_rng(3)  # the same resamples, drawn and summarised by hand
+    ratios = []
+    for _ in range(500):
+        idx = rng.integers(0, 5, 5)
+        s, m = np.median(np.array(sgd)[idx]), np.median(np.array(lsam)[idx])
+        ratios.append(m / s if s > 0 else np.nan)
+    low, high = np.nanquantile(ratios, [0.025, 0.975])
+    assert (row["ratio low"], row["ratio high"]) == pytest.approx((low, high))
+    assert row["ratio low"] <= row["median ratio"] <= row["ratio high"]
+
+
+def test_paired_effect_groups_by_complexity_and_refuses_unpaired_runs():
+    paired_effect = results.paired_effect
+    frame = pd.concat([_pairs([0.4, 0.2], [0.1, 0.3], 0.5), _pairs([0.3, 0.3], [0.3, 0.3], 1.0)])
+    table = paired_effect(frame, "LSAM", 1.0, "err", n_boot=50)
+    assert list(table.index) == [0.5, 1.0] and table.loc[1.0, "ties"] == 2 and table.loc[1.0, "wins"] == 0
+    with pytest.raises(ValueError, match="same seeds"):
+        paired_effect(frame[~((frame.optimizer == "SGD") & (frame.seed == 1))], "LSAM", 1.0, "err")
+    with pytest.raises(ValueError, match="needs SGD runs and SAM runs"):
+        paired_effect(frame, "SAM", 0.1, "err")
+    with pytest.raises(ValueError, match="level must be a finite number in"):
+        paired_effect(frame, "LSAM", 1.0, "err", level=1.0)
