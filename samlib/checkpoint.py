@@ -108,7 +108,8 @@ def load_resumable(path: str | os.PathLike, kind: str, fingerprint: dict[str, st
                    resume: str = "check") -> dict:
     """The checkpoint at ``path`` if it is a samlib ``kind`` checkpoint whose fingerprint equals ``fingerprint``
     (with ``resume="force"``: whatever its fingerprint), holding the keys ``required``; otherwise a
-    :class:`CheckpointError` (:class:`CheckpointMismatch` for other settings) that names the file and the fix."""
+    :class:`CheckpointError` (:class:`CheckpointMismatch` for other settings) that names the file and the fix.
+    ``state["fingerprint"]`` is what the run goes on with: the file's (``fingerprint`` for an older file)."""
     choice("resume", resume, RESUME)
     path = Path(path)
     state = load_checkpoint(path)
@@ -129,6 +130,7 @@ def load_resumable(path: str | os.PathLike, kind: str, fingerprint: dict[str, st
     missing = [key for key in required if key not in state]
     if missing:
         raise CheckpointError(f"{path} lacks {', '.join(missing)}: it is not a complete {kind} checkpoint; {away}")
+    state.setdefault("fingerprint", dict(fingerprint))  # an older file, forced: record this run's from now on
     return state
 
 

@@ -185,8 +185,7 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Iterable, *
     if checkpoint is not None and Path(checkpoint).exists():
         state = load_resumable(checkpoint, "fit", fingerprint, ("epoch", "model", "optimizer", "history", "rng"),
                                resume)
-        if resume == "force":  # the run goes on with the settings the file holds: keep recording those
-            fingerprint = state.get("fingerprint", fingerprint)
+        fingerprint = state["fingerprint"]  # this run's, or with resume="force" the settings the file holds
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         history, start = History(state["history"]), state["epoch"]

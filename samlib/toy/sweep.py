@@ -295,8 +295,7 @@ def train_sweep(runs: list[Run], settings: ToySettings = ToySettings(), *, check
         if state["step"] > settings.steps:
             raise ValueError(f"checkpoint {checkpoint} is at step {state['step']}, past steps={settings.steps}: ask "
                              "for at least that many steps, or pass another checkpoint path")
-        if resume == "force":  # the sweep goes on with the settings the file holds: keep recording those
-            fingerprint = state.get("fingerprint", fingerprint)
+        fingerprint = state["fingerprint"]  # this sweep's, or with resume="force" the settings the file holds
         start, params, buffers, history = state["step"], state["params"], state["buffers"], state["history"]
         kept = state.get("snapshots", {})
         batches.set_state(state["generator"])
