@@ -11,7 +11,7 @@ from samlib.decompose import phantom_head
 from samlib.memorization.model import sam_perturbation
 from samlib.optim import LSAM, SAM, ascent
 from samlib.toy.model import HEAD, init_params
-from samlib.toy.sweep import sweep_step
+from samlib.toy.sweep import ToySettings, sweep_step
 
 F64 = torch.float64
 
@@ -91,20 +91,23 @@ def test_decomposition_phantom_head_with_a_zero_gradient_is_the_head():
     assert torch.equal(phantom[0], weight) and phantom[1] is None
 
 
+STEP = ToySettings(lr=0.1, momentum=0.0)
+
+
 def test_toy_sweep_step_with_a_zero_gradient_is_a_plain_step():
     params = init_params([0, 0], hidden=4, dtype=F64)
     buffers = {k: torch.zeros_like(p) for k, p in params.items()}
     batch = (torch.zeros(2, 3, 1, dtype=F64), torch.zeros(2, 3, 2, dtype=F64), torch.ones(2, 3, dtype=F64))
     params[HEAD].zero_()  # a zero head: every gradient but the head's own is zero
     _, _, phantom = sweep_step(params, buffers, batch, torch.tensor([0.5, 0.5], dtype=F64),
-                               torch.tensor([0.0, 1.0], dtype=F64), 0.1, 0.0)
+                               torch.tensor([0.0, 1.0], dtype=F64), STEP)
     assert torch.isfinite(phantom).all()
     zero_grad_params = init_params([1], hidden=4, dtype=F64)
     for p in zero_grad_params.values():
         p.zero_()
     _, _, phantom = sweep_step(zero_grad_params, {k: torch.zeros_like(p) for k, p in zero_grad_params.items()},
                                tuple(t[:1] for t in batch), torch.tensor([0.5], dtype=F64),
-                               torch.tensor([1.0], dtype=F64), 0.1, 0.0)
+                               torch.tensor([1.0], dtype=F64), STEP)
     assert torch.isfinite(phantom).all()
 
 

@@ -11,6 +11,11 @@ One step of all runs at once:
 3. the update: g~ = gradient at the phantom parameters w + eps, applied at w with weight decay and
    heavy-ball momentum, buf <- momentum * buf + g~ + wd * w, w <- w - lr * buf (``torch.optim.SGD``'s rule).
 
+:class:`ToySettings` also holds the *levers* the toy chapter tests, one at a time (all off by default): weight
+decay on the head alone, a head of fixed norm (v is rescaled to ``head_norm`` at the start and after every
+step), features scaled to unit RMS over the batch, the squared hinge loss instead of the logistic one, and
+the relative radius.
+
 The ablations "IW-only" and "LR-only" (:mod:`samlib.decompose`) keep one of LSAM's two effects: the
 importance weights at the phantom head with the real head in the chain rule, or the real importance
 weights with the phantom head in the chain rule; their head moves with the same weights. A sweep with
@@ -38,7 +43,9 @@ from .data import ToyData, make_toy
 from .model import HEAD, features, init_params
 
 __all__ = ["OPTIMIZERS", "PHANTOM_PARTS", "BOOK_SETTINGS", "Run", "ToySettings", "SweepResult", "grid", "train_sweep",
-           "sweep_step", "sweep_fingerprint"]
+           "sweep_step", "sweep_fingerprint", "LOSSES"]
+
+LOSSES = ("logistic", "squared_hinge")
 
 # per optimizer: (importance weights at the phantom head, phantom head in the chain rule)
 PHANTOM_PARTS = {"SGD": (False, False), "LSAM": (True, True), "IW-only": (True, False), "LR-only": (False, True)}
@@ -77,6 +84,10 @@ class ToySettings:
     noise: float = 0.05
     log_every: int = 50
     dtype: torch.dtype = torch.float64  # cheap for models this small, and it keeps the CPU's kernels out of the bits
+    loss: str = "logistic"   # or "squared_hinge": max(0, 1 - y f)^2, whose gradient vanishes more slowly
+    head_weight_decay: float = 0.0  # extra weight decay on the head v alone (bounded margins)
+    head_norm: float | None = None  # a head of fixed norm: ||v|| = head_norm at the start and after every step
+    normalize_features: bool = False  # each feature scaled to unit RMS over the batch before the head
 
     def __post_init__(self):
         for name in ("n", "hidden", "steps", "log_every"):
@@ -90,6 +101,11 @@ class ToySettings:
         checks.real("easy_scale", self.easy_scale, low=0, low_open=True)
         checks.real("noise", self.noise, low=0)
         checks.choice("dtype", self.dtype, (torch.float32, torch.float64))
+        checks.choice("loss", self.loss, LOSSES)
+        checks.real("head_weight_decay", self.head_weight_decay, low=0, hint="pass 0 for none, e.g. 1e-2")
+        checks.optional(checks.real, "head_norm", self.head_norm, low=0, low_open=True,
+                        hint="pass None for a free head, e.g. 0.5 for a head of norm 0.5")
+        checks.strict_bool("normalize_features", self.normalize_features)
 
 
 BOOK_SETTINGS = ToySettings(n=1000, hidden=32, lr=0.05, momentum=0.9, steps=3000, batch_size=50)
@@ -136,14 +152,33 @@ def training_data(runs: list[Run], settings: ToySettings) -> list[ToyData]:
     return [cache[(r.turns, r.seed)].without_easy() if r.hard_only else cache[(r.turns, r.seed)] for r in runs]
 
 
-def _head_losses(phi: Tensor, v: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-    """Each run's mean logistic loss (R,) and logits (R, N) from features phi (R, N, 2) and heads v (R, 2)."""
+def _representation(params: dict[str, Tensor], x_easy: Tensor, x_hard: Tensor, settings: ToySettings) -> Tensor:
+    """The features the head sees (R, N, 2): (Phi_easy, Phi_hard), with ``normalize_features`` each scaled to
+    unit RMS over the batch's points."""
+    phi = features(params, x_easy, x_hard)
+    if settings.normalize_features:
+        phi = phi / phi.pow(2).mean(dim=1, keepdim=True).add(1e-12).sqrt()
+    return phi
+
+
+def _margin_losses(margins: Tensor, loss: str) -> Tensor:
+    """The loss of each margin y f: log(1 + exp(-m)) (logistic) or max(0, 1 - m)^2 (squared hinge)."""
+    return F.softplus(-margins) if loss == "logistic" else F.relu(1 - margins).pow(2)
+
+
+def _margin_slopes(margins: Tensor, loss: str) -> Tensor:
+    """d loss / d margin of :func:`_margin_losses`."""
+    return -torch.sigmoid(-margins) if loss == "logistic" else -2 * F.relu(1 - margins)
+
+
+def _head_losses(phi: Tensor, v: Tensor, y: Tensor, loss: str = "logistic") -> tuple[Tensor, Tensor]:
+    """Each run's mean loss (R,) and logits (R, N) from features phi (R, N, 2) and heads v (R, 2)."""
     f = torch.einsum("rnk,rk->rn", phi, v)
-    return F.softplus(-y * f).mean(dim=1), f
+    return _margin_losses(y * f, loss).mean(dim=1), f
 
 
-def _losses(params: dict[str, Tensor], x_easy: Tensor, x_hard: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-    return _head_losses(features(params, x_easy, x_hard), params[HEAD], y)
+def _losses(params: dict[str, Tensor], batch, settings: ToySettings) -> tuple[Tensor, Tensor]:
+    return _head_losses(_representation(params, *batch[:2], settings), params[HEAD], batch[2], settings.loss)
 
 
 def _ascent(grads: dict[str, Tensor], rho: Tensor, perturb_all: Tensor, weights: dict[str, Tensor] | None = None
@@ -162,63 +197,74 @@ def _grads(loss: Tensor, params: dict[str, Tensor]) -> dict[str, Tensor]:
     return dict(zip(params, torch.autograd.grad(loss.sum(), list(params.values()))))
 
 
-def _phantom_grads(params, batch, rho, perturb_all, relative: bool = False):
+def _phantom_grads(params, batch, rho, perturb_all, settings: ToySettings):
     """Two passes (any SAM run): the gradient, the ascent on each run's parameters, the gradient there."""
     leaves = {k: p.detach().requires_grad_(True) for k, p in params.items()}
-    loss, f = _losses(leaves, *batch)
-    eps = _ascent(_grads(loss, leaves), rho, perturb_all, params if relative else None)
+    loss, f = _losses(leaves, batch, settings)
+    eps = _ascent(_grads(loss, leaves), rho, perturb_all, params if settings.relative_rho else None)
     phantom = {k: (params[k] + eps[k]).requires_grad_(True) for k in params}
-    return _grads(_losses(phantom, *batch)[0], phantom), loss, f, eps[HEAD]
+    return _grads(_losses(phantom, batch, settings)[0], phantom), loss, f, eps[HEAD]
 
 
-def _head_ascent(params, batch, rho, relative: bool):
+def _head_ascent(params, batch, rho, settings: ToySettings):
     """Features computed once (attached to fresh leaves), the loss and logits at the real head, and each
     run's head ascent eps_v. Returns (leaves, phi, loss, f, eps_v)."""
     leaves = {k: p.detach().requires_grad_(True) for k, p in params.items()}
-    phi = features(leaves, *batch[:2])
-    loss, f = _head_losses(phi, leaves[HEAD], batch[2])
+    phi = _representation(leaves, *batch[:2], settings)
+    loss, f = _head_losses(phi, leaves[HEAD], batch[2], settings.loss)
     grad_v = torch.autograd.grad(loss.sum(), leaves[HEAD], retain_graph=True)[0]
-    eps_v = _ascent({HEAD: grad_v}, rho, torch.zeros_like(rho), {HEAD: params[HEAD]} if relative else None)[HEAD]
+    eps_v = _ascent({HEAD: grad_v}, rho, torch.zeros_like(rho),
+                    {HEAD: params[HEAD]} if settings.relative_rho else None)[HEAD]
     return leaves, phi, loss, f, eps_v
 
 
-def _head_phantom_grads(params, batch, rho, relative: bool = False):
+def _head_phantom_grads(params, batch, rho, settings: ToySettings):
     """One pass (SGD and LSAM runs only): the features are computed once; the head's gradient on them
     gives the ascent eps_v; the loss with the phantom head v + eps_v, backpropagated once, gives the
     gradient of every parameter at the phantom point (the features do not depend on v)."""
-    leaves, phi, loss, f, eps_v = _head_ascent(params, batch, rho, relative)
-    return _grads(_head_losses(phi, leaves[HEAD] + eps_v, batch[2])[0], leaves), loss, f, eps_v
+    leaves, phi, loss, f, eps_v = _head_ascent(params, batch, rho, settings)
+    phantom_loss = _head_losses(phi, leaves[HEAD] + eps_v, batch[2], settings.loss)[0]
+    return _grads(phantom_loss, leaves), loss, f, eps_v
 
 
-def _recombined_grads(params, batch, rho, parts, relative: bool = False):
+def _recombined_grads(params, batch, rho, parts, settings: ToySettings):
     """One pass (no SAM run): the features once, each run's phantom head, then the recombined update with
     the importance weights and the chain-rule head each run's ``parts`` (R, 2) ask for (real or phantom)."""
-    leaves, phi, loss, f, eps_v = _head_ascent(params, batch, rho, relative)
+    leaves, phi, loss, f, eps_v = _head_ascent(params, batch, rho, settings)
     v, y = leaves[HEAD].detach(), batch[2]
     weighting, chain = (v + parts[:, i, None] * eps_v for i in (0, 1))
     with torch.no_grad():
         f_w = torch.einsum("rnk,rk->rn", phi, weighting)
-        output_grads = -y * torch.sigmoid(-y * f_w) / y.shape[1]  # dL/df of each run's mean loss
+        output_grads = y * _margin_slopes(y * f_w, settings.loss) / y.shape[1]  # dL/df of each run's mean loss
     surrogate = recombined_loss(phi, chain[:, None], (leaves[HEAD][:, None], None), output_grads[..., None])
     return _grads(surrogate, leaves), loss, f, eps_v
 
 
-def sweep_step(params, buffers, batch, rho, perturb_all, lr: float, momentum: float, weight_decay: float = 0.0,
-               relative_rho: bool = False, parts: Tensor | None = None):
-    """One step of every run, in place. ``batch`` = (x_easy, x_hard, y) with a leading run dimension;
-    ``parts`` (R, 2), for sweeps with ablations: :data:`PHANTOM_PARTS` of each run. Returns each run's loss
-    and training error on the batch at the real point (R,), and its phantom head (R, 2)."""
+def _fix_head_norm(params: dict[str, Tensor], settings: ToySettings) -> None:
+    """With ``head_norm``, rescale every run's head to that norm, in place."""
+    if settings.head_norm is not None:
+        v = params[HEAD]
+        v.mul_(settings.head_norm / v.norm(dim=-1, keepdim=True).clamp_min(1e-12))
+
+
+def sweep_step(params, buffers, batch, rho, perturb_all, settings: ToySettings, parts: Tensor | None = None):
+    """One step of every run, in place, with ``settings``' learning rate, momentum, weight decay, loss and
+    levers. ``batch`` = (x_easy, x_hard, y) with a leading run dimension; ``parts`` (R, 2), for sweeps with
+    ablations: :data:`PHANTOM_PARTS` of each run. Returns each run's loss and training error on the batch at
+    the real point (R,), and its phantom head (R, 2)."""
     if parts is not None:
-        grads, loss, f, eps_v = _recombined_grads(params, batch, rho, parts, relative_rho)
+        grads, loss, f, eps_v = _recombined_grads(params, batch, rho, parts, settings)
     elif bool(perturb_all.any()):
-        grads, loss, f, eps_v = _phantom_grads(params, batch, rho, perturb_all, relative_rho)
+        grads, loss, f, eps_v = _phantom_grads(params, batch, rho, perturb_all, settings)
     else:
-        grads, loss, f, eps_v = _head_phantom_grads(params, batch, rho, relative_rho)
+        grads, loss, f, eps_v = _head_phantom_grads(params, batch, rho, settings)
     phantom_head = (params[HEAD] + eps_v).detach()
     with torch.no_grad():
         for k, p in params.items():
-            buffers[k].mul_(momentum).add_(grads[k]).add_(p, alpha=weight_decay)
-            p.sub_(lr * buffers[k])
+            decay = settings.weight_decay + (settings.head_weight_decay if k == HEAD else 0.0)
+            buffers[k].mul_(settings.momentum).add_(grads[k]).add_(p, alpha=decay)
+            p.sub_(settings.lr * buffers[k])
+        _fix_head_norm(params, settings)
     error = (batch[2] * f.detach() <= 0).to(loss.dtype).mean(1)
     return loss.detach(), error, phantom_head
 
@@ -281,6 +327,7 @@ def train_sweep(runs: list[Run], settings: ToySettings = ToySettings(), *, check
     device = scale.device() if device is None else torch.device(device)
     x_easy, x_hard, y = (t.to(device) for t in _stack(training_data(runs, settings)))
     params = init_params([r.seed for r in runs], settings.hidden, settings.dtype)
+    _fix_head_norm(params, settings)
     buffers = {k: torch.zeros_like(p) for k, p in params.items()}
     rho = torch.tensor([r.rho for r in runs], dtype=settings.dtype)
     perturb_all = torch.tensor([r.optimizer == "SAM" for r in runs], dtype=rho.dtype)
@@ -306,8 +353,7 @@ def train_sweep(runs: list[Run], settings: ToySettings = ToySettings(), *, check
                else torch.randperm(settings.n, generator=batches)[:settings.batch_size].to(device))
         v_before = params[HEAD].clone()
         loss, error, v_phantom = sweep_step(params, buffers, (x_easy[:, idx], x_hard[:, idx], y[:, idx]), rho,
-                                            perturb_all, settings.lr, settings.momentum, settings.weight_decay,
-                                            settings.relative_rho, parts)
+                                            perturb_all, settings, parts)
         if step % settings.log_every == 0 or step == settings.steps - 1:
             for key, value in zip(history, (step, loss, error, v_before, v_phantom)):
                 history[key].append(value if key == "steps" else value.cpu())
