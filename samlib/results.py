@@ -15,7 +15,7 @@ import pandas as pd
 from . import checks
 from .optim.registry import OPTIMIZERS, run_label
 
-__all__ = ["mean_sd", "label_order", "seed_table", "gains_over_sgd", "paired_wins", "paired_effect"]
+__all__ = ["mean_sd", "label_order", "seed_table", "median_table", "gains_over_sgd", "paired_effect"]
 
 
 def mean_sd(mean: float, sd: float, digits: int = 3) -> str:
@@ -66,11 +66,29 @@ def seed_table(frame: pd.DataFrame, metrics: str | Sequence[str], *, across: str
         raise ValueError(f"seed_table across {across!r} takes one metric, got {metrics}")
     stats = frame.groupby(["optimizer", "rho", across])[metrics[0]].agg(["mean", "std"]).reset_index()
     stats["cell"] = [mean_sd(m, s, digits) for m, s in zip(stats["mean"], stats["std"])]
+    return _across_table(stats, across)
+
+
+def _across_table(stats: pd.DataFrame, across: str) -> pd.DataFrame:
+    """The ``cell`` column of ``stats`` as one row per (optimizer, rho), in OPTIMIZERS order, one column per
+    value of ``across``."""
     table = stats.pivot(index=["optimizer", "rho"], columns=across, values="cell")
     rank = {opt: i for i, opt in enumerate(OPTIMIZERS)}
     table = table.sort_index(key=lambda level: level.map(rank) if level.name == "optimizer" else level)
     table.columns = [f"{v:g} {across}" for v in table.columns]
     return table
+
+
+def median_table(frame: pd.DataFrame, metric: str, across: str, digits: int = 3) -> pd.DataFrame:
+    """'median [q25, q75]' of ``metric`` over seeds: one row per (optimizer, rho), one column per value of
+    ``across`` (e.g. ``"turns"``)."""
+    _check_columns(frame, [metric, across, "optimizer", "rho"])
+    grouped = frame.groupby(["optimizer", "rho", across])[metric]
+    stats = pd.concat({"median": grouped.median(), "q25": grouped.quantile(0.25), "q75": grouped.quantile(0.75)},
+                      axis=1).reset_index()
+    stats["cell"] = [f"{m:.{digits}f} [{a:.{digits}f}, {b:.{digits}f}]"
+                     for m, a, b in zip(stats["median"], stats["q25"], stats["q75"])]
+    return _across_table(stats, across)
 
 
 def gains_over_sgd(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -97,18 +115,6 @@ def gains_over_sgd(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
                      "spread": spread, "seeds_above_sgd": int((other > sgd[other.index]).sum()), "seeds": len(other),
                      "beats_sgd": bool(gain > spread)})
     return pd.DataFrame(rows).set_index(["optimizer", "rho"])
-
-
-def paired_wins(frame: pd.DataFrame, rho: float, value: str, pair_on: Sequence[str] = ("seed",)) -> pd.Series:
-    """Per optimizer at radius ``rho``: in how many pairs (rows with equal ``pair_on``, e.g. ("turns", "seed"))
-    its ``value`` is below its SGD twin's; the index also holds the number of pairs ("pairs")."""
-    _check_columns(frame, [value, *pair_on])
-    table = frame[(frame.rho == rho) | (frame.optimizer == "SGD")].pivot_table(
-        index=list(pair_on), columns="optimizer", values=value)
-    if "SGD" not in table:
-        raise ValueError("paired_wins needs SGD runs to compare with")
-    wins = {opt: int((table[opt] < table["SGD"]).sum()) for opt in table.columns if opt != "SGD"}
-    return pd.Series({**wins, "pairs": len(table)})
 
 
 def _paired(frame: pd.DataFrame, optimizer: str, rho: float, value: str, pair_on: str, reference: str):

@@ -71,10 +71,3 @@ def test_lr_scaling_over_batches_and_contribution_bins(sweep):
     grid_ = mech.weight_by_contribution(sweep, 1, bins=3)
     assert grid_["count"].sum() == SMALL.n and grid_["median"].shape == (3, 3)
     assert grid_["hard_max"] >= 0 and np.isfinite(grid_["easy_span"])
-
-
-def test_ablation_gains_on_a_hand_made_table():
-    summary = pd.DataFrame({"optimizer": ["SGD", "IW-only", "LR-only", "LSAM"], "rho": [0.0, 1.0, 1.0, 1.0],
-                            "turns": 0.5, "mean": [0.4, 0.35, 0.2, 0.1]})
-    gains = mech.ablation_gains(summary, 1.0)
-    assert gains.loc[0.5].tolist() == pytest.approx([0.05, 0.2, 0.3, 0.25])

@@ -217,6 +217,14 @@ def test_training_curves(sweep):
     _labelled(*axes)
 
 
+@draws(toy.plot_phantom_head)
+def test_phantom_head(sweep):
+    fig, ax = plt.subplots()
+    toy.plot_phantom_head(ax, sweep, _index(sweep, "LSAM", 0.5), "LSAM")
+    assert len(ax.lines) == 5 and ax.get_xscale() == "log"  # real and phantom, easy and hard, and the zero line
+    _labelled(ax)
+
+
 # --- the mechanism chapter ----------------------------------------------------------------------
 
 
@@ -268,7 +276,7 @@ def test_ablation_panels(probe_summaries):
     summary, _ = probe_summaries
     fig, axes = plt.subplots(1, len(TURNS))
     mechanism.plot_ablation(axes, summary)
-    assert _legend(axes[0]) == ["SGD (mean, ±1 sd)", "IW-only", "LR-only", "LSAM"]
+    assert _legend(axes[0]) == ["SGD (median, quartiles)", "IW-only", "LR-only", "LSAM"]
     assert [len(ax.containers) for ax in axes] == [3, 3]  # one error bar per optimizer
     _labelled(*axes)
 

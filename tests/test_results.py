@@ -49,13 +49,15 @@ def test_seed_table_across_a_column_is_keyed_by_optimizer_and_rho():
         results.seed_table(rows.assign(x=0), ["hard_error", "x"], across="turns")
 
 
-def test_paired_wins_on_a_hand_made_table():
-    errors = pd.DataFrame({"optimizer": ["SGD", "LSAM", "SGD", "LSAM", "LSAM"], "rho": [0.0, 1.0, 0.0, 1.0, 2.0],
-                           "turns": 0.5, "seed": [0, 0, 1, 1, 1], "hard_error": [0.3, 0.1, 0.2, 0.25, 0.0]})
-    wins = results.paired_wins(errors, 1.0, "hard_error", pair_on=("turns", "seed"))
-    assert wins["LSAM"] == 1 and wins["pairs"] == 2
-    with pytest.raises(ValueError, match="needs SGD"):
-        results.paired_wins(errors[errors.optimizer != "SGD"], 1.0, "hard_error")
+def test_median_table_gives_the_median_and_quartiles_by_hand():
+    rows = pd.DataFrame({"optimizer": ["SGD"] * 5 + ["LSAM"] * 5, "rho": [0.0] * 5 + [1.0] * 5, "turns": 0.5,
+                         "seed": list(range(5)) * 2, "hard_error": [0.1, 0.4, 0.2, 0.3, 0.5, 0.0, 0.0, 0.1, 0.4, 0.2]})
+    table = results.median_table(rows, "hard_error", across="turns")
+    assert list(table.index) == [("SGD", 0.0), ("LSAM", 1.0)] and list(table.columns) == ["0.5 turns"]
+    assert table.loc[("SGD", 0.0), "0.5 turns"] == "0.300 [0.200, 0.400]"  # linear quartiles of 0.1 ... 0.5
+    assert table.loc[("LSAM", 1.0), "0.5 turns"] == "0.100 [0.000, 0.200]"
+    with pytest.raises(KeyError, match="no column"):
+        results.median_table(rows, "easy_error", across="turns")
 
 
 def test_labels_are_added_when_missing():

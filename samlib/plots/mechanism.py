@@ -80,17 +80,18 @@ def plot_weight_by_contribution(axes, grids: list[dict], titles: list[str]) -> N
 
 
 def plot_ablation(axes, summary: pd.DataFrame) -> None:
-    """Hard-feature probe error (mean +- sd over seeds) vs rho for LSAM and its two ablations, SGD as a band,
-    one panel per complexity. ``summary``: :func:`samlib.toy.results.summarize` rows."""
+    """Hard-feature probe error (median and quartiles over seeds) vs rho for LSAM and its two ablations, SGD as
+    a band, one panel per complexity. ``summary``: :func:`samlib.toy.results.summarize` rows."""
     for ax, (turns, g) in zip(axes, summary.groupby("turns")):
         pos = _rho_positions(ax, [r for r in g.rho.unique() if r > 0])
         sgd = g[g.optimizer == "SGD"].iloc[0]
-        ax.axhspan(sgd["mean"] - sgd["std"], sgd["mean"] + sgd["std"], color=COLORS["SGD"], alpha=0.12)
-        ax.axhline(sgd["mean"], color=COLORS["SGD"], label="SGD (mean, ±1 sd)")
+        ax.axhspan(sgd["q25"], sgd["q75"], color=COLORS["SGD"], alpha=0.12)
+        ax.axhline(sgd["median"], color=COLORS["SGD"], label="SGD (median, quartiles)")
         for k, opt in enumerate(("IW-only", "LR-only", "LSAM")):
             rows = g[g.optimizer == opt].sort_values("rho")
             x = rows.rho.map(pos).to_numpy() + (k - 1) * 0.08
-            ax.errorbar(x, rows["mean"], yerr=rows["std"], marker="o", capsize=3, color=ABLATION_COLORS[opt],
+            spread = [(rows["median"] - rows["q25"]).to_numpy(), (rows["q75"] - rows["median"]).to_numpy()]
+            ax.errorbar(x, rows["median"], yerr=spread, marker="o", capsize=3, color=ABLATION_COLORS[opt],
                         label=opt)
         ax.set(xlabel=r"$\rho$", ylabel="hard-feature probe error", title=f"{turns:g} turns", ylim=(-0.02, 0.6))
     axes[0].legend(fontsize="x-small")

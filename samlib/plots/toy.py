@@ -67,19 +67,18 @@ def _rho_positions(ax, rhos) -> dict:
 
 def plot_probe_vs_rho(ax, summary: pd.DataFrame, optimizer: str, controls: pd.DataFrame | None = None,
                       value_label: str = "hard-feature probe error") -> None:
-    """Mean (line) and +-1 sd over seeds (band) of the probe error vs rho, one curve per complexity.
-    ``summary``: :func:`samlib.toy.results.summarize` rows for SGD (rho = 0) and ``optimizer``.
-    ``controls``: the same for the hard-feature-only control (one dashed line per complexity)."""
+    """Median (line) and interquartile range over seeds (band) of the probe error vs rho, one curve per
+    complexity. ``summary``: :func:`samlib.toy.results.summarize` rows for SGD (rho = 0) and ``optimizer``.
+    ``controls``: the same for the hard-feature-only control (one dashed line per complexity, its median)."""
     rows = summary[summary.optimizer.isin(["SGD", optimizer])].sort_values("rho")
     pos = _rho_positions(ax, rows.rho.unique())
     colors = turns_colors(rows.turns)
     for turns, g in rows.groupby("turns"):
         x = g.rho.map(pos).to_numpy()
-        ax.plot(x, g["mean"], marker="o", color=colors[turns], label=f"{turns:g} turns")
-        sd = g["std"].fillna(0).to_numpy()
-        ax.fill_between(x, g["mean"] - sd, g["mean"] + sd, color=colors[turns], alpha=0.15)
+        ax.plot(x, g["median"], marker="o", color=colors[turns], label=f"{turns:g} turns")
+        ax.fill_between(x, g["q25"], g["q75"], color=colors[turns], alpha=0.15)
         if controls is not None:
-            c = controls[controls.turns == turns]["mean"]
+            c = controls[controls.turns == turns]["median"]
             if len(c):
                 ax.axhline(float(c.iloc[0]), color=colors[turns], ls="--", lw=1)
     ax.set(xlabel=rf"$\rho$ ({optimizer})", ylabel=value_label, title=optimizer, ylim=(-0.02, 0.55))
@@ -129,3 +128,18 @@ def plot_training_curves(axes, result, runs: list[int], labels: list[str]) -> No
     axes[1].set(xlabel="step (log scale)", ylabel="last-layer weight", xscale="log", title="the head $v$")
     for ax in axes:
         ax.legend(fontsize="x-small")
+
+
+def plot_phantom_head(ax, result, run: int, title: str) -> None:
+    """The real head v (solid) and the phantom head v~ = v + eps (dashed) of run ``run`` over steps, each
+    weight signed relative to its real weight, easy and hard in their own colours (log-scaled steps)."""
+    h = result.history
+    steps = h["steps"].numpy() + 1
+    sign = torch.sign(h["v"][:, run])
+    for k, (name, color) in enumerate((("easy", COLORS["SGD"]), ("hard", COLORS["LSAM"]))):
+        ax.plot(steps, h["v"][:, run, k].abs().numpy(), color=color, label=rf"$|v_{{{name}}}|$ (real)")
+        ax.plot(steps, (h["v_phantom"][:, run, k] * sign[:, k]).numpy(), color=color, ls="--",
+                label=rf"$\tilde v_{{{name}}}$ (phantom, signed by $v_{{{name}}}$)")
+    ax.axhline(0, color="0.6", lw=0.8)
+    ax.set(xlabel="step (log scale)", ylabel="last-layer weight", xscale="log", title=title)
+    ax.legend(fontsize="x-small")

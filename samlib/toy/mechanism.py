@@ -16,7 +16,7 @@ from .model import to_module
 from .sweep import SweepResult, training_data
 
 __all__ = ["toy_inputs", "run_decomposition", "reconstruction_gap", "gini_table", "equal_loss_steps",
-           "matched_loss_gini", "paired_gini", "lr_scaling_over_batches", "weight_by_contribution", "ablation_gains"]
+           "matched_loss_gini", "paired_gini", "lr_scaling_over_batches", "weight_by_contribution"]
 
 FEATURES = ("easy", "hard")
 
@@ -146,14 +146,3 @@ def paired_gini(table: pd.DataFrame, rho: float, step: int) -> pd.DataFrame:
     sgd = at[at.optimizer == "SGD"].set_index(["turns", "seed"]).gini_real
     lsam = at[(at.optimizer == "LSAM") & (at.rho == rho)].set_index(["turns", "seed"])
     return pd.DataFrame({"SGD λ": sgd, "LSAM λ (real)": lsam.gini_real, "LSAM λ̃ (phantom)": lsam.gini_phantom})
-
-
-def ablation_gains(summary: pd.DataFrame, rho: float) -> pd.DataFrame:
-    """Per complexity, how much each of IW-only, LR-only and LSAM at ``rho`` lowers SGD's mean probe error
-    (positive: better than SGD), and the sum of the two ablations' gains. ``summary``: from
-    :func:`samlib.toy.results.summarize`."""
-    means = summary.set_index(["optimizer", "rho", "turns"])["mean"]
-    turns = sorted(summary.turns.unique())
-    gains = pd.DataFrame({opt: [means[("SGD", 0.0, t)] - means[(opt, rho, t)] for t in turns]
-                          for opt in ("IW-only", "LR-only", "LSAM")}, index=pd.Index(turns, name="turns"))
-    return gains.assign(**{"IW + LR": gains["IW-only"] + gains["LR-only"]})

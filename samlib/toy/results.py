@@ -11,13 +11,14 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
+from .. import checks
 from ..probe import linear_probe
 from .data import make_toy
 from .model import features, select_runs
 from .sweep import SweepResult
 
-__all__ = ["PROBE_SEED", "CHAOTIC_FROM", "chaotic", "probe_errors", "summarize", "failure_summary", "best_rho",
-           "relative_to_sgd", "phantom_ratios", "final_losses"]
+__all__ = ["PROBE_SEED", "CHAOTIC_FROM", "chaotic", "probe_errors", "summarize", "best_rho", "phantom_ratios",
+           "final_losses"]
 
 PROBE_SEED = 10_000
 CHAOTIC_FROM = {"LSAM": 2.0, "LR-only": 2.0, "SAM": 0.1}
@@ -42,11 +43,14 @@ def _run_columns(result: SweepResult) -> pd.DataFrame:
 @torch.no_grad()
 def probe_errors(result: SweepResult, n_probe: int = 2000) -> pd.DataFrame:
     """One row per run: ``hard_error`` (probe for the hard label) and ``easy_error`` (for the easy label)."""
-    rows = []
+    rows, probe_sets = [], {}
     for i, run in enumerate(result.runs):
-        splits = [make_toy(n_probe, run.turns, seed=PROBE_SEED + k + run.seed, decorrelated=True,
-                           easy_scale=result.settings.easy_scale, noise=result.settings.noise,
-                           dtype=result.settings.dtype) for k in (0, 1000)]
+        if (run.turns, run.seed) not in probe_sets:  # runs of one complexity and seed share their probe sets
+            probe_sets[run.turns, run.seed] = [
+                make_toy(n_probe, run.turns, seed=PROBE_SEED + k + run.seed, decorrelated=True,
+                         easy_scale=result.settings.easy_scale, noise=result.settings.noise,
+                         dtype=result.settings.dtype) for k in (0, 1000)]
+        splits = probe_sets[run.turns, run.seed]
         params = select_runs(result.params, i)
         phi = [features(params, d.x_easy[None], d.x_hard[None])[0] for d in splits]
         rows.append({f"{name}_error": linear_probe(phi[0], getattr(splits[0], f"y_{name}"),
@@ -56,35 +60,21 @@ def probe_errors(result: SweepResult, n_probe: int = 2000) -> pd.DataFrame:
 
 
 def summarize(frame: pd.DataFrame, value: str = "hard_error", by=("optimizer", "rho", "turns")) -> pd.DataFrame:
-    """Mean, standard deviation, median, worst and count of ``value`` over seeds, per ``by`` group."""
-    return frame.groupby(list(by))[value].agg(["mean", "std", "median", "max", "count"]).reset_index()
+    """Mean, standard deviation, median, quartiles (q25, q75), worst and count of ``value`` over seeds, per
+    ``by`` group."""
+    quartiles = {"q25": lambda v: v.quantile(0.25), "q75": lambda v: v.quantile(0.75)}
+    return frame.groupby(list(by))[value].agg(["mean", "std", "median", *quartiles.items(), "max", "count"]
+                                              ).reset_index()
 
 
-def failure_summary(frame: pd.DataFrame, threshold: float = 0.1, value: str = "hard_error") -> pd.DataFrame:
-    """Per (optimizer, rho, turns): mean and median of ``value`` over seeds, how many seeds ``failed`` (value
-    above ``threshold``), the seed count, and the mean's ratio to SGD's at the same complexity."""
-    out = frame.groupby(["optimizer", "rho", "turns"])[value].agg(
-        mean="mean", median="median", failed=lambda v: int((v > threshold).sum()), seeds="count").reset_index()
-    sgd = out[out.optimizer == "SGD"].set_index("turns")["mean"]
-    return out.assign(ratio_to_sgd=out["mean"] / out.turns.map(sgd))
-
-
-def best_rho(summary: pd.DataFrame, optimizer: str) -> float:
-    """The radius of ``optimizer`` with the lowest mean error averaged over the complexities
-    (``summary`` from :func:`summarize`)."""
+def best_rho(summary: pd.DataFrame, optimizer: str, statistic: str = "median") -> float:
+    """The radius of ``optimizer`` whose ``statistic`` over seeds ("median" or "mean"), averaged over the
+    complexities, is lowest (``summary`` from :func:`summarize`)."""
+    checks.choice("statistic", statistic, ("median", "mean"))
     rows = summary[summary.optimizer == optimizer]
     if rows.empty:
         raise ValueError(f"no {optimizer} rows in the summary; it holds {sorted(summary.optimizer.unique())}")
-    return float(rows.groupby("rho")["mean"].mean().idxmin())
-
-
-def relative_to_sgd(summary: pd.DataFrame, optimizer: str, rho: float) -> pd.DataFrame:
-    """Per complexity: SGD's mean error, ``optimizer``'s at ``rho``, and their ratio (optimizer / SGD)."""
-    def means(opt, r):
-        return summary[(summary.optimizer == opt) & (summary.rho == r)].set_index("turns")["mean"]
-
-    out = pd.DataFrame({"SGD": means("SGD", 0.0), optimizer: means(optimizer, rho)})
-    return out.assign(ratio=out[optimizer] / out["SGD"])
+    return float(rows.groupby("rho")[statistic].mean().idxmin())
 
 
 def phantom_ratios(result: SweepResult, skip: int = 1) -> pd.DataFrame:
