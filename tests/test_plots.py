@@ -217,11 +217,12 @@ def test_training_curves(sweep):
     _labelled(*axes)
 
 
-@draws(toy.plot_phantom_head)
-def test_phantom_head(sweep):
+@draws(toy.plot_lr_factors)
+def test_lr_factors(sweep):
     fig, ax = plt.subplots()
-    toy.plot_phantom_head(ax, sweep, _index(sweep, "LSAM", 0.5), "LSAM")
-    assert len(ax.lines) == 5 and ax.get_xscale() == "log"  # real and phantom, easy and hard, and the zero line
+    toy.plot_lr_factors(ax, sweep, _index(sweep, "LSAM", 0.5), "LSAM")
+    assert len(ax.lines) == 3 and ax.get_xscale() == "log" == ax.get_yscale()  # easy, hard and the line at 1
+    assert (ax.lines[0].get_ydata() > 0).all()
     _labelled(ax)
 
 

@@ -27,32 +27,35 @@ def test_presets_follow_the_scale(paper_scale):
 
 def test_the_toy_preset_holds_the_notebook_values():
     book, paper = toy.TOY_BOOK, toy.TOY_PAPER
-    assert book.settings is BOOK_SETTINGS and book.turns == (0.5, 0.75, 1.0) and book.seeds == (0, 1, 2, 3, 4)
-    assert book.lsam_rhos == (0.1, 0.3, 0.5, 1.0, 2.0, 4.0) and book.sam_rhos == (0.02, 0.05, 0.1, 0.2, 0.5)
-    assert book.relative_rhos == (0.1, 0.25, 0.5)
-    assert book.relative_settings == ToySettings(**{**BOOK_SETTINGS.__dict__, "relative_rho": True})
-    assert book.loose_settings == ToySettings(**{**BOOK_SETTINGS.__dict__, "easy_scale": 0.5})
-    assert book.loose_turns == (0.25, 0.375, 0.5) and book.loose_seeds == tuple(range(20))
-    assert book.loose_lsam_rhos == (0.5, 1.0) and book.loose_sam_rhos == (0.1,)
+    assert book.settings is BOOK_SETTINGS and book.turns == (0.5, 0.75, 1.0) and book.seeds == tuple(range(20))
+    assert book.lsam_rhos == (0.3, 0.5, 1.0, 2.0) and book.sam_rhos == (0.02, 0.05, 0.1)
     assert (book.show_turns, book.show_seed) == (0.75, 0)
-    assert paper.seeds == tuple(range(20)) and paper.loose_seeds == tuple(range(50))
-    assert toy.ToyPreset(seeds=paper.seeds, loose_seeds=paper.loose_seeds) == paper  # nothing else changes
-    assert all(type(s) is int for s in (*paper.seeds, *paper.loose_seeds))
+    assert book.window_settings == ToySettings(**{**BOOK_SETTINGS.__dict__, "head_norm": 0.5, "easy_scale": 0.5,
+                                                  "lr": 0.1})
+    assert (book.window_rho, book.window_turns) == (0.5, 1.0)
+    assert paper.seeds == tuple(range(50))
+    assert toy.ToyPreset(seeds=paper.seeds) == paper  # nothing else changes
+    assert all(type(s) is int for s in paper.seeds)
     assert len({book, paper}) == 2  # hashable
+
+
+def test_the_toy_preset_uses_the_studys_tuning_seeds_and_its_open_window():
+    from samlib.toy import study
+
+    assert toy.TOY_BOOK.seeds == study.TUNING_SEEDS
+    assert study.LEVERS["open_window"].settings == toy.TOY_BOOK.window_settings
+    assert toy.TOY_BOOK.window_rho in study.LEVERS["open_window"].rhos
 
 
 def test_the_toy_run_builders_are_the_notebooks_runs():
     book = toy.TOY_BOOK
-    turns, seeds = [0.5, 0.75, 1.0], list(range(5))
-    assert book.main_runs() == grid({"SGD": [0.0], "LSAM": [0.1, 0.3, 0.5, 1.0, 2.0, 4.0]}, turns, seeds)
-    assert book.sam_runs() == grid({"SAM": [0.02, 0.05, 0.1, 0.2, 0.5]}, turns, seeds)
+    turns, seeds = [0.5, 0.75, 1.0], list(range(20))
+    assert book.main_runs() == grid({"SGD": [0.0], "LSAM": [0.3, 0.5, 1.0, 2.0]}, turns, seeds)
+    assert book.sam_runs() == grid({"SAM": [0.02, 0.05, 0.1]}, turns, seeds)
     assert book.control_runs() == [Run("SGD", 0.0, t, s, hard_only=True) for t in turns for s in seeds]
-    assert book.relative_runs() == grid({"SGD": [0.0], "LSAM": [0.1, 0.25, 0.5]}, turns, seeds)
-    assert book.loose_runs() == grid({"SGD": [0.0], "LSAM": [0.5, 1.0]}, [0.25, 0.375, 0.5], list(range(20)))
-    assert book.loose_runs(sam=True) == grid({"SAM": [0.1]}, [0.25, 0.375, 0.5], list(range(20)))
-    counts = [len(p.main_runs()) for p in (book, toy.TOY_PAPER)], [len(p.loose_runs()) for p in (book, toy.TOY_PAPER)]
-    assert counts == ([7 * 3 * 5, 7 * 3 * 20], [3 * 3 * 20, 3 * 3 * 50])
-    assert (len(book.sam_runs()), len(book.control_runs()), len(book.relative_runs())) == (75, 15, 60)
+    assert book.window_runs() == [Run("SGD", 0.0, 1.0, 0), Run("LSAM", 0.5, 1.0, 0)]
+    assert [len(p.main_runs()) for p in (book, toy.TOY_PAPER)] == [5 * 3 * 20, 5 * 3 * 50]
+    assert (len(book.sam_runs()), len(book.control_runs())) == (180, 60)
 
 
 def test_the_mechanism_preset_holds_the_notebook_values():

@@ -264,7 +264,7 @@ def test_bad_settings_are_refused():
 
 
 def test_probe_errors_summaries_and_phantom_ratios():
-    from samlib.toy.results import final_losses, phantom_ratios, probe_errors, summarize
+    from samlib.toy.results import final_losses, lr_factors, phantom_ratios, probe_errors, summarize, train_errors
 
     runs = [Run("SGD", 0.0, 0.5, 0), Run("LSAM", 0.5, 0.5, 0), Run("SGD", 0.0, 0.5, 0, hard_only=True)]
     res = train_sweep(runs, ToySettings(n=200, hidden=8, steps=150, batch_size=50, log_every=10), progress=False)
@@ -278,6 +278,15 @@ def test_probe_errors_summaries_and_phantom_ratios():
     assert ratios.real_ratio[0] == ratios.phantom_ratio[0]  # SGD: the phantom head is the head
     assert ratios.real_ratio[1] != ratios.phantom_ratio[1]
     assert (final_losses(res).loss < 0.7).all()
+    fits = train_errors(res)
+    for i, data in enumerate(training_data(res.runs, res.settings)):  # by hand: the real model's error on its data
+        f = logits(select_runs(res.params, i), data.x_easy[None], data.x_hard[None])[0]
+        assert fits.train_error[i] == (data.y * f <= 0).double().mean().item()
+    assert fits.train_error[0] < 0.1 and (fits.train_loss < 0.7).all()
+    factors = lr_factors(res, 1)
+    expected = (res.history["v_phantom"][:, 1] / res.history["v"][:, 1]).abs()
+    assert factors.shape == (16, 2) and torch.equal(factors, expected)  # 150 steps, logged every 10
+    assert torch.equal(lr_factors(res, 0), torch.ones(16, 2, dtype=factors.dtype))  # SGD: no scaling
 
 
 def test_best_rho_on_a_hand_made_summary():

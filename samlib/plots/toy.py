@@ -7,6 +7,7 @@ import torch
 
 from ..toy.data import ToyData
 from ..toy.model import features, select_runs
+from ..toy.results import lr_factors
 from .style import COLORS
 
 __all__ = ["turns_colors", "plot_toy_data", "plot_hard_feature", "plot_probe_vs_rho", "plot_phantom_ratio",
@@ -130,16 +131,14 @@ def plot_training_curves(axes, result, runs: list[int], labels: list[str]) -> No
         ax.legend(fontsize="x-small")
 
 
-def plot_phantom_head(ax, result, run: int, title: str) -> None:
-    """The real head v (solid) and the phantom head v~ = v + eps (dashed) of run ``run`` over steps, each
-    weight signed relative to its real weight, easy and hard in their own colours (log-scaled steps)."""
-    h = result.history
-    steps = h["steps"].numpy() + 1
-    sign = torch.sign(h["v"][:, run])
+def plot_lr_factors(ax, result, run: int, title: str) -> None:
+    """LSAM's learning-rate scaling of run ``run`` over steps: |v~_k / v_k| for the easy and the hard feature
+    (the phantom weight over the real one; 1 = no scaling, SGD), on log-log axes."""
+    steps = result.history["steps"].numpy() + 1
+    factors = lr_factors(result, run).clamp_min(1e-12)
     for k, (name, color) in enumerate((("easy", COLORS["SGD"]), ("hard", COLORS["LSAM"]))):
-        ax.plot(steps, h["v"][:, run, k].abs().numpy(), color=color, label=rf"$|v_{{{name}}}|$ (real)")
-        ax.plot(steps, (h["v_phantom"][:, run, k] * sign[:, k]).numpy(), color=color, ls="--",
-                label=rf"$\tilde v_{{{name}}}$ (phantom, signed by $v_{{{name}}}$)")
-    ax.axhline(0, color="0.6", lw=0.8)
-    ax.set(xlabel="step (log scale)", ylabel="last-layer weight", xscale="log", title=title)
+        ax.plot(steps, factors[:, k].numpy(), color=color, label=rf"$|\tilde v_{{{name}}} / v_{{{name}}}|$")
+    ax.axhline(1, color="0.5", ls="--", lw=1, label="1 (no scaling, SGD)")
+    ax.set(xlabel="step (log scale)", ylabel="phantom / real weight (log scale)", xscale="log", yscale="log",
+           title=title)
     ax.legend(fontsize="x-small")

@@ -15,40 +15,33 @@ from dataclasses import dataclass, replace
 from .. import scale
 from .sweep import BOOK_SETTINGS, Run, ToySettings, grid
 
-__all__ = ["ToyPreset", "TOY_BOOK", "TOY_PAPER", "toy_preset",
+__all__ = ["OPEN_WINDOW", "ToyPreset", "TOY_BOOK", "TOY_PAPER", "toy_preset",
            "MechanismPreset", "MECHANISM_BOOK", "MECHANISM_PAPER", "mechanism_preset"]
+
+
+OPEN_WINDOW = replace(BOOK_SETTINGS, head_norm=0.5, easy_scale=0.5, lr=0.1)
+"""The toy chapter's 'open window' (the book's choice, made on the tuning seeds after the single levers of
+:mod:`samlib.toy.study`): a head of fixed norm 0.5, a weaker easy feature (scale 0.5) and learning rate 0.1. LSAM
+runs it at rho = 0.5, the head's norm."""
 
 
 @dataclass(frozen=True)
 class ToyPreset:
     """The toy chapter's sweeps (the book's choices; the papers publish no toy settings): SGD and LSAM
-    over ``lsam_rhos``, SAM over ``sam_rhos``, the hard-only control, LSAM with a relative radius over
-    ``relative_rhos``, and the 'loose' section (a weaker easy feature, ``loose_easy_scale``, on simpler
-    spirals); the figures show the run with ``show_turns`` and ``show_seed``."""
+    over ``lsam_rhos``, SAM over ``sam_rhos`` and the hard-only control on the tuning ``seeds``; the figures
+    show the run with ``show_turns`` and ``show_seed``, and the open-window pair (:data:`OPEN_WINDOW`, LSAM at
+    ``window_rho``) on ``window_turns``. The levers and the held-out seeds are :mod:`samlib.toy.study`'s."""
 
     settings: ToySettings = BOOK_SETTINGS
     turns: tuple[float, ...] = (0.5, 0.75, 1.0)
-    seeds: tuple[int, ...] = tuple(range(5))
-    lsam_rhos: tuple[float, ...] = (0.1, 0.3, 0.5, 1.0, 2.0, 4.0)
-    sam_rhos: tuple[float, ...] = (0.02, 0.05, 0.1, 0.2, 0.5)
-    relative_rhos: tuple[float, ...] = (0.1, 0.25, 0.5)  # LSAM with the radius rho * ||v||
-    loose_easy_scale: float = 0.5
-    loose_turns: tuple[float, ...] = (0.25, 0.375, 0.5)
-    loose_seeds: tuple[int, ...] = tuple(range(20))
-    loose_lsam_rhos: tuple[float, ...] = (0.5, 1.0)
-    loose_sam_rhos: tuple[float, ...] = (0.1,)
+    seeds: tuple[int, ...] = tuple(range(20))
+    lsam_rhos: tuple[float, ...] = (0.3, 0.5, 1.0, 2.0)
+    sam_rhos: tuple[float, ...] = (0.02, 0.05, 0.1)
     show_turns: float = 0.75
     show_seed: int = 0
-
-    @property
-    def relative_settings(self) -> ToySettings:
-        """``settings`` with the relative radius (``relative_rho=True``)."""
-        return replace(self.settings, relative_rho=True)
-
-    @property
-    def loose_settings(self) -> ToySettings:
-        """``settings`` with the loose section's weaker easy feature."""
-        return replace(self.settings, easy_scale=self.loose_easy_scale)
+    window_settings: ToySettings = OPEN_WINDOW
+    window_rho: float = 0.5
+    window_turns: float = 1.0
 
     def main_runs(self) -> list[Run]:
         """SGD and LSAM over ``lsam_rhos``, every complexity and seed."""
@@ -62,19 +55,14 @@ class ToyPreset:
         """SGD on the hard input alone, every complexity and seed."""
         return [Run("SGD", 0.0, t, s, hard_only=True) for t in self.turns for s in self.seeds]
 
-    def relative_runs(self) -> list[Run]:
-        """SGD and LSAM over ``relative_rhos`` (train them with :attr:`relative_settings`)."""
-        return grid({"SGD": [0.0], "LSAM": self.relative_rhos}, self.turns, self.seeds)
-
-    def loose_runs(self, sam: bool = False) -> list[Run]:
-        """The loose section's SGD and LSAM runs, or with ``sam`` its SAM runs (train them with
-        :attr:`loose_settings`)."""
-        rhos = {"SAM": self.loose_sam_rhos} if sam else {"SGD": [0.0], "LSAM": self.loose_lsam_rhos}
-        return grid(rhos, self.loose_turns, self.loose_seeds)
+    def window_runs(self) -> list[Run]:
+        """The open-window pair shown in the figures: SGD and LSAM at ``window_rho``, ``window_turns``,
+        ``show_seed`` (train them with ``window_settings``)."""
+        return grid({"SGD": [0.0], "LSAM": [self.window_rho]}, [self.window_turns], [self.show_seed])
 
 
 TOY_BOOK = ToyPreset()
-TOY_PAPER = replace(TOY_BOOK, seeds=tuple(range(20)), loose_seeds=tuple(range(50)))
+TOY_PAPER = replace(TOY_BOOK, seeds=tuple(range(50)))
 
 
 def toy_preset() -> ToyPreset:

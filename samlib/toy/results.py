@@ -15,10 +15,10 @@ from .. import checks
 from ..probe import linear_probe
 from .data import make_toy
 from .model import features, select_runs
-from .sweep import SweepResult
+from .sweep import SweepResult, losses_and_logits, training_data
 
 __all__ = ["PROBE_SEED", "CHAOTIC_FROM", "chaotic", "probe_errors", "summarize", "best_rho", "phantom_ratios",
-           "final_losses"]
+           "final_losses", "lr_factors", "train_errors"]
 
 PROBE_SEED = 10_000
 CHAOTIC_FROM = {"LSAM": 2.0, "LR-only": 2.0, "SAM": 0.1}
@@ -59,6 +59,17 @@ def probe_errors(result: SweepResult, n_probe: int = 2000) -> pd.DataFrame:
     return pd.concat([_run_columns(result), pd.DataFrame(rows)], axis=1)
 
 
+@torch.no_grad()
+def train_errors(result: SweepResult) -> pd.DataFrame:
+    """One row per run: ``train_loss`` and ``train_error`` of the final real model on its whole training set."""
+    rows = []
+    for i, data in enumerate(training_data(result.runs, result.settings)):
+        batch = (data.x_easy[None], data.x_hard[None], data.y[None])
+        loss, f = losses_and_logits(select_runs(result.params, i), batch, result.settings)
+        rows.append({"train_loss": loss.item(), "train_error": (data.y * f[0] <= 0).double().mean().item()})
+    return pd.DataFrame(rows)
+
+
 def summarize(frame: pd.DataFrame, value: str = "hard_error", by=("optimizer", "rho", "turns")) -> pd.DataFrame:
     """Mean, standard deviation, median, quartiles (q25, q75), worst and count of ``value`` over seeds, per
     ``by`` group."""
@@ -94,3 +105,10 @@ def final_losses(result: SweepResult) -> pd.DataFrame:
     h = result.history
     return _run_columns(result).assign(loss=h["loss"][-1].tolist(), train_error=h["error"][-1].tolist(),
                                        head_norm=h["v"][-1].norm(dim=-1).tolist())
+
+
+def lr_factors(result: SweepResult, run: int) -> torch.Tensor:
+    """LSAM's learning-rate scaling of run ``run`` at every logged step: |v~_k / v_k| for the easy and the hard
+    feature (T, 2); 1 means no scaling (SGD)."""
+    v, phantom = result.history["v"][:, run], result.history["v_phantom"][:, run]
+    return (phantom / v.where(v != 0, 1e-300)).abs()

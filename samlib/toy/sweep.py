@@ -43,7 +43,7 @@ from .data import ToyData, make_toy
 from .model import HEAD, features, init_params
 
 __all__ = ["OPTIMIZERS", "PHANTOM_PARTS", "BOOK_SETTINGS", "Run", "ToySettings", "SweepResult", "grid", "train_sweep",
-           "sweep_step", "sweep_fingerprint", "LOSSES"]
+           "sweep_step", "sweep_fingerprint", "losses_and_logits", "training_data", "LOSSES"]
 
 LOSSES = ("logistic", "squared_hinge")
 
@@ -177,8 +177,14 @@ def _head_losses(phi: Tensor, v: Tensor, y: Tensor, loss: str = "logistic") -> t
     return _margin_losses(y * f, loss).mean(dim=1), f
 
 
-def _losses(params: dict[str, Tensor], batch, settings: ToySettings) -> tuple[Tensor, Tensor]:
+def losses_and_logits(params: dict[str, Tensor], batch, settings: ToySettings) -> tuple[Tensor, Tensor]:
+    """Each run's mean loss (R,) and logits (R, N) on ``batch`` = (x_easy, x_hard, y) with a leading run
+    dimension, as the sweep computes them (``settings``' loss; with ``normalize_features``, the RMS over
+    ``batch``)."""
     return _head_losses(_representation(params, *batch[:2], settings), params[HEAD], batch[2], settings.loss)
+
+
+_losses = losses_and_logits
 
 
 def _ascent(grads: dict[str, Tensor], rho: Tensor, perturb_all: Tensor, weights: dict[str, Tensor] | None = None

@@ -1,0 +1,289 @@
+"""The toy's seed study: the lever table and the held-out seed check, precomputed for the chapters.
+
+Every **lever** is the toy chapter's settings (:data:`~samlib.toy.sweep.BOOK_SETTINGS`) with one thing changed,
+trained with SGD and LSAM (and, for the ablation rows, IW-only and LR-only) on the same seeds. Each is trained
+twice: on the **tuning** seeds, on which the book chose its settings and radii, and on the **held-out** seeds,
+which were used only after every choice was made. A claim counts if it holds on both.
+
+    python -m samlib.toy.study run [--levers NAME,...] [--checkpoints DIR]
+    python -m samlib.toy.study check NAME --rho R --tuning 0:20 --held-out 300:320 [--steps N]
+
+``run`` writes ``study_data/levers.csv`` beside this module (one row per run, atomically); the file ships with
+samlib, so the chapters print it in Colab too, and :func:`load_study` reads it. About 25 minutes on 2 CPU
+threads; with ``--checkpoints`` an interrupted study resumes where it stopped. ``check`` re-runs one lever on
+two seed sets of your choice and prints them side by side (:func:`held_out_check`).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pandas as pd
+
+from .. import checks
+from ..checkpoint import write_text_atomic
+from ..results import paired_effect
+from .presets import OPEN_WINDOW
+from .results import probe_errors, train_errors
+from .sweep import BOOK_SETTINGS, ToySettings, grid, train_sweep
+
+__all__ = ["Lever", "LEVERS", "TUNING_SEEDS", "HELD_OUT_SEEDS", "SEED_SETS", "BAR", "run_lever", "lever_table",
+           "best_radii", "lever_summary", "ablation_summary", "held_out_check", "side_by_side", "results_path",
+           "load_study", "main"]
+
+TUNING_SEEDS = tuple(range(20))
+HELD_OUT_SEEDS = tuple(range(200, 220))  # never looked at before the levers, radii and claims were fixed
+BAR = {"sgd_median": 0.1, "ratio": 0.5, "win_share": 0.75}
+"""The issue's bar for 'LSAM halves SGD's error': SGD's median at least 0.1, LSAM's median at most half of it,
+and LSAM below its SGD twin in at least 75% of the pairs."""
+
+
+@dataclass(frozen=True)
+class Lever:
+    """One lever: ``settings`` (the chapter's, with one change), trained with SGD and each optimizer of
+    ``optimizers`` at every radius of ``rhos``, on every complexity of ``turns``."""
+
+    description: str
+    settings: ToySettings
+    rhos: tuple[float, ...]
+    turns: tuple[float, ...] = (0.5, 0.75, 1.0)
+    optimizers: tuple[str, ...] = ("LSAM",)
+
+    def runs(self, seeds) -> list:
+        """SGD and every (optimizer, rho), on every complexity and seed."""
+        return grid({"SGD": [0.0], **{opt: list(self.rhos) for opt in self.optimizers}}, list(self.turns),
+                    list(seeds))
+
+
+B = BOOK_SETTINGS
+_ABLATIONS = ("LSAM", "IW-only", "LR-only")
+LEVERS = {  # name: Lever; the toy chapter prints them in this order
+    "baseline": Lever("the chapter's settings", B, (0.5, 1.0)),
+    "head_weight_decay": Lever("weight decay 0.01 on the head only", replace(B, head_weight_decay=1e-2), (0.5, 1.0)),
+    "fixed_head_norm": Lever("a head of fixed norm ||v|| = 0.5", replace(B, head_norm=0.5), (0.45, 0.5, 0.55),
+                             turns=(0.5, 0.75, 1.0, 1.25)),
+    "fixed_head_norm_1": Lever("a head of fixed norm ||v|| = 1", replace(B, head_norm=1.0), (1.0,),
+                               turns=(0.5, 0.75, 1.0, 1.25)),
+    "normalized_features": Lever("features scaled to unit RMS over the batch", replace(B, normalize_features=True),
+                                 (0.5, 1.0)),
+    "squared_hinge": Lever("the squared hinge loss", replace(B, loss="squared_hinge"), (0.5, 1.0)),
+    "relative_radius": Lever("the relative radius rho ||v||", replace(B, relative_rho=True), (0.25, 0.5)),
+    "relative_radius_head_decay": Lever("the relative radius and head weight decay 0.01",
+                                        replace(B, relative_rho=True, head_weight_decay=1e-2), (0.25, 0.5)),
+    "longer_window": Lever("10,000 steps instead of 3,000", replace(B, steps=10_000), (0.5, 1.0), turns=(0.5, 0.75)),
+    "weaker_easy_feature": Lever("easy scale 0.5 on looser spirals", replace(B, easy_scale=0.5), (0.5, 1.0),
+                                 turns=(0.25, 0.375, 0.5)),
+    "open_window": Lever("||v|| = 0.5, easy scale 0.5 and learning rate 0.1 together", OPEN_WINDOW,
+                         (0.45, 0.5, 0.55), turns=(0.5, 0.75, 1.0, 1.25)),
+    "ablations": Lever("the chapter's settings, with the two ablations", B, (1.0,), optimizers=_ABLATIONS),
+    "ablations_open_window": Lever("the open window, with the two ablations", OPEN_WINDOW, (0.5,),
+                                   turns=(0.75, 1.0, 1.25), optimizers=_ABLATIONS),
+    "sam": Lever("all-layer SAM, the chapter's settings (a comparison)", B, (0.02, 0.05), optimizers=("SAM",)),
+    "full_batch_small_lr": Lever("full-batch GD, learning rate 0.02, 5,000 steps",
+                                 replace(B, batch_size=None, lr=0.02, steps=5000), (1.0,), turns=(0.5, 0.75)),
+}
+SEED_SETS = {"tuning": TUNING_SEEDS, "held-out": HELD_OUT_SEEDS}
+
+
+def run_lever(name: str, lever: Lever, seeds, seed_set: str, checkpoint: Path | None = None,
+              progress: bool | None = None) -> pd.DataFrame:
+    """Train ``lever`` on ``seeds`` (one batched sweep): one row per run, with its probe errors
+    (:func:`samlib.toy.results.probe_errors`), its final training loss and error
+    (:func:`~samlib.toy.results.train_errors`) and the columns ``lever`` and ``seed_set``."""
+    result = train_sweep(lever.runs(seeds), lever.settings, checkpoint=checkpoint, progress=progress)
+    rows = pd.concat([probe_errors(result).drop(columns="hard_only"), train_errors(result)], axis=1)
+    return rows.assign(lever=name, seed_set=seed_set)
+
+
+def _effects(frame: pd.DataFrame, optimizer: str, rho: float, n_boot: int) -> pd.DataFrame:
+    pairs = frame[(frame.optimizer == "SGD") | ((frame.optimizer == optimizer) & (frame.rho == rho))]
+    out = paired_effect(pairs, optimizer, rho, "hard_error", n_boot=n_boot).rename(
+        columns={f"{optimizer} median": "median"})
+    share = out.wins / out.pairs
+    halves = (out["SGD median"] >= BAR["sgd_median"]) & (out["median ratio"] <= BAR["ratio"]) & (
+        share >= BAR["win_share"])
+    out = out.assign(**{"win share": share, "halves SGD": halves})
+    if "train_error" in pairs:  # does the run still fit its training data? (the study's rows have it)
+        fits = pairs.groupby(["optimizer", "turns"]).train_error.median()
+        out = out.assign(**{"SGD train error": fits["SGD"], "train error": fits[optimizer]})
+    return out
+
+
+def lever_table(frame: pd.DataFrame, n_boot: int = 2000) -> pd.DataFrame:
+    """Per lever, seed set, optimizer, radius and complexity: SGD's and the optimizer's median hard-probe
+    error, the median ratio with its bootstrap interval, the paired wins, ties and their share, whether
+    the row clears :data:`BAR` ("halves SGD"), and, where ``frame`` has ``train_error``, SGD's and the
+    optimizer's median final training error."""
+    rows = []
+    keys = frame[frame.optimizer != "SGD"][["lever", "seed_set", "optimizer", "rho"]].drop_duplicates()
+    for lever, seed_set, optimizer, rho in keys.itertuples(index=False):
+        part = frame[(frame.lever == lever) & (frame.seed_set == seed_set)]
+        effects = _effects(part, optimizer, rho, n_boot).reset_index()
+        rows.append(effects.assign(lever=lever, seed_set=seed_set, optimizer=optimizer, rho=rho))
+    table = pd.concat(rows, ignore_index=True)
+    return table.set_index(["lever", "seed_set", "optimizer", "rho", "turns"])
+
+
+def side_by_side(table: pd.DataFrame, lever: str, optimizer: str = "LSAM", rho: float | None = None,
+                 columns=("SGD median", "median", "median ratio", "ratio low", "ratio high", "win share",
+                          "halves SGD")) -> pd.DataFrame:
+    """One lever's rows of :func:`lever_table`, the tuning seeds beside the held-out seeds: one row per
+    (radius, complexity), one column group per seed set."""
+    rows = table.xs((lever, optimizer), level=("lever", "optimizer"))
+    if rho is not None:
+        rows = rows.xs(rho, level="rho", drop_level=False)
+    wide = rows[list(columns)].unstack("seed_set")
+    order = [s for s in SEED_SETS if s in wide.columns.get_level_values(1)]
+    return wide.swaplevel(axis=1).reindex(columns=order, level=0)[order]
+
+
+def best_radii(table: pd.DataFrame, optimizer: str = "LSAM") -> dict[str, float]:
+    """Per lever, the radius of ``optimizer`` whose median error on the *tuning* seeds, averaged over the lever's
+    complexities, is lowest: the radius a reader would pick before seeing the held-out seeds."""
+    tuning = table.xs(("tuning", optimizer), level=("seed_set", "optimizer"))["median"]
+    means = tuning.groupby(level=["lever", "rho"], sort=False).mean()
+    return {lever: float(rows.droplevel("lever").idxmin()) for lever, rows in means.groupby(level="lever", sort=False)}
+
+
+def _ratio_text(row) -> str:
+    return f"{row['median ratio']:.2f} [{row['ratio low']:.2f}, {row['ratio high']:.2f}]"
+
+
+def lever_summary(table: pd.DataFrame, optimizer: str = "LSAM") -> pd.DataFrame:
+    """The lever table to read: per lever (in :data:`LEVERS` order) at its :func:`best_radii` radius and per
+    complexity, for each seed set: SGD's median, the optimizer's median, the median ratio with its interval,
+    the paired wins and the optimizer's median final training error, as text."""
+    radii = best_radii(table, optimizer)
+    rows = []
+    for lever, rho in radii.items():
+        part = table.xs((lever, optimizer, rho), level=("lever", "optimizer", "rho"))
+        for (seed_set, turns), r in part.iterrows():
+            rows.append({"lever": LEVERS[lever].description if lever in LEVERS else lever, "rho": rho,
+                         "turns": turns, "seeds": seed_set, "SGD": f"{r['SGD median']:.3f}",
+                         optimizer: f"{r['median']:.3f}",
+                         "ratio [95% interval]": _ratio_text(r),
+                         "wins": f"{r.wins}/{r.pairs}",
+                         f"{optimizer} train error": f"{r['train error']:.3f}" if "train error" in r else "n/a"})
+    wide = pd.DataFrame(rows).set_index(["lever", "rho", "turns", "seeds"]).unstack("seeds")
+    order = [s for s in SEED_SETS if s in wide.columns.get_level_values(1)]
+    wide = wide.swaplevel(axis=1)[order]
+    return wide.reindex(pd.unique(pd.Index([r["lever"] for r in rows])), level="lever")
+
+
+def ablation_summary(table: pd.DataFrame, lever: str) -> pd.DataFrame:
+    """An ablation lever's rows of :func:`lever_table` to read: per seed set and complexity, SGD's median and,
+    for LSAM and each ablation, the median ratio to SGD and the paired wins (as text)."""
+    part = table.xs(lever, level="lever")
+    rows = {}
+    for (seed_set, optimizer, rho, turns), r in part.iterrows():
+        row = rows.setdefault((seed_set, turns), {"SGD median": f"{r['SGD median']:.3f}"})
+        row[f"{optimizer} ratio"] = f"{r['median ratio']:.2f}"
+        row[f"{optimizer} wins"] = f"{r.wins}/{r.pairs}"
+    out = pd.DataFrame.from_dict(rows, orient="index").rename_axis(["seeds", "turns"])
+    return out.reindex([s for s in SEED_SETS if s in out.index.get_level_values(0)], level=0)
+
+
+def _disjoint(tuning, held_out) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    tuning, held_out = (tuple(checks.seed("seed", s) for s in seeds) for seeds in (tuning, held_out))
+    if not tuning or not held_out:
+        raise ValueError("tuning and held_out must each hold at least one seed, e.g. range(20) and range(300, 320)")
+    common = sorted(set(tuning) & set(held_out))
+    if common:
+        raise ValueError(f"the tuning and held-out seeds must be disjoint; both hold {common}: pick held-out seeds "
+                         "the tuning run never used, e.g. range(300, 320)")
+    return tuning, held_out
+
+
+def held_out_check(lever: Lever, tuning, held_out, name: str = "lever", rho: float | None = None,
+                   n_boot: int = 2000, progress: bool | None = None) -> pd.DataFrame:
+    """Train ``lever`` on two disjoint seed sets and return :func:`side_by_side` of the two (LSAM; at ``rho``,
+    or every radius of the lever). Both seed sets train in one sweep, so they cost one run."""
+    tuning, held_out = _disjoint(tuning, held_out)
+    frame = run_lever(name, lever, tuning + held_out, "tuning", progress=progress)
+    frame.loc[frame.seed.isin(held_out), "seed_set"] = "held-out"
+    return side_by_side(lever_table(frame, n_boot), name, rho=rho)
+
+
+def results_path() -> Path:
+    """Where the shipped study lives: ``study_data/levers.csv`` beside this module."""
+    return Path(__file__).parent / "study_data" / "levers.csv"
+
+
+def load_study(path: str | Path | None = None) -> pd.DataFrame:
+    """The shipped study (:func:`results_path`), or the one at ``path``: one row per run."""
+    path = results_path() if path is None else Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no toy study at {path}: run python -m samlib.toy.study run")
+    return pd.read_csv(path)
+
+
+def _seed_range(text: str) -> tuple[int, ...]:
+    start, _, stop = text.partition(":")
+    try:
+        return tuple(range(int(start), int(stop)))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected START:STOP (e.g. 300:320), got {text!r}") from None
+
+
+def _run(args) -> None:
+    names = list(LEVERS) if args.levers is None else args.levers.split(",")
+    unknown = sorted(set(names) - set(LEVERS))
+    if unknown:
+        raise SystemExit(f"unknown levers {unknown}: use some of {list(LEVERS)}")
+    path = results_path()
+    for name in names:
+        frames = [run_lever(name, LEVERS[name], seeds, seed_set,
+                            None if args.checkpoints is None else Path(args.checkpoints) / f"{name}.{seed_set}.pt")
+                  for seed_set, seeds in SEED_SETS.items()]
+        _merge(path, name, pd.concat(frames, ignore_index=True))
+        print(f"{name}: {sum(map(len, frames))} runs written to {path}", flush=True)
+
+
+def _merge(path: Path, name: str, frame: pd.DataFrame) -> None:
+    """Replace lever ``name``'s rows of the study at ``path`` by ``frame``, atomically, in :data:`LEVERS` order."""
+    kept = [load_study(path).query("lever != @name")] if path.exists() else []
+    order = {lever: i for i, lever in enumerate(LEVERS)}
+    out = pd.concat([*kept, frame], ignore_index=True).sort_values("lever", key=lambda c: c.map(order), kind="stable")
+    path.parent.mkdir(exist_ok=True)
+    write_text_atomic(out.to_csv(index=False), path)
+
+
+def _check(args) -> None:
+    if args.lever not in LEVERS:
+        raise SystemExit(f"unknown lever {args.lever!r}: use one of {list(LEVERS)}")
+    lever = LEVERS[args.lever]
+    if args.rho is not None:
+        if args.rho not in lever.rhos:
+            raise SystemExit(f"lever {args.lever} has radii {list(lever.rhos)}; got --rho {args.rho:g}")
+        lever = replace(lever, rhos=(args.rho,))
+    if args.steps is not None:
+        lever = replace(lever, settings=replace(lever.settings, steps=args.steps))
+    table = held_out_check(lever, args.tuning, args.held_out, args.lever, args.rho)
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(table.round(3).to_string())
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m samlib.toy.study", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="train the levers on the tuning and held-out seeds; write the study")
+    run.add_argument("--levers", help=f"comma-separated names (default: all of {', '.join(LEVERS)})")
+    run.add_argument("--checkpoints", help="a folder for resumable checkpoints")
+    check = commands.add_parser("check", help="one lever on two disjoint seed sets, side by side")
+    check.add_argument("lever", help=f"one of {', '.join(LEVERS)}")
+    check.add_argument("--rho", type=float, help="one LSAM radius of the lever (default: all)")
+    check.add_argument("--tuning", type=_seed_range, default=TUNING_SEEDS, help="START:STOP (default 0:20)")
+    check.add_argument("--held-out", type=_seed_range, default=tuple(range(300, 320)),
+                       help="START:STOP (default 300:320)")
+    check.add_argument("--steps", type=int, help="shorter runs, for a quick look (default: the lever's)")
+    args = parser.parse_args(argv)
+    from .. import setup
+
+    setup()  # the book's seed, threads and kernels (samlib.repro.configure), as the chapters run
+    (_run if args.command == "run" else _check)(args)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,162 @@
+"""The toy's seed study (samlib.toy.study): the lever table against hand-made rows, the held-out check on a small
+setting and from the command line, and the shipped study against a re-run of its rows."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from samlib.toy import study
+from samlib.toy.sweep import ToySettings
+
+SMALL = study.Lever("a small toy", ToySettings(n=60, hidden=8, steps=40, batch_size=20, log_every=10), (0.5,),
+                    turns=(0.5,))
+
+
+def _frame(sgd, lsam, seed_set="tuning", lever="x", turns=0.5):
+    n = len(sgd)
+    return pd.DataFrame({"optimizer": ["SGD"] * n + ["LSAM"] * n, "rho": [0.0] * n + [1.0] * n, "turns": turns,
+                         "seed": list(range(n)) * 2, "hard_error": [*sgd, *lsam], "lever": lever,
+                         "seed_set": seed_set})
+
+
+def test_lever_table_by_hand_and_the_bar():
+    halves = _frame([0.4, 0.3, 0.2, 0.5], [0.1, 0.1, 0.25, 0.1])   # medians 0.35 and 0.1, 3 of 4 wins
+    too_easy = _frame([0.05, 0.06, 0.04, 0.05], [0.0, 0.0, 0.0, 0.0], turns=0.25)  # SGD's median below 0.1
+    table = study.lever_table(pd.concat([halves, too_easy]), n_boot=200)
+    row = table.loc[("x", "tuning", "LSAM", 1.0, 0.5)]
+    assert row["SGD median"] == pytest.approx(0.35) and row["median"] == pytest.approx(0.1)
+    assert row["median ratio"] == pytest.approx(0.1 / 0.35) and row["wins"] == 3 and row["pairs"] == 4
+    assert row["win share"] == 0.75 and bool(row["halves SGD"])
+    assert row["ratio low"] <= row["median ratio"] <= row["ratio high"]
+    assert not table.loc[("x", "tuning", "LSAM", 1.0, 0.25), "halves SGD"]  # no headroom: never counts
+    fits = study.lever_table(halves.assign(train_error=[0.0, 0.0, 0.1, 0.0, 0.2, 0.3, 0.2, 0.1]), n_boot=10)
+    row = fits.loc[("x", "tuning", "LSAM", 1.0, 0.5)]
+    assert row["SGD train error"] == pytest.approx(0.0) and row["train error"] == pytest.approx(0.2)
+
+
+def test_side_by_side_puts_the_seed_sets_next_to_each_other():
+    frame = pd.concat([_frame([0.4, 0.3, 0.2], [0.1, 0.1, 0.25]), _frame([0.3, 0.3, 0.3], [0.3, 0.2, 0.4],
+                                                                       seed_set="held-out")])
+    wide = study.side_by_side(study.lever_table(frame, n_boot=100), "x")
+    assert list(wide.columns.get_level_values(0).unique()) == ["tuning", "held-out"]
+    assert wide.loc[(1.0, 0.5), ("tuning", "median")] == pytest.approx(0.1)
+    assert wide.loc[(1.0, 0.5), ("held-out", "median")] == pytest.approx(0.3)
+
+
+def _two_radii():
+    """Lever "x": LSAM at rho 1 (median 0.1) beats rho 2 (median 0.3) on the tuning seeds, and loses on the
+    held-out ones; the reader's pick must come from the tuning seeds alone."""
+    rho2 = lambda f: f[f.optimizer == "LSAM"].assign(rho=2.0)  # noqa: E731
+    tuning = _frame([0.4, 0.3, 0.2], [0.1, 0.1, 0.25])
+    tuning = pd.concat([tuning, rho2(_frame([0.4, 0.3, 0.2], [0.3, 0.3, 0.3]))])
+    held = _frame([0.4, 0.3, 0.2], [0.3, 0.3, 0.3], seed_set="held-out")
+    held = pd.concat([held, rho2(_frame([0.4, 0.3, 0.2], [0.0, 0.0, 0.0], seed_set="held-out"))])
+    return study.lever_table(pd.concat([tuning, held]), n_boot=100)
+
+
+def test_best_radii_and_the_lever_summary_pick_the_radius_on_the_tuning_seeds():
+    table = _two_radii()
+    assert study.best_radii(table) == {"x": 1.0}
+    summary = study.lever_summary(table)
+    assert list(summary.columns.get_level_values(0).unique()) == ["tuning", "held-out"]
+    row = summary.loc[("x", 1.0, 0.5)]
+    assert row[("tuning", "LSAM")] == "0.100" and row[("held-out", "LSAM")] == "0.300"
+    assert row[("tuning", "wins")] == "2/3" and row[("tuning", "SGD")] == "0.300"
+    assert row[("tuning", "LSAM train error")] == "n/a"  # the hand-made rows have no training error
+
+
+def test_the_ablation_summary_lists_each_optimizer_against_sgd():
+    frame = _frame([0.4, 0.3, 0.2], [0.1, 0.1, 0.25])
+    iw = frame[frame.optimizer == "LSAM"].assign(optimizer="IW-only", hard_error=[0.4, 0.3, 0.3])
+    table = study.lever_table(pd.concat([frame, iw]), n_boot=100)
+    out = study.ablation_summary(table, "x")
+    assert out.loc[("tuning", 0.5), "IW-only ratio"] == "1.00" and out.loc[("tuning", 0.5), "IW-only wins"] == "0/3"
+    assert out.loc[("tuning", 0.5), "LSAM ratio"] == "0.33" and out.loc[("tuning", 0.5), "SGD median"] == "0.300"
+
+
+def test_the_held_out_check_trains_both_seed_sets_like_separate_runs():
+    table = study.held_out_check(SMALL, range(3), range(10, 13), name="small", n_boot=100, progress=False)
+    alone = study.lever_table(study.run_lever("small", SMALL, range(10, 13), "held-out", progress=False), 100)
+    assert table.loc[(0.5, 0.5), ("held-out", "median")] == alone.loc[("small", "held-out", "LSAM", 0.5, 0.5),
+                                                                       "median"]
+    assert set(table.columns.get_level_values(0)) == {"tuning", "held-out"}
+
+
+@pytest.mark.parametrize("tuning, held_out, match", [
+    (range(3), range(2, 5), r"must be disjoint; both hold \[2\]"),
+    (range(3), [], "at least one seed"),
+    (range(3), [-1], "seed"),
+])
+def test_the_held_out_check_refuses_seed_sets_that_are_not_disjoint(tuning, held_out, match):
+    with pytest.raises(ValueError, match=match):
+        study.held_out_check(SMALL, tuning, held_out)
+
+
+def test_the_check_command_prints_both_seed_sets(capsys):
+    study.main(["check", "baseline", "--rho", "1.0", "--tuning", "0:2", "--held-out", "50:52", "--steps", "20"])
+    out = capsys.readouterr().out
+    assert "tuning" in out and "held-out" in out and "median ratio" in out
+    with pytest.raises(SystemExit):
+        study.main(["check", "baseline", "--held-out", "50-52"])
+    with pytest.raises(SystemExit, match="unknown lever 'nope'"):
+        study.main(["check", "nope"])
+    with pytest.raises(SystemExit, match=r"has radii \[0.5, 1.0\]; got --rho 3"):
+        study.main(["check", "baseline", "--rho", "3"])
+
+
+def test_merging_replaces_one_levers_rows_and_keeps_the_others(tmp_path):
+    path = tmp_path / "levers.csv"
+    study._merge(path, "baseline", _frame([0.1], [0.2], lever="baseline"))
+    study._merge(path, "squared_hinge", _frame([0.1], [0.2], lever="squared_hinge"))
+    study._merge(path, "baseline", _frame([0.3], [0.4], lever="baseline"))
+    frame = study.load_study(path)
+    assert list(frame.lever) == ["baseline", "baseline", "squared_hinge", "squared_hinge"]  # LEVERS order
+    assert frame[frame.lever == "baseline"].hard_error.tolist() == [0.3, 0.4]
+    with pytest.raises(FileNotFoundError, match="python -m samlib.toy.study run"):
+        study.load_study(tmp_path / "missing.csv")
+
+
+# --- the shipped study ------------------------------------------------------------------------------
+
+
+def test_the_shipped_study_holds_every_lever_on_both_disjoint_seed_sets():
+    frame = study.load_study()
+    assert list(frame.lever.unique()) == list(study.LEVERS)
+    assert not set(study.TUNING_SEEDS) & set(study.HELD_OUT_SEEDS)
+    for (name, seed_set), part in frame.groupby(["lever", "seed_set"]):
+        lever = study.LEVERS[name]
+        assert sorted(part.seed.unique()) == list(study.SEED_SETS[seed_set]), (name, seed_set)
+        assert len(part) == len(lever.runs(study.SEED_SETS[seed_set])), (name, seed_set)
+        assert set(part.turns) == set(lever.turns) and part.hard_error.between(0, 1).all()
+        assert part.train_error.between(0, 1).all() and (part.train_loss >= 0).all()
+
+
+RERUN = """
+import json, sys, dataclasses
+import samlib
+samlib.setup()
+from samlib.toy import study
+name, seed, turns = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+lever = dataclasses.replace(study.LEVERS[name], turns=(turns,))
+seed_set = "tuning" if seed in study.TUNING_SEEDS else "held-out"
+print("---")
+print(study.run_lever(name, lever, [seed], seed_set, progress=False).to_csv(index=False))
+"""
+
+
+@pytest.mark.parametrize("name, seed, turns", [("baseline", 3, 0.75), ("open_window", 205, 1.0)])
+def test_a_row_of_the_shipped_study_comes_back_when_rerun(name, seed, turns):
+    """One (lever, seed, complexity) of the shipped study re-trained from scratch, SGD and every radius, in a fresh
+    process under the book's kernels (samlib.setup(), as the study command ran): the probe errors come back."""
+    import io
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", RERUN, name, str(seed), str(turns)], capture_output=True, text=True,
+                         check=True).stdout
+    rerun = pd.read_csv(io.StringIO(out.split("---\n", 1)[1]))  # the study's own CSV format
+    shipped = study.load_study().query("lever == @name and seed == @seed and turns == @turns")
+    merged = rerun.merge(shipped, on=["optimizer", "rho"], suffixes=("", "_shipped"))
+    assert len(merged) == len(rerun) == len(shipped) == 1 + len(study.LEVERS[name].rhos)
+    np.testing.assert_array_equal(merged.hard_error, merged.hard_error_shipped)
+    np.testing.assert_array_equal(merged.easy_error, merged.easy_error_shipped)
+    np.testing.assert_array_equal(merged.train_error, merged.train_error_shipped)
