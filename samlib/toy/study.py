@@ -1,15 +1,15 @@
 """The toy's seed study: the lever table and the held-out seed check, precomputed for the chapters.
 
 Every **lever** is the toy chapter's settings (:data:`~samlib.toy.sweep.BOOK_SETTINGS`) with one thing changed,
-trained with SGD and LSAM (and, for the ablation rows, IW-only and LR-only) on the same seeds. Each is trained
-twice: on the **tuning** seeds, on which the book chose its settings and radii, and on the **held-out** seeds,
-which were used only after every choice was made. A claim counts if it holds on both.
+trained with SGD and LSAM (IW-only and LR-only for the ablation rows, SAM for its comparison) on the same
+seeds. Each is trained twice: on the **tuning** seeds, on which the book chose its settings and radii, and on
+the **held-out** seeds, which were used only after every choice was made. A claim counts if it holds on both.
 
     python -m samlib.toy.study run [--levers NAME,...] [--checkpoints DIR]
     python -m samlib.toy.study check NAME --rho R --tuning 0:20 --held-out 300:320 [--steps N]
 
 ``run`` writes ``study_data/levers.csv`` beside this module (one row per run, atomically); the file ships with
-samlib, so the chapters print it in Colab too, and :func:`load_study` reads it. About 25 minutes on 2 CPU
+samlib, so the chapters print it in Colab too, and :func:`load_study` reads it. About 40 minutes on 2 CPU
 threads; with ``--checkpoints`` an interrupted study resumes where it stopped. ``check`` re-runs one lever on
 two seed sets of your choice and prints them side by side (:func:`held_out_check`).
 """
@@ -36,7 +36,7 @@ __all__ = ["Lever", "LEVERS", "TUNING_SEEDS", "HELD_OUT_SEEDS", "SEED_SETS", "BA
 TUNING_SEEDS = tuple(range(20))
 HELD_OUT_SEEDS = tuple(range(200, 220))  # never looked at before the levers, radii and claims were fixed
 BAR = {"sgd_median": 0.1, "ratio": 0.5, "win_share": 0.75}
-"""The issue's bar for 'LSAM halves SGD's error': SGD's median at least 0.1, LSAM's median at most half of it,
+"""The book's bar for 'LSAM halves SGD's error': SGD's median at least 0.1, LSAM's median at most half of it,
 and LSAM below its SGD twin in at least 75% of the pairs."""
 
 
