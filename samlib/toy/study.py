@@ -26,8 +26,8 @@ from .. import checks
 from ..checkpoint import write_text_atomic
 from ..results import paired_effect
 from .presets import OPEN_WINDOW
-from .results import probe_errors, train_errors
-from .sweep import BOOK_SETTINGS, ToySettings, grid, train_sweep
+from .results import final_losses, phantom_ratios, probe_errors, train_errors
+from .sweep import BOOK_SETTINGS, Run, ToySettings, grid, train_sweep
 
 __all__ = ["Lever", "LEVERS", "TUNING_SEEDS", "HELD_OUT_SEEDS", "SEED_SETS", "BAR", "run_lever", "lever_table",
            "best_radii", "lever_summary", "ablation_summary", "held_out_check", "side_by_side", "results_path",
@@ -50,9 +50,12 @@ class Lever:
     rhos: tuple[float, ...]
     turns: tuple[float, ...] = (0.5, 0.75, 1.0)
     optimizers: tuple[str, ...] = ("LSAM",)
+    hard_only: bool = False  # the hard-only control: SGD alone, the easy input set to 0
 
     def runs(self, seeds) -> list:
-        """SGD and every (optimizer, rho), on every complexity and seed."""
+        """SGD and every (optimizer, rho), on every complexity and seed (the control: SGD on the hard input)."""
+        if self.hard_only:
+            return [Run("SGD", 0.0, t, s, hard_only=True) for t in self.turns for s in seeds]
         return grid({"SGD": [0.0], **{opt: list(self.rhos) for opt in self.optimizers}}, list(self.turns),
                     list(seeds))
 
@@ -61,6 +64,7 @@ B = BOOK_SETTINGS
 _ABLATIONS = ("LSAM", "IW-only", "LR-only")
 LEVERS = {  # name: Lever; the toy chapter prints them in this order
     "baseline": Lever("the chapter's settings", B, (0.5, 1.0)),
+    "control": Lever("the hard-only control (SGD, the easy input set to 0)", B, (), hard_only=True),
     "head_weight_decay": Lever("weight decay 0.01 on the head only", replace(B, head_weight_decay=1e-2), (0.5, 1.0)),
     "fixed_head_norm": Lever("a head of fixed norm ||v|| = 0.5", replace(B, head_norm=0.5), (0.45, 0.5, 0.55),
                              turns=(0.5, 0.75, 1.0, 1.25)),
@@ -91,9 +95,12 @@ def run_lever(name: str, lever: Lever, seeds, seed_set: str, checkpoint: Path | 
               progress: bool | None = None) -> pd.DataFrame:
     """Train ``lever`` on ``seeds`` (one batched sweep): one row per run, with its probe errors
     (:func:`samlib.toy.results.probe_errors`), its final training loss and error
-    (:func:`~samlib.toy.results.train_errors`) and the columns ``lever`` and ``seed_set``."""
+    (:func:`~samlib.toy.results.train_errors`), its median real and phantom head ratios over training
+    (:func:`~samlib.toy.results.phantom_ratios`), its final head norm, and the columns ``lever`` and ``seed_set``."""
     result = train_sweep(lever.runs(seeds), lever.settings, checkpoint=checkpoint, progress=progress)
-    rows = pd.concat([probe_errors(result).drop(columns="hard_only"), train_errors(result)], axis=1)
+    rows = pd.concat([probe_errors(result).drop(columns="hard_only"), train_errors(result),
+                      phantom_ratios(result)[["real_ratio", "phantom_ratio"]], final_losses(result)[["head_norm"]]],
+                     axis=1)
     return rows.assign(lever=name, seed_set=seed_set)
 
 
