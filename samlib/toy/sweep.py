@@ -184,9 +184,6 @@ def losses_and_logits(params: dict[str, Tensor], batch, settings: ToySettings) -
     return _head_losses(_representation(params, *batch[:2], settings), params[HEAD], batch[2], settings.loss)
 
 
-_losses = losses_and_logits
-
-
 def _ascent(grads: dict[str, Tensor], rho: Tensor, perturb_all: Tensor, weights: dict[str, Tensor] | None = None
             ) -> dict[str, Tensor]:
     """:func:`samlib.optim.ascent` for every run: over the head alone where ``perturb_all`` is 0 (LSAM) and
@@ -206,10 +203,10 @@ def _grads(loss: Tensor, params: dict[str, Tensor]) -> dict[str, Tensor]:
 def _phantom_grads(params, batch, rho, perturb_all, settings: ToySettings):
     """Two passes (any SAM run): the gradient, the ascent on each run's parameters, the gradient there."""
     leaves = {k: p.detach().requires_grad_(True) for k, p in params.items()}
-    loss, f = _losses(leaves, batch, settings)
+    loss, f = losses_and_logits(leaves, batch, settings)
     eps = _ascent(_grads(loss, leaves), rho, perturb_all, params if settings.relative_rho else None)
     phantom = {k: (params[k] + eps[k]).requires_grad_(True) for k in params}
-    return _grads(_losses(phantom, batch, settings)[0], phantom), loss, f, eps[HEAD]
+    return _grads(losses_and_logits(phantom, batch, settings)[0], phantom), loss, f, eps[HEAD]
 
 
 def _head_ascent(params, batch, rho, settings: ToySettings):
