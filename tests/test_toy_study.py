@@ -99,6 +99,9 @@ def test_the_check_command_prints_both_seed_sets(capsys):
         study.main(["check", "baseline", "--held-out", "50-52"])
     with pytest.raises(SystemExit, match="unknown lever 'nope'"):
         study.main(["check", "nope"])
+    for lever in ("control", "sam"):
+        with pytest.raises(SystemExit, match=f"lever {lever} has no LSAM runs to check"):
+            study.main(["check", lever])
     with pytest.raises(SystemExit, match=r"has radii \[0.5, 1.0\]; got --rho 3"):
         study.main(["check", "baseline", "--rho", "3"])
 

@@ -261,6 +261,9 @@ def _check(args) -> None:
     if args.lever not in LEVERS:
         raise SystemExit(f"unknown lever {args.lever!r}: use one of {list(LEVERS)}")
     lever = LEVERS[args.lever]
+    if "LSAM" not in lever.optimizers or lever.hard_only:
+        raise SystemExit(f"lever {args.lever} has no LSAM runs to check; pick one of "
+                         f"{[n for n, x in LEVERS.items() if 'LSAM' in x.optimizers and not x.hard_only]}")
     if args.rho is not None:
         if args.rho not in lever.rhos:
             raise SystemExit(f"lever {args.lever} has radii {list(lever.rhos)}; got --rho {args.rho:g}")
