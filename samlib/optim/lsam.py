@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from .. import checks
 from .ascent import ascent
+from .distributed import refuse_under_distributed
 from .sam import SAM
 
 __all__ = ["LSAM", "lsam_param_groups", "check_head"]
@@ -100,6 +101,7 @@ class LSAM(SAM):
     def _phantom_head(self, features: Tensor, loss_fn: Callable[[Tensor], Tensor]):
         """The loss and outputs at the real head (detached), the head's weights [weight, (bias)] and the
         phantom ones [weight + eps, (bias + eps)], from features (B, D) of one backbone pass."""
+        refuse_under_distributed(f"{type(self).__name__}.fast_step")
         if features.ndim != 2 or features.shape[1] != self.head.in_features:
             raise ValueError(f"features must have shape (batch, {self.head.in_features}), got {tuple(features.shape)}")
         weights = [self.head.weight] + ([self.head.bias] if self.head.bias is not None else [])

@@ -20,6 +20,7 @@ from torch import Tensor
 from .. import checks
 from .ascent import ascent
 from .batchnorm import frozen_bn_stats
+from .distributed import is_ddp
 
 __all__ = ["SAM", "backward", "check_rho"]
 
@@ -153,6 +154,10 @@ class SAM(torch.optim.Optimizer):
         if not callable(closure):
             raise TypeError(f"closure must be callable, got {type(closure).__name__}: pass a function that runs "
                             "forward and backward and returns the loss")
+        if is_ddp(self.model):
+            raise RuntimeError("SAM.step(closure) cannot choose what a DistributedDataParallel model all-reduces in "
+                               "the ascent: use samlib.optim.sam_step(optimizer, compute_loss, "
+                               "ascent_gradient='per_device' or 'synchronized')")
         closure = torch.enable_grad()(closure)
         self.zero_grad()
         loss = _check_closure_loss(closure(), "first")
