@@ -5,10 +5,16 @@ training loop (:func:`samlib.train.fit`: progress bar, per-epoch checkpoint and 
 :func:`run_study` trains a list of specs and evaluates each network once; :mod:`samlib.results` turns the rows
 into mean +- sd tables and "beats SGD by more than the seed spread" verdicts. Shared by the CIFAR-MNIST and
 Waterbirds chapters.
+
+Both run unchanged under ``torchrun --nproc-per-node N`` (after ``torch.distributed.init_process_group``): each
+process trains a DDP-wrapped copy on its shard of every batch (:class:`samlib.train.ShardedBatches`; the
+config's ``batch_size`` is the batch of all processes together), rank 0 writes the checkpoints, every rank
+resumes from them. A run is reproducible for a given world size.
 """
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,10 +27,11 @@ from torch import Tensor, nn
 from .. import checks, scale
 from ..decompose import Decomposition, decompose, gini
 from ..optim import LSAM, SAM
+from ..optim.distributed import world_size
 from ..optim.registry import check_run, run_label
 from ..probe import extract_features
 from ..repro import seed_everything
-from ..train import History, TensorBatches, fit, progress_bar
+from ..train import History, ShardedBatches, TensorBatches, fit, progress_bar
 
 __all__ = ["OPTIMIZERS", "RunSpec", "TrainConfig", "specs", "make_optimizer", "train_run", "Study", "run_study",
            "evaluate_untrained", "phantom_gini_by_rho", "network_decomposition", "predict", "head_on_cpu"]
@@ -101,24 +108,56 @@ def make_optimizer(model: nn.Module, spec: RunSpec, config: TrainConfig) -> torc
 
 def train_run(build_model: Callable[[], nn.Module], images: Tensor, labels: Tensor, spec: RunSpec,
               config: TrainConfig, *, checkpoint=None, resume: str = "check", progress: bool | None = None,
-              evaluate_each_epoch: Callable[[nn.Module], dict] | None = None) -> tuple[nn.Module, History]:
+              evaluate_each_epoch: Callable[[nn.Module], dict] | None = None,
+              ascent_gradient: str | None = None) -> tuple[nn.Module, History]:
     """Train ``build_model()`` on ``images`` (N, ...) and class ``labels`` (N,) with cross-entropy, seeded by
     ``spec.seed`` (initialisation and batch order), on :func:`samlib.scale.device` (the GPU at paper scale, when
     there is one). With ``checkpoint`` (a file path) the run saves after every
     epoch and resumes from the file; a finished run is loaded, not retrained; a file of another run (other spec,
     config apart from ``epochs``, model or data) is refused unless ``resume="force"``. ``evaluate_each_epoch(model)``
     adds its metrics to every epoch's history row (curves over training). Returns the model (eval mode) and its
-    per-epoch history (train_loss, train_acc, ...)."""
+    per-epoch history (train_loss, train_acc, ...). Under ``torchrun`` see the module docstring;
+    ``ascent_gradient`` (``"per_device"``, the default there, or ``"synchronized"``) is SAM's and LSAM's
+    (:func:`samlib.optim.sam_step`)."""
     if len(images) != len(labels) or len(labels) == 0:
         raise ValueError(f"need as many labels as images (and at least one), got {len(images)} and {len(labels)}")
     seed_everything(spec.seed)
-    model = build_model().to(scale.device())
+    model = build_model().to(_process_device())
     optimizer = make_optimizer(model, spec, config)
-    batches = TensorBatches(images, labels, batch_size=config.batch_size)
-    history = fit(model, optimizer, batches, epochs=config.epochs, loss_fn=F.cross_entropy,
-                  evaluate=evaluate_each_epoch, checkpoint=checkpoint, resume=resume, progress=progress,
-                  identity={"spec": spec, **config.without_epochs()}, desc=f"{spec.label}, seed {spec.seed}")
+    identity = {"spec": spec, **config.without_epochs()}
+    history = fit(_distributed(model), optimizer, _batches(images, labels, spec, config), epochs=config.epochs,
+                  loss_fn=F.cross_entropy, evaluate=evaluate_each_epoch, checkpoint=checkpoint, resume=resume,
+                  progress=progress, identity=identity, desc=f"{spec.label}, seed {spec.seed}",
+                  ascent_gradient=ascent_gradient)
     return model.eval(), history
+
+
+def _process_device() -> torch.device:
+    """:func:`samlib.scale.device`; under ``torchrun`` with GPUs, this process's GPU (``$LOCAL_RANK``)."""
+    device = scale.device()
+    if device.type == "cuda" and world_size() > 1:
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return device
+
+
+def _distributed(model: nn.Module) -> nn.Module:
+    """``model`` wrapped in DistributedDataParallel when several processes run, else ``model`` itself."""
+    if world_size() == 1:
+        return model
+    device_ids = [model_device.index] if (model_device := next(model.parameters()).device).type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+
+
+def _batches(images: Tensor, labels: Tensor, spec: RunSpec, config: TrainConfig) -> TensorBatches:
+    """One process's batches: all of them, or under torch.distributed its shard of each batch of
+    ``config.batch_size`` (which the world size must divide)."""
+    n = world_size()
+    if n == 1:
+        return TensorBatches(images, labels, batch_size=config.batch_size)
+    if config.batch_size % n:
+        raise ValueError(f"batch_size={config.batch_size} is the batch of all {n} processes together, so it must be "
+                         f"a multiple of {n}: pass e.g. batch_size={n * max(1, config.batch_size // n)}")
+    return ShardedBatches(images, labels, batch_size=config.batch_size // n, seed=spec.seed)
 
 
 @dataclass
@@ -136,11 +175,12 @@ class Study:
 
 def run_study(build_model: Callable[[], nn.Module], images: Tensor, labels: Tensor, run_specs: Sequence[RunSpec],
               config: TrainConfig, evaluate: Callable[[nn.Module, RunSpec], dict], *, checkpoint_dir=None,
-              resume: str = "check", progress: bool | None = None) -> Study:
+              resume: str = "check", progress: bool | None = None, ascent_gradient: str | None = None) -> Study:
     """Train every spec (:func:`train_run`) and evaluate each trained network once with ``evaluate(model, spec)``
     (a dict of numbers, run without gradients). ``checkpoint_dir``: one checkpoint file per run there, so an
     interrupted study resumes where it stopped (long paper-scale runs); a file made with another config, data set
-    or model is refused (see :func:`train_run`) unless ``resume="force"``."""
+    or model is refused (see :func:`train_run`) unless ``resume="force"``. ``ascent_gradient``: see
+    :func:`train_run`."""
     if not run_specs or len(set(run_specs)) != len(run_specs):
         raise ValueError("run_specs must be a non-empty list of distinct RunSpecs (see samlib.experiments.runs.specs)")
     if checkpoint_dir is not None:
@@ -149,7 +189,7 @@ def run_study(build_model: Callable[[], nn.Module], images: Tensor, labels: Tens
     for spec in progress_bar(run_specs, progress, desc="runs"):
         checkpoint = None if checkpoint_dir is None else Path(checkpoint_dir) / f"{spec.name}.pt"
         model, history = train_run(build_model, images, labels, spec, config, checkpoint=checkpoint, resume=resume,
-                                   progress=False)
+                                   progress=False, ascent_gradient=ascent_gradient)
         with torch.no_grad():
             metrics = evaluate(model, spec)
         rows.append({"optimizer": spec.optimizer, "rho": spec.rho, "seed": spec.seed, "label": spec.label,

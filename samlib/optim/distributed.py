@@ -23,8 +23,8 @@ from torch import nn
 
 from .. import checks
 
-__all__ = ["ASCENT_GRADIENTS", "is_ddp", "world_size", "check_ascent_gradient", "ascent_pass", "agree_on",
-           "refuse_under_distributed"]
+__all__ = ["ASCENT_GRADIENTS", "is_ddp", "unwrapped", "world_size", "rank", "check_ascent_gradient", "ascent_pass",
+           "agree_on", "refuse_under_distributed"]
 
 ASCENT_GRADIENTS = ("per_device", "synchronized")
 
@@ -34,10 +34,23 @@ def is_ddp(model) -> bool:
     return isinstance(model, nn.parallel.DistributedDataParallel)
 
 
+def unwrapped(model: nn.Module) -> nn.Module:
+    """The module a DDP wrapper trains (``model`` itself when it is not DDP-wrapped)."""
+    return model.module if is_ddp(model) else model
+
+
+def _initialized() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def rank() -> int:
+    """This process's rank in the default ``torch.distributed`` group (0 when none is initialised)."""
+    return torch.distributed.get_rank() if _initialized() else 0
+
+
 def world_size() -> int:
     """The number of processes of the default ``torch.distributed`` group (1 when none is initialised)."""
-    dist = torch.distributed
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    return torch.distributed.get_world_size() if _initialized() else 1
 
 
 def check_ascent_gradient(ascent_gradient, model) -> str | None:
