@@ -252,6 +252,8 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Iterable, *
     """
     epochs = checks.non_negative_int("epochs", epochs, "pass the number of passes over the data, e.g. epochs=10")
     checks.choice("resume", resume, RESUME)
+    checks.optional(checks.choice, "autocast_dtype", autocast_dtype, (torch.bfloat16, torch.float16),
+                    "or None for float32; float16 wants a scaler=torch.amp.GradScaler(device)")
     parameters = list(model.parameters())
     if not parameters:
         raise ValueError(f"model ({type(model).__name__}) has no parameters: there is nothing to train")

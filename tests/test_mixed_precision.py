@@ -133,3 +133,22 @@ def test_bad_arguments_are_refused_with_the_fix(call, error, message):
     with pytest.raises(error) as info:
         call()
     assert message in str(info.value)
+
+
+def test_train_run_in_bfloat16_is_seeded_and_refuses_a_float32_checkpoint(tmp_path):
+    from samlib.checkpoint import CheckpointMismatch
+    from samlib.experiments.runs import RunSpec, TrainConfig, train_run
+    spec, config = RunSpec("SAM", 0.2, seed=1), TrainConfig(epochs=1, batch_size=8)
+    first, again = (train_run(net, X, Y, spec, config, progress=False, autocast_dtype=torch.bfloat16)[0]
+                    for _ in range(2))
+    assert all(torch.equal(a, b) for a, b in zip(weights(first), weights(again)))
+    train_run(net, X, Y, spec, config, progress=False, checkpoint=tmp_path / "run.pt")
+    with pytest.raises(CheckpointMismatch, match="run.autocast_dtype: checkpoint \\(absent\\), now torch.bfloat16"):
+        train_run(net, X, Y, spec, config, progress=False, checkpoint=tmp_path / "run.pt",
+                  autocast_dtype=torch.bfloat16)
+
+
+def test_an_unsupported_autocast_dtype_is_refused():
+    model = net()
+    with pytest.raises(ValueError, match="autocast_dtype must be one of torch.bfloat16, torch.float16; got"):
+        fit(model, optimizer(model), TensorBatches(X, Y, batch_size=4), epochs=1, autocast_dtype=torch.float64)

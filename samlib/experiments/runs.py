@@ -109,7 +109,8 @@ def make_optimizer(model: nn.Module, spec: RunSpec, config: TrainConfig) -> torc
 def train_run(build_model: Callable[[], nn.Module], images: Tensor, labels: Tensor, spec: RunSpec,
               config: TrainConfig, *, checkpoint=None, resume: str = "check", progress: bool | None = None,
               evaluate_each_epoch: Callable[[nn.Module], dict] | None = None,
-              ascent_gradient: str | None = None) -> tuple[nn.Module, History]:
+              ascent_gradient: str | None = None,
+              autocast_dtype: torch.dtype | None = None) -> tuple[nn.Module, History]:
     """Train ``build_model()`` on ``images`` (N, ...) and class ``labels`` (N,) with cross-entropy, seeded by
     ``spec.seed`` (initialisation and batch order), on :func:`samlib.scale.device` (the GPU at paper scale, when
     there is one). With ``checkpoint`` (a file path) the run saves after every
@@ -118,17 +119,20 @@ def train_run(build_model: Callable[[], nn.Module], images: Tensor, labels: Tens
     adds its metrics to every epoch's history row (curves over training). Returns the model (eval mode) and its
     per-epoch history (train_loss, train_acc, ...). Under ``torchrun`` see the module docstring;
     ``ascent_gradient`` (``"per_device"``, the default there, or ``"synchronized"``) is SAM's and LSAM's
-    (:func:`samlib.optim.sam_step`)."""
+    (:func:`samlib.optim.sam_step`). ``autocast_dtype``: mixed precision, ``torch.bfloat16`` or ``torch.float16``
+    (which gets a ``torch.amp.GradScaler``, checkpointed with the run)."""
     if len(images) != len(labels) or len(labels) == 0:
         raise ValueError(f"need as many labels as images (and at least one), got {len(images)} and {len(labels)}")
     seed_everything(spec.seed)
-    model = build_model().to(_process_device())
+    device = _process_device()
+    model = build_model().to(device)
     optimizer = make_optimizer(model, spec, config)
+    scaler = torch.amp.GradScaler(device.type) if autocast_dtype == torch.float16 else None
     identity = {"spec": spec, **config.without_epochs()}
     history = fit(_distributed(model), optimizer, _batches(images, labels, spec, config), epochs=config.epochs,
                   loss_fn=F.cross_entropy, evaluate=evaluate_each_epoch, checkpoint=checkpoint, resume=resume,
                   progress=progress, identity=identity, desc=f"{spec.label}, seed {spec.seed}",
-                  ascent_gradient=ascent_gradient)
+                  ascent_gradient=ascent_gradient, autocast_dtype=autocast_dtype, scaler=scaler)
     return model.eval(), history
 
 
@@ -175,12 +179,13 @@ class Study:
 
 def run_study(build_model: Callable[[], nn.Module], images: Tensor, labels: Tensor, run_specs: Sequence[RunSpec],
               config: TrainConfig, evaluate: Callable[[nn.Module, RunSpec], dict], *, checkpoint_dir=None,
-              resume: str = "check", progress: bool | None = None, ascent_gradient: str | None = None) -> Study:
+              resume: str = "check", progress: bool | None = None, ascent_gradient: str | None = None,
+              autocast_dtype: torch.dtype | None = None) -> Study:
     """Train every spec (:func:`train_run`) and evaluate each trained network once with ``evaluate(model, spec)``
     (a dict of numbers, run without gradients). ``checkpoint_dir``: one checkpoint file per run there, so an
     interrupted study resumes where it stopped (long paper-scale runs); a file made with another config, data set
-    or model is refused (see :func:`train_run`) unless ``resume="force"``. ``ascent_gradient``: see
-    :func:`train_run`."""
+    or model is refused (see :func:`train_run`) unless ``resume="force"``. ``ascent_gradient`` and
+    ``autocast_dtype``: see :func:`train_run`."""
     if not run_specs or len(set(run_specs)) != len(run_specs):
         raise ValueError("run_specs must be a non-empty list of distinct RunSpecs (see samlib.experiments.runs.specs)")
     if checkpoint_dir is not None:
@@ -189,7 +194,7 @@ def run_study(build_model: Callable[[], nn.Module], images: Tensor, labels: Tens
     for spec in progress_bar(run_specs, progress, desc="runs"):
         checkpoint = None if checkpoint_dir is None else Path(checkpoint_dir) / f"{spec.name}.pt"
         model, history = train_run(build_model, images, labels, spec, config, checkpoint=checkpoint, resume=resume,
-                                   progress=False, ascent_gradient=ascent_gradient)
+                                   progress=False, ascent_gradient=ascent_gradient, autocast_dtype=autocast_dtype)
         with torch.no_grad():
             metrics = evaluate(model, spec)
         rows.append({"optimizer": spec.optimizer, "rho": spec.rho, "seed": spec.seed, "label": spec.label,
