@@ -112,10 +112,7 @@ def ddp_rows(args) -> list[tuple[str, float, float]]:
                    __file__, "--worker", str(out), "--batch", str(args.batch), "--size", str(args.size),
                    "--rounds", str(args.rounds), "--warmup", str(args.warmup), "--widths", *map(str, args.widths)]
         subprocess.run(command, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True)
-        times = torch.load(out)
-    base = times["SAM, 1 process"]
-    return [(name, statistics.median(t) * 1e3, statistics.median(a / b for a, b in zip(t, base)))
-            for name, t in times.items()]
+        return ratio_rows(torch.load(out), "SAM, 1 process")
 
 
 def amp_rows(args) -> list[tuple[str, float, float]] | None:
@@ -140,8 +137,12 @@ def amp_rows(args) -> list[tuple[str, float, float]] | None:
             seconds = timed(lambda: (step(), torch.cuda.synchronize()))
             if r >= args.warmup:
                 times[name].append(seconds)
-    base = times["SGD fp32"]
-    return [(name, statistics.median(t) * 1e3, statistics.median(a / b for a, b in zip(t, base)))
+    return ratio_rows(times, "SGD fp32")
+
+
+def ratio_rows(times: dict[str, list[float]], base: str) -> list[tuple[str, float, float]]:
+    """(method, median ms/step, median over rounds of time / ``base``'s time) for each method."""
+    return [(name, statistics.median(t) * 1e3, statistics.median(a / b for a, b in zip(t, times[base])))
             for name, t in times.items()]
 
 

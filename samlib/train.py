@@ -91,10 +91,14 @@ class TensorBatches:
     def __len__(self) -> int:
         return math.ceil(len(self.tensors[0]) / self.batch_size)
 
-    def __iter__(self):
+    def _order(self) -> Tensor:
+        """The epoch's order of the examples (indices)."""
         n = len(self.tensors[0])
-        order = torch.randperm(n) if self.shuffle else torch.arange(n)
-        for start in range(0, n, self.batch_size):
+        return torch.randperm(n) if self.shuffle else torch.arange(n)
+
+    def __iter__(self):
+        order = self._order()
+        for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]
             yield tuple(t[idx] for t in self.tensors)
 
@@ -122,11 +126,8 @@ class ShardedBatches(TensorBatches):
     def __len__(self) -> int:
         return math.ceil(len(self.sampler) / self.batch_size)
 
-    def __iter__(self):
-        order = torch.tensor(list(self.sampler))
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start:start + self.batch_size]
-            yield tuple(t[idx] for t in self.tensors)
+    def _order(self) -> Tensor:
+        return torch.tensor(list(self.sampler))
 
 
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: LossFn,

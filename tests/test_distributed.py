@@ -176,3 +176,18 @@ def test_a_bad_ascent_gradient_is_refused_with_the_fix(mode, message):
     with pytest.raises(ValueError) as info:
         sam_step(optimizer, lambda: model(torch.randn(2, 3)).sum(), ascent_gradient=mode)
     assert message in str(info.value)
+
+
+def test_sharded_batches_are_seeded_by_the_run_and_the_epoch_not_the_global_generator():
+    from samlib.train import ShardedBatches
+    data = torch.arange(10)
+
+    def epoch(seed, number):
+        batches = ShardedBatches(data, batch_size=4, seed=seed)
+        batches.set_epoch(number)
+        torch.manual_seed(number + 100)  # the global generator plays no part
+        return torch.cat([b for (b,) in batches]).tolist()
+
+    assert sorted(epoch(0, 0)) == list(range(10)) and len(ShardedBatches(data, batch_size=4, seed=0)) == 3
+    assert epoch(0, 1) == epoch(0, 1) and epoch(0, 1) != epoch(0, 0) and epoch(1, 0) != epoch(0, 0)
+    assert ShardedBatches(data, batch_size=4, seed=3).fingerprint()["data.seed"] == "3"
