@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-__all__ = ["FeaturesAndHead", "SmallCNN", "resnet"]
+__all__ = ["FeaturesAndHead", "SmallCNN", "PaperConvNet", "resnet"]
 
 
 class FeaturesAndHead(nn.Module):
@@ -46,6 +46,34 @@ class SmallCNN(FeaturesAndHead):
                   for layer in _conv_block(cin, cout, batchnorm)]
         features = nn.Sequential(*blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten())
         super().__init__(features, nn.Linear(widths[-1], num_classes))
+
+
+PAPER_CONV_LAYERS = ((32, 5, 2, 2), (64, 3, 2, 1), (128, 3, 2, 1))  # (out channels, kernel, stride, padding)
+
+
+def _conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+class PaperConvNet(FeaturesAndHead):
+    """The three-conv network quoted from Springer et al. (2024): Conv(32, k5, s2, p2), ReLU, Conv(64, k3, s2,
+    p1), ReLU, Conv(128, k3, s2, p1), ReLU, Flatten, Linear. No BatchNorm, no pooling, so each feature keeps
+    its place in the image (a domino's halves stay apart in the features, unlike :class:`SmallCNN`'s global
+    average pool).
+
+    Input (B, in_channels, H, W) with ``image_size == (H, W)``; features (B, 128 * ceil(H/8) * ceil(W/8)),
+    e.g. 3,584 for a 56x28 domino."""
+
+    def __init__(self, in_channels: int = 3, num_classes: int = 2, image_size: tuple[int, int] = (64, 32)):
+        if not (isinstance(image_size, (tuple, list)) and len(image_size) == 2
+                and all(isinstance(s, int) and s >= 8 for s in image_size)):
+            raise ValueError(f"image_size must be the input's (H, W), both at least 8 pixels, got {image_size!r}")
+        layers, cin, (h, w) = [], in_channels, image_size
+        for cout, kernel, stride, padding in PAPER_CONV_LAYERS:
+            layers += [nn.Conv2d(cin, cout, kernel, stride=stride, padding=padding), nn.ReLU()]
+            cin, h, w = cout, _conv_out(h, kernel, stride, padding), _conv_out(w, kernel, stride, padding)
+        super().__init__(nn.Sequential(*layers, nn.Flatten()), nn.Linear(cin * h * w, num_classes))
+        self.image_size = tuple(image_size)
 
 
 def resnet(depth: int, num_classes: int, *, in_channels: int = 3, pretrained: bool = False,
