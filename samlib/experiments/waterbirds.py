@@ -42,6 +42,7 @@ class WaterbirdsPreset:
     batchnorm: bool = True
     agreement: float = 0.95
     gini_rho: float = 0.5
+    objects: dict | None = None  # the stand-in's two objects (None: tops vs footwear, samlib.data.waterbirds)
 
 
 BOOK = WaterbirdsPreset(data="standin", n_train=3000, n_eval=1500, image_size=32, model="small_cnn",
@@ -74,7 +75,7 @@ def load_sets(config: WaterbirdsPreset, root=None) -> WaterbirdsSets:
     the real Waterbirds folder ``root`` (:func:`samlib.data.download_waterbirds` fetches it)."""
     if config.data == "standin":
         return WaterbirdsSets(*(waterbirds_standin(split, n, seed=seed, agreement=config.agreement,
-                                                   image_size=config.image_size)
+                                                   image_size=config.image_size, objects=config.objects)
                                 for seed, (split, n) in enumerate((("train", config.n_train), ("val", config.n_eval),
                                                                     ("test", config.n_eval)))))
     if config.data == "real":

