@@ -1,4 +1,4 @@
-"""Test beds with headroom: the study behind the "Real images with headroom" chapter.
+"""Test beds with headroom: the study behind the "Headroom first" chapter (``book/testbeds.ipynb``).
 
 Each test bed is a domino preset (:class:`samlib.experiments.cifar_mnist.CifarMnistPreset`). For each, the study
 measures the headroom of the hard half's probe (:mod:`samlib.experiments.headroom`) and then compares SGD, SAM
@@ -14,7 +14,7 @@ and LSAM:
 
 writes ``testbeds_data/testbeds.csv`` beside this module (one row per run), atomically after each bed; with
 ``--checkpoints`` an interrupted study resumes where it stopped. The file ships with samlib, so the chapter prints
-it in Colab too; :func:`load_study` reads it. About 60 minutes on 2 CPU threads.
+it in Colab too; :func:`load_study` reads it. About an hour on 2 CPU threads.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..checkpoint import write_text_atomic
-from ..data import pixel_probe_errors
+from ..data import Dominoes, pixel_probe_errors
 from ..data.clutter import Clutter
 from . import cifar_mnist, runs, waterbirds
 from .cifar_mnist import CifarMnistPreset
@@ -75,7 +75,7 @@ BEDS = {
 }
 
 
-def bed_sets(preset: CifarMnistPreset) -> tuple[cifar_mnist.DominoSets, object]:
+def bed_sets(preset: CifarMnistPreset) -> tuple[cifar_mnist.DominoSets, Dominoes]:
     """The four domino sets of ``preset`` and its hard-only training set."""
     return cifar_mnist.load_sets(preset), cifar_mnist.hard_only_set(preset)
 
