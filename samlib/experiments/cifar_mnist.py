@@ -128,7 +128,8 @@ def _maker(config: CifarMnistPreset, root, download: bool):
 
 
 def build_model(config: CifarMnistPreset, sets: DominoSets) -> nn.Module:
-    """A fresh, randomly initialised network of ``config`` with two outputs, for the images of ``sets``."""
+    """A fresh, randomly initialised network of ``config`` with ``config.classes`` outputs, for the images of
+    ``sets``."""
     in_channels, size = sets.train.images.shape[1], tuple(sets.train.images.shape[2:])
     if config.model == "small_cnn":
         return SmallCNN(in_channels, config.classes, config.widths, batchnorm=config.batchnorm)
