@@ -435,6 +435,24 @@ def test_per_epoch_curves():
     _labelled(*axes)
 
 
+@draws(real_data.plot_headroom)
+def test_headroom_rows_bands_and_markers():
+    table = pd.DataFrame({"pixels": [0.6, 0.8], "random init": [0.65, 0.82], "SGD": [0.66, 0.83],
+                          "hard only": [0.85, 0.86]}, index=["roomy", "tight"])
+    table["gap"] = table["hard only"] - table["random init"]
+    fig, ax = plt.subplots()
+    real_data.plot_headroom(ax, table, 0.15)
+    legend = _legend(ax)
+    assert set(legend) == {"floor to ceiling ≥ 0.15", "floor to ceiling < 0.15", "pixels", "random init", "SGD",
+                           "hard only"}
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["roomy", "tight"]
+    bands = [line.get_xdata() for line in ax.lines]
+    assert [tuple(b) for b in bands] == [(0.65, 0.85), (0.82, 0.86)]  # floor to ceiling, one band per bed
+    sgd = [c for c in ax.collections if c.get_label() == "SGD"][0]
+    assert tuple(sgd.get_offsets()[0]) == (0.66, 0.0)
+    _labelled(ax)
+
+
 # --- every figure is drawn by some test ---------------------------------------------------------
 
 

@@ -124,5 +124,5 @@ def plot_headroom(ax, table: pd.DataFrame, min_gap: float) -> None:
             ax.scatter(row[stage], i, marker=marker, color=mcolor, s=46, zorder=3, label=stage if i == 0 else None)
     ax.set_yticks(range(len(table)), table.index)
     ax.invert_yaxis()
-    ax.set(xlabel="probe accuracy on the hard feature (median over seeds)")
+    ax.set(xlabel="probe accuracy on the hard feature (median over seeds)", ylabel="test bed")
     ax.legend(fontsize="x-small", loc="lower left", ncol=3)
