@@ -26,13 +26,13 @@ from pathlib import Path
 import pandas as pd
 
 from ..checkpoint import write_text_atomic
-from ..data import Dominoes, pixel_probe_errors
+from ..data import pixel_probe_errors
 from ..data.clutter import Clutter
 from . import cifar_mnist, runs, waterbirds
 from .cifar_mnist import CifarMnistPreset
 from .runs import TrainConfig
 
-__all__ = ["Bed", "BEDS", "TUNING_SEEDS", "HELD_OUT_SEEDS", "COLUMNS", "bed_sets", "headroom_runs", "grid_runs",
+__all__ = ["Bed", "BEDS", "TUNING_SEEDS", "HELD_OUT_SEEDS", "COLUMNS", "headroom_runs", "grid_runs",
            "waterbirds_headroom_runs", "best_radii", "lever_runs", "run_bed", "results_path", "load_study"]
 
 TUNING_SEEDS = (0, 1, 2, 3, 4)
@@ -75,11 +75,6 @@ BEDS = {
 }
 
 
-def bed_sets(preset: CifarMnistPreset) -> tuple[cifar_mnist.DominoSets, Dominoes]:
-    """The four domino sets of ``preset`` and its hard-only training set."""
-    return cifar_mnist.load_sets(preset), cifar_mnist.hard_only_set(preset)
-
-
 def _evaluate(preset: CifarMnistPreset, sets, train_images, train_labels):
     def evaluate(model, spec) -> dict:
         accuracy = float((runs.predict(model, train_images) == train_labels).double().mean())
@@ -94,11 +89,13 @@ def _study(preset, sets, images, labels, run_specs, folder) -> pd.DataFrame:
     return study.frame
 
 
-def headroom_runs(preset: CifarMnistPreset, seeds=TUNING_SEEDS, checkpoints: Path | None = None) -> pd.DataFrame:
+def headroom_runs(preset: CifarMnistPreset, seeds=TUNING_SEEDS, checkpoints: Path | None = None,
+                  sets: cifar_mnist.DominoSets | None = None) -> pd.DataFrame:
     """The headroom stages of ``preset`` (:data:`samlib.experiments.headroom.STAGES`): the pixel probe (one row,
     seed 0), the untrained network and the hard-only control for each seed, SGD on the training set for each
-    seed."""
-    sets, control = bed_sets(preset)
+    seed. ``sets``: ``preset``'s domino sets, when already loaded."""
+    sets = cifar_mnist.load_sets(preset) if sets is None else sets
+    control = cifar_mnist.hard_only_set(preset)
     pixels = cifar_mnist.pixel_probes(sets)
     rows = [pd.DataFrame([{"label": "pixels", "optimizer": "pixels", "rho": 0.0, "seed": 0, **pixels}])]
     build = lambda: cifar_mnist.build_model(preset, sets)  # noqa: E731
@@ -142,9 +139,11 @@ def waterbirds_headroom_runs(preset, seeds=TUNING_SEEDS, checkpoints: Path | Non
     return pd.concat(rows, ignore_index=True)
 
 
-def grid_runs(preset: CifarMnistPreset, optimizers: dict, seeds, checkpoints: Path | None = None) -> pd.DataFrame:
-    """``preset``'s training set with every (optimizer, radius) of ``optimizers`` for every seed."""
-    sets = cifar_mnist.load_sets(preset)
+def grid_runs(preset: CifarMnistPreset, optimizers: dict, seeds, checkpoints: Path | None = None,
+              sets: cifar_mnist.DominoSets | None = None) -> pd.DataFrame:
+    """``preset``'s training set with every (optimizer, radius) of ``optimizers`` for every seed. ``sets``:
+    ``preset``'s domino sets, when already loaded (they depend on its data fields only, not on its training)."""
+    sets = cifar_mnist.load_sets(preset) if sets is None else sets
     folder = None if checkpoints is None else checkpoints / "runs"
     return _study(preset, sets, sets.train.images, sets.train.y, runs.specs(optimizers, seeds), folder)
 
@@ -172,19 +171,21 @@ def run_bed(name: str, checkpoints: Path | None = None) -> pd.DataFrame:
     if isinstance(bed.preset, waterbirds.WaterbirdsPreset):
         frame = waterbirds_headroom_runs(bed.preset, TUNING_SEEDS, folder)
         return frame.assign(lever="bed", seed_set="tuning", bed=name)[COLUMNS]
-    tuning = headroom_runs(bed.preset, TUNING_SEEDS, folder)
+    sets = cifar_mnist.load_sets(bed.preset)  # once: the levers change the training, not the data
+    tuning = headroom_runs(bed.preset, TUNING_SEEDS, folder, sets)
     frames = [tuning.assign(lever="bed", seed_set="tuning")]
     if bed.radii:
-        grid = grid_runs(bed.preset, bed.radii, TUNING_SEEDS, folder)
+        grid = grid_runs(bed.preset, bed.radii, TUNING_SEEDS, folder, sets)
         frames.append(grid.assign(lever="bed", seed_set="tuning"))
         chosen = {"SGD": (0.0,), **{opt: (rho,) for opt, rho in best_radii(grid).items()}}
         if bed.held_out:
-            held = grid_runs(bed.preset, chosen, HELD_OUT_SEEDS, folder)
+            held = grid_runs(bed.preset, chosen, HELD_OUT_SEEDS, folder, sets)
             frames.append(held.assign(lever="bed", seed_set="held out"))
         best = lever_runs(grid, chosen)
         for lever, preset in bed.levers.items():
             lever_folder = None if folder is None else folder / lever.replace(" ", "_")
-            frames.append(grid_runs(preset, best, TUNING_SEEDS, lever_folder).assign(lever=lever, seed_set="tuning"))
+            lever_rows = grid_runs(preset, best, TUNING_SEEDS, lever_folder, sets)
+            frames.append(lever_rows.assign(lever=lever, seed_set="tuning"))
     return pd.concat(frames, ignore_index=True).assign(bed=name)[COLUMNS]
 
 
