@@ -1,7 +1,9 @@
-"""Glue for the HTML book: numbers computed in a chapter, quoted in its prose."""
+"""The HTML book's two bridges to a chapter's code: glue (numbers quoted in the prose) and tables."""
 from __future__ import annotations
 
-__all__ = ["glue", "plain_number"]
+import hashlib
+
+__all__ = ["glue", "plain_number", "show", "Table"]
 
 
 def plain_number(value, digits: int | None = None):
@@ -26,3 +28,58 @@ def glue(name: str, value, digits: int | None = None) -> None:
     except ImportError:
         return
     myst_glue(name, plain_number(value, digits), display=False)
+
+
+class Table:
+    """A data frame shown as an HTML table in the book (and Jupyter) and as aligned text elsewhere.
+
+    Floats get ``digits`` decimals, ints stay ints, missing values read ``na_rep``. ``title`` becomes the
+    table's caption. The HTML's element ids derive from the title and columns, so re-running a chapter
+    writes the same output (nbval compares it).
+    """
+
+    def __init__(self, frame, title: str | None = None, digits: int = 3, index: bool = True, na_rep: str = "–"):
+        import pandas as pd
+
+        if isinstance(frame, pd.Series):
+            frame = frame.to_frame()
+        if not isinstance(frame, pd.DataFrame):
+            raise TypeError(f"frame: expected a pandas DataFrame or Series, got {type(frame).__name__}; "
+                            "pass the table to show")
+        if isinstance(digits, bool) or not isinstance(digits, int) or digits < 0:
+            raise ValueError(f"digits: expected an int >= 0, got {digits!r}; pass e.g. digits=3")
+        self.frame, self.title, self.digits, self.index, self.na_rep = frame, title, digits, index, na_rep
+
+    def _float(self, value) -> str:
+        return f"{value:.{self.digits}f}"
+
+    def __repr__(self) -> str:
+        body = self.frame.to_string(index=self.index, na_rep=self.na_rep, float_format=self._float)
+        return f"{self.title}\n{body}" if self.title else body
+
+    def _repr_html_(self) -> str:
+        styler = self.frame.style.format(precision=self.digits, na_rep=self.na_rep)
+        styler.set_uuid(hashlib.sha1(f"{self.title}|{list(self.frame.columns)}".encode()).hexdigest()[:10])
+        styler.set_table_attributes('class="samlib-table"')
+        styler.set_table_styles(TABLE_STYLES)
+        if self.title:
+            styler.set_caption(self.title)
+        if not self.index:
+            styler.hide(axis="index")
+        return styler.to_html()
+
+
+# Tables fit the book's column: small type, headers that wrap, numbers that do not.
+TABLE_STYLES = [
+    {"selector": "", "props": "font-size: 0.85em; border-collapse: collapse; margin-bottom: 0.5em;"},
+    {"selector": "caption", "props": "caption-side: top; text-align: left; font-weight: bold; padding: 0.3em 0;"},
+    {"selector": "th", "props": "white-space: normal; padding: 0.2em 0.5em; text-align: right;"},
+    {"selector": "td", "props": "white-space: nowrap; padding: 0.2em 0.5em; text-align: right;"},
+]
+
+
+def show(frame, title: str | None = None, digits: int = 3, index: bool = True, na_rep: str = "–") -> None:
+    """Display ``frame`` as a :class:`Table` (an HTML table in the book, aligned text in a terminal)."""
+    from IPython.display import display
+
+    display(Table(frame, title, digits, index, na_rep))

@@ -10,3 +10,38 @@ def test_plain_number_unwraps_and_rounds_numpy_and_torch_scalars():
     assert repr(plain_number(torch.tensor(0.123456, dtype=torch.float64), 3)) == "0.123"
     assert repr(plain_number(np.int64(7))) == "7"
     assert plain_number("text") == "text"
+
+
+def _frame():
+    import pandas as pd
+
+    return pd.DataFrame({"runs": [5, 3], "hard probe": [0.81234, np.nan]}, index=["SGD", "SAM"])
+
+
+def test_table_text_keeps_counts_as_ints_and_rounds_floats():
+    from samlib.book import Table
+
+    text = repr(Table(_frame(), "Table 9. Counts", digits=2))
+    assert text.splitlines()[0] == "Table 9. Counts"
+    assert "5" in text and "5.0" not in text and "0.81" in text and "0.812" not in text and "–" in text
+
+
+def test_table_html_is_a_captioned_table_with_stable_ids():
+    from samlib.book import Table
+
+    html = Table(_frame(), "Table 9. Counts")._repr_html_()
+    assert "<table" in html and "<caption>Table 9. Counts</caption>" in html
+    assert ">5<" in html and ">0.812<" in html and ">–<" in html
+    assert html == Table(_frame(), "Table 9. Counts")._repr_html_()      # re-running writes the same output
+    assert "row_heading" not in Table(_frame(), index=False)._repr_html_()
+
+
+def test_table_refuses_what_is_not_a_frame_and_bad_digits():
+    import pytest
+
+    from samlib.book import Table
+
+    with pytest.raises(TypeError, match="frame"):
+        Table([[1, 2]])
+    with pytest.raises(ValueError, match="digits"):
+        Table(_frame(), digits=-1)
