@@ -146,6 +146,27 @@ def test_book_style_and_colours():
     assert len(toy.turns_colors([1.0, 0.5, 1.0])) == 2
 
 
+def test_tick_labels_stay_legible_at_the_page_width():
+    """Tick labels of the widest allowed figure are at least 10 px tall in the book's column, and no figure of
+    samlib or of a chapter is wider than that."""
+    import json
+    import re
+    from pathlib import Path
+
+    with plt.rc_context():
+        style.use_book_style()
+        assert plt.rcParams["xtick.labelsize"] == pytest.approx(style.TICK_PT)
+    assert style.tick_px_on_page() >= 10 and style.tick_px_on_page(2 * style.MAX_FIGURE_WIDTH) < 10
+    root = Path(__file__).resolve().parents[1]
+    sources = {p: p.read_text() for p in (root / "samlib" / "plots").glob("*.py")}
+    for notebook in (root / "book").glob("*.ipynb"):
+        cells = json.loads(notebook.read_text())["cells"]
+        sources[notebook] = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    widths = {(p.name, float(w)) for p, text in sources.items() for w in re.findall(r"figsize=\(([0-9.]+),", text)}
+    assert len(widths) > 10
+    assert not {w for w in widths if w[1] > style.MAX_FIGURE_WIDTH}
+
+
 def test_explorer_draws_on_demand():
     draw = widgets.rho_explorer(product_loss, (2.5, 0.1), lr=0.05)
     before = set(plt.get_fignums())
@@ -164,6 +185,24 @@ def test_toy_explorer_trains_and_draws_one_run():
     before = set(plt.get_fignums())
     train("SGD", 0.5, 0.5)
     assert _new_figure(before).axes[0].get_title().startswith("SGD rho=0")
+
+
+@draws(widgets.rho_explorer_frames)
+def test_rho_explorer_frames_show_gd_and_each_rho_at_each_step_count():
+    fig, axes = plt.subplots(2, 3, squeeze=False)
+    widgets.rho_explorer_frames(axes, product_loss, (2.5, 0.1), 0.05, rhos=(0.05, 0.2, 0.5), steps=(5, 20))
+    assert axes[1, 2].get_title() == r"$\rho = 0.5$, 20 steps"
+    assert {"GD", r"SAM, $\rho=0.5$"} <= set(_legend(axes[1, 2]))
+    plt.close(fig)
+
+
+@draws(widgets.toy_explorer_frames)
+def test_toy_explorer_frames_train_one_run_per_panel():
+    fig, axes = plt.subplots(1, 2)
+    errors = widgets.toy_explorer_frames(axes, TINY, [("SGD", 0.0, 0.5), ("LSAM", 0.5, 1.0)])
+    assert len(errors) == 2 and errors.hard_error.between(0, 1).all()
+    assert axes[1].get_title().startswith("LSAM rho=0.5, 1 turns")
+    plt.close(fig)
 
 
 # --- the toy chapter ----------------------------------------------------------------------------

@@ -28,7 +28,7 @@ def plot_lorenz(ax, weights: dict, colors: dict | None = None) -> None:
         ax.plot(x, y, color=(colors or {}).get(label), label=f"{label} (Gini {gini(w):.2f})")
     ax.set(xlabel="share of examples (lightest first)", ylabel="share of total importance weight",
            xlim=(0, 1), ylim=(0, 1), aspect="equal")
-    ax.legend(fontsize="x-small", loc="upper left")
+    ax.legend(fontsize="small", loc="upper left")
 
 
 def plot_gini_gap(axes, matched: pd.DataFrame) -> None:
@@ -46,7 +46,7 @@ def plot_gini_gap(axes, matched: pd.DataFrame) -> None:
         ax.set(xscale="log", xlabel="training loss (log scale; training runs left to right)",
                ylabel="Gini difference at equal loss", title=f"{turns:g} turns")
         ax.invert_xaxis()
-    axes[0].legend(fontsize="x-small", loc="lower left")
+    axes[0].legend(fontsize="small", loc="lower left")
 
 
 def plot_lr_scaling(ax, frame: pd.DataFrame, ylim=(0, 1.4)) -> None:
@@ -71,8 +71,8 @@ def plot_weight_by_contribution(axes, grids: list[dict], titles: list[str]) -> N
         bins = grid["median"].shape[0]
         image = ax.imshow(grid["median"], origin="lower", cmap="viridis", norm=norm, aspect="auto")
         labels = [[f"{e:.2g}" for e in grid[f"{k}_edges"][:-1]] for k in ("easy", "hard")]
-        ax.set_yticks(range(bins), labels[0], fontsize="x-small")
-        ax.set_xticks(range(bins), labels[1], fontsize="x-small", rotation=45)
+        ax.set_yticks(range(bins), labels[0], fontsize="small")
+        ax.set_xticks(range(bins), labels[1], fontsize="small", rotation=45)
         ax.set(ylabel=r"easy contribution $y\,v_{easy}\Phi_{easy}$ (bin start)",
                xlabel=r"hard contribution $y\,v_{hard}\Phi_{hard}$ (bin start)", title=title)
         ax.grid(False)
@@ -94,4 +94,4 @@ def plot_ablation(axes, summary: pd.DataFrame) -> None:
             ax.errorbar(x, rows["median"], yerr=spread, marker="o", capsize=3, color=ABLATION_COLORS[opt],
                         label=opt)
         ax.set(xlabel=r"$\rho$", ylabel="hard-feature probe error", title=f"{turns:g} turns", ylim=(-0.02, 0.6))
-    axes[0].legend(fontsize="x-small")
+    axes[0].legend(fontsize="small")

@@ -54,7 +54,7 @@ def plot_error_vs_snr(ax, table: pd.DataFrame, setting, metric: str = "test_erro
                 alpha=0.85, label=f"{opt}, n = {n}")
     ax.axvline(1.0, color="0.4", lw=1, ls=":")
     ax.set(xscale="log", xlabel=r"$n\|\mu\|^4 / (d\,\sigma_p^4)$", ylabel="clean-label test error")
-    ax.legend(fontsize="x-small", ncol=2)
+    ax.legend(fontsize="small", ncol=2)
 
 
 def _band(ax, epochs, values, color, label):

@@ -21,7 +21,7 @@ def plot_images(axes, images: Tensor, titles) -> None:
     for ax, image, title in zip(np.ravel(axes), images, titles):
         pixels = image.permute(1, 2, 0).numpy()
         ax.imshow(pixels[..., 0] if pixels.shape[-1] == 1 else pixels, cmap="gray", vmin=0, vmax=1)
-        ax.set_title(title, fontsize="x-small")
+        ax.set_title(title, fontsize="small")
         ax.set(xticks=[], yticks=[])
         ax.grid(False)
 
@@ -45,7 +45,7 @@ def plot_seed_results(ax, frame: pd.DataFrame, metric: str, ylabel: str, referen
         ax.axhline(reference, color="0.4", ls="--", lw=1, label=reference_label)
     ax.set_xticks(range(len(order)), order)
     ax.set(ylabel=ylabel, xlim=(-0.6, len(order) - 0.4))
-    ax.legend(fontsize="x-small", loc="best")
+    ax.legend(fontsize="small", loc="best")
 
 
 def plot_metric_vs_rho(ax, frame: pd.DataFrame, metric: str, ylabel: str) -> None:
@@ -63,7 +63,7 @@ def plot_metric_vs_rho(ax, frame: pd.DataFrame, metric: str, ylabel: str) -> Non
         mean = rows.groupby("rho")[metric].mean()
         ax.plot(mean.index, mean.values, marker="o", color=COLORS[opt], label=opt)
     ax.set(xscale="log", xlabel=r"$\rho$ (log scale)", ylabel=ylabel)
-    ax.legend(fontsize="x-small")
+    ax.legend(fontsize="small")
 
 
 def plot_gini_vs_rho(ax, rhos, ginis, real_gini: float) -> None:
@@ -72,7 +72,7 @@ def plot_gini_vs_rho(ax, rhos, ginis, real_gini: float) -> None:
     ax.plot(rhos, ginis, marker="o", color=COLORS["LSAM"], label=r"$\tilde\lambda$ (phantom head)")
     ax.set(xscale="log", xlabel=r"$\rho$ of the phantom head (log scale)", ylabel="Gini of the importance weights",
            ylim=(0, 1))
-    ax.legend(fontsize="x-small")
+    ax.legend(fontsize="small")
 
 
 def plot_phantom_weights(axes, sgd_parts: Decomposition, lsam_parts: Decomposition, rho: float,
@@ -102,7 +102,7 @@ def plot_curves(axes, frame: pd.DataFrame) -> None:
     axes[0].set(xlabel="epoch", ylabel="probe accuracy, clothing (hard) half")
     axes[1].set(xlabel="epoch", ylabel="Gini of the importance weights", ylim=(0, 1))
     for ax in axes:
-        ax.legend(fontsize="x-small")
+        ax.legend(fontsize="small")
 
 
 HEADROOM_MARKERS = {"pixels": ("s", "0.55"), "random init": ("o", "0.2"), "SGD": ("D", COLORS["SGD"]),
@@ -125,4 +125,4 @@ def plot_headroom(ax, table: pd.DataFrame, min_gap: float) -> None:
     ax.set_yticks(range(len(table)), table.index)
     ax.invert_yaxis()
     ax.set(xlabel="probe accuracy on the hard feature (median over seeds)", ylabel="test bed")
-    ax.legend(fontsize="x-small", loc="lower left", ncol=3)
+    ax.legend(fontsize="small", loc="lower left", ncol=3)

@@ -109,8 +109,8 @@ def plot_phantom_ratio(axes, ratios: pd.DataFrame) -> None:
     axes[0].set(ylabel="hard / easy last-layer weight", title="phantom and real ratios")
     axes[1].axhline(1, color="0.3", lw=0.8, ls="--")
     axes[1].set(ylabel="phantom ratio / real ratio", title="how much the update favours the hard feature")
-    axes[0].legend(fontsize="x-small", ncol=2)
-    axes[1].legend(fontsize="x-small")
+    axes[0].legend(fontsize="small", ncol=2)
+    axes[1].legend(fontsize="small")
 
 
 def plot_training_curves(axes, result, runs: list[int], labels: list[str]) -> None:
@@ -128,7 +128,7 @@ def plot_training_curves(axes, result, runs: list[int], labels: list[str]) -> No
                 title="training loss")
     axes[1].set(xlabel="step (log scale)", ylabel="last-layer weight", xscale="log", title="the head $v$")
     for ax in axes:
-        ax.legend(fontsize="x-small")
+        ax.legend(fontsize="small")
 
 
 def plot_lr_factors(ax, result, run: int, title: str) -> None:
@@ -141,4 +141,4 @@ def plot_lr_factors(ax, result, run: int, title: str) -> None:
     ax.axhline(1, color="0.5", ls="--", lw=1, label="1 (no scaling, SGD)")
     ax.set(xlabel="step (log scale)", ylabel="phantom / real weight (log scale)", xscale="log", yscale="log",
            title=title)
-    ax.legend(fontsize="x-small")
+    ax.legend(fontsize="small")
