@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 from ..landscape import Loss2D, sam_path
 from .landscape import plot_paths, plot_valley_sharpness
 
-__all__ = ["rho_explorer", "toy_explorer", "draw_toy_run"]
+__all__ = ["rho_explorer", "rho_explorer_frames", "toy_explorer", "toy_explorer_frames", "draw_toy_run"]
 
 
 def rho_explorer(loss: Loss2D, start, lr: float = 0.05, max_steps: int = 1000):
@@ -17,7 +17,7 @@ def rho_explorer(loss: Loss2D, start, lr: float = 0.05, max_steps: int = 1000):
 
     def draw(rho: float, steps: int):
         paths = [sam_path(loss, start, 0.0, lr, steps), sam_path(loss, start, round(rho, 3), lr, steps)]
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4.4))
         plot_paths(axes[0], loss, paths)
         plot_valley_sharpness(axes[1], loss, paths)
         plt.show()
@@ -27,9 +27,9 @@ def rho_explorer(loss: Loss2D, start, lr: float = 0.05, max_steps: int = 1000):
                     steps=IntSlider(value=400, min=0, max=max_steps, step=50, description="steps"))
 
 
-def draw_toy_run(optimizer: str, rho: float, turns: float, settings, seed: int = 0):
-    """Train one toy run and draw what its hard branch learned (Phi_hard over the plane) with its
-    hard- and easy-feature probe errors in the title. Returns the run's probe-error row."""
+def _toy_run_panel(ax, optimizer: str, rho: float, turns: float, settings, seed: int = 0):
+    """Train one toy run and draw its hard branch (Phi_hard over the plane) on ``ax``, with both probe errors
+    in the title. Returns the run's probe-error row."""
     from ..toy.results import probe_errors
     from ..toy.sweep import Run, train_sweep, training_data
     from .toy import plot_hard_feature
@@ -37,12 +37,36 @@ def draw_toy_run(optimizer: str, rho: float, turns: float, settings, seed: int =
     run = Run(optimizer, 0.0 if optimizer == "SGD" else rho, turns, seed)
     result = train_sweep([run], settings, progress=False)
     errors = probe_errors(result).iloc[0]
-    fig, ax = plt.subplots(figsize=(4.6, 4.6))
     plot_hard_feature(ax, result.params, 0, training_data([run], settings)[0],
-                        title=f"{optimizer} rho={run.rho:g}, {turns:g} turns\nhard probe error "
-                              f"{errors.hard_error:.3f}, easy {errors.easy_error:.3f}")
+                      title=f"{optimizer} rho={run.rho:g}, {turns:g} turns\nhard probe error "
+                            f"{errors.hard_error:.3f}, easy {errors.easy_error:.3f}")
+    return errors
+
+
+def draw_toy_run(optimizer: str, rho: float, turns: float, settings, seed: int = 0):
+    """Train one toy run and draw what its hard branch learned (Phi_hard over the plane) with its
+    hard- and easy-feature probe errors in the title. Returns the run's probe-error row."""
+    fig, ax = plt.subplots(figsize=(4.6, 4.6))
+    errors = _toy_run_panel(ax, optimizer, rho, turns, settings, seed)
     plt.show()
     return errors
+
+
+def toy_explorer_frames(axes, settings, runs):
+    """The toy explorer's picture for fixed choices, for the static book: one panel per ``(optimizer, rho,
+    turns)`` of ``runs`` on ``axes``. Returns the probe-error rows (a DataFrame, one row per run)."""
+    import pandas as pd
+
+    return pd.DataFrame([_toy_run_panel(ax, *run, settings) for ax, run in zip(axes, runs)])
+
+
+def rho_explorer_frames(axes, loss: Loss2D, start, lr: float, rhos, steps) -> None:
+    """The rho explorer's left panel for fixed choices, for the static book: ``axes[i, j]`` shows GD and SAM
+    with ``rhos[j]`` after ``steps[i]`` steps (``axes``: an array of shape (len(steps), len(rhos)))."""
+    for row, n in zip(axes, steps):
+        for ax, rho in zip(row, rhos):
+            plot_paths(ax, loss, [sam_path(loss, start, 0.0, lr, n), sam_path(loss, start, rho, lr, n)])
+            ax.set_title(rf"$\rho = {rho:g}$, {n} steps")
 
 
 def toy_explorer(settings, turns=(0.5, 0.75, 1.0)):
