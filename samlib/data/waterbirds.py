@@ -23,7 +23,7 @@ from PIL import Image
 from torch import Tensor
 
 from .dominoes import agreeing_labels
-from .sources import ImageSet, _check_values, check_count, class_index, fashion_mnist
+from .sources import ImageSet, _check_values, check_count, class_index, fashion_mnist, skimage_image
 
 __all__ = ["Waterbirds", "PLACES", "SPLIT_CODES", "WATERBIRDS_URL", "load_waterbirds", "download_waterbirds",
            "waterbirds_standin", "pixel_probe_errors", "LAND", "WATER", "STANDIN_CLASSES"]
@@ -165,17 +165,13 @@ def download_waterbirds(root) -> Path:
 
 @functools.lru_cache(maxsize=1)
 def _backgrounds() -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """The land and the water background regions, RGB uint8, from images inside scikit-image's wheel."""
-    try:
-        import skimage.data
-    except ImportError:
-        raise ImportError("the offline Waterbirds stand-in crops backgrounds from scikit-image's images: "
-                          "pip install scikit-image (or pip install 'sam-features[data]')") from None
+    """The land and the water background regions, RGB uint8, from images inside scikit-image's wheel (without
+    scikit-image, the same files downloaded: :func:`samlib.data.sources.skimage_image`)."""
     families = []
     for family in (LAND, WATER):
         regions = []
         for name, box, tint in family:
-            image = getattr(skimage.data, name)()
+            image = skimage_image(name)
             if box is not None:
                 image = image[box[0]:box[2], box[1]:box[3]]
             if tint is not None:
