@@ -39,7 +39,7 @@ def _toy_run_panel(ax, optimizer: str, rho: float, turns: float, settings, seed:
     errors = probe_errors(result).iloc[0]
     plot_hard_feature(ax, result.params, 0, training_data([run], settings)[0],
                       title=f"{optimizer} rho={run.rho:g}, {turns:g} turns\nhard probe error "
-                            f"{errors.hard_error:.3f}, easy {errors.easy_error:.3f}")
+                            f"{errors.hard_error:.3f}\neasy probe error {errors.easy_error:.3f}")
     return errors
 
 
