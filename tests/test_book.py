@@ -45,3 +45,22 @@ def test_table_refuses_what_is_not_a_frame_and_bad_digits():
         Table([[1, 2]])
     with pytest.raises(ValueError, match="digits"):
         Table(_frame(), digits=-1)
+
+
+def test_references_are_labelled_by_author_and_year_as_the_text_cites_them():
+    import importlib.util
+    from pathlib import Path
+
+    from pybtex.database import parse_file
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("author_year_labels", root / "book/_ext/author_year_labels.py")
+    labels = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(labels)
+    entries = parse_file(root / "book/references.bib").entries
+    got = {key: labels.author_year_label(entry) for key, entry in entries.items()}
+    assert got["springer2024sam"] == "Springer et al., 2024"
+    assert got["andriushchenko2022understanding"] == "Andriushchenko and Flammarion, 2022"
+    assert len(set(got.values())) == len(got)              # no two entries share a label
+    config = (root / "_config.yml").read_text()
+    assert "bibtex_default_style: author_year" in config and "bibtex_reference_style: author_year" in config
