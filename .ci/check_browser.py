@@ -20,9 +20,10 @@ same way everywhere. On every page it checks:
   ``table``: every table has a header and at least one row of cells;
 - ``launch-button``: a notebook page has the Colab launch button, pointing at its own notebook;
 - ``explorer``: next to every widget explorer (a code cell calling ``*_explorer(``, which the static book cannot
-  run) stands its static counterpart: an element with the CSS class ``explorer-static`` (a notebook cell tagged
-  ``explorer-static``, which myst-nb renders with the class ``tag_explorer-static``, or a MyST figure or image with
-  ``:class: explorer-static``) in the explorer's section, holding at least one loaded image;
+  run) stands its static counterpart, holding at least one loaded image: the first output image after the explorer
+  in its section whose "Figure N." caption names the explorer ("The explorer, frozen."), or any element of the CSS
+  class ``explorer-static`` in its section (a notebook cell tagged ``explorer-static``, which myst-nb renders with
+  the class ``tag_explorer-static``, or a MyST figure or image with ``:class: explorer-static``);
 - readability: ``overflow``, no output block (or the page itself) scrolls sideways at the 1280 px window;
   ``text-table``, no table printed as plain text (a pandas dump: rows of three or more aligned columns) where an
   HTML table belongs; ``float-count``, no column of counts (runs, seeds, wins, ...) printed as floats ("20.0").
@@ -341,12 +342,24 @@ let stage = 'start';
   const launch = [...document.querySelectorAll('a[href*="colab.research.google.com"]')].map((a) => a.href);
 
   stage = 'explorers';
-  // Widget explorers and their static counterparts (class explorer-static / tag_explorer-static).
+  // Widget explorers and their static counterparts: an element of class explorer-static (a cell tagged
+  // explorer-static) in the explorer's section, or the first output image after the explorer in its section
+  // when that image's 'Figure N.' caption names the explorer.
   const explorers = [...document.querySelectorAll('div.cell')].filter((c) => {
     const input = c.querySelector('.cell_input'); return input && /\b\w+_explorer\s*\(/.test(text(input));
   }).map((c) => {
     const section = c.closest('section') || document.body;
     const statics = [...section.querySelectorAll('.explorer-static, .tag_explorer-static')];
+    let next = c.nextElementSibling;
+    while (next && !hasOutputImage(next) && !/^H[1-6]$/.test(next.tagName) && next.tagName !== 'SECTION') {
+      next = next.nextElementSibling;
+    }
+    if (next && hasOutputImage(next)) {
+      for (let e = next.nextElementSibling; e && !hasOutputImage(e) && !/^H[1-6]$/.test(e.tagName) &&
+           e.tagName !== 'SECTION'; e = e.nextElementSibling) {
+        if (isCaption(e)) { if (/explorer/i.test(text(e)) && !statics.includes(next)) statics.push(next); break; }
+      }
+    }
     const imgs = statics.flatMap((s) => (s.tagName === 'IMG' ? [s] : [...s.querySelectorAll('img')]));
     return {where: where(c), code: short(text(c.querySelector('.cell_input')), 100), statics: statics.length,
             loaded: imgs.filter((i) => i.complete && i.naturalWidth > 0).length, images: imgs.length};
@@ -504,8 +517,9 @@ def analyse(page: Page, probe: dict, browser_log: list[dict] = (), colab_prefix:
 
     for x in probe["explorers"]:
         if not x["statics"]:
-            fail("explorer", f"{x['where']}: the explorer \"{x['code']}\" has no static counterpart (an element "
-                             "of class explorer-static, e.g. a cell tagged explorer-static, in its section)")
+            fail("explorer", f"{x['where']}: the explorer \"{x['code']}\" has no static counterpart (a cell tagged "
+                             "explorer-static in its section, or a next output image whose 'Figure N.' caption "
+                             "names the explorer)")
         elif not x["loaded"]:
             fail("explorer", f"{x['where']}: the static counterpart of \"{x['code']}\" shows no loaded image")
 

@@ -249,7 +249,10 @@ def test_math_without_mathjax_is_caught(tiny_book, browser, tmp_path):
 
 def test_an_explorer_without_its_static_figure_is_caught(tiny_book, browser, tmp_path):
     html = _broken_copy(tiny_book, tmp_path)
+    # Either marker is enough: without the cell tag, the next figure's caption still names the explorer.
     _edit(html / "chapter.html", "tag_explorer-static", "tag_something-else")
+    assert _check(tiny_book, html, browser, tmp_path) == []
+    _edit(html / "chapter.html", "The explorer, frozen.", "A second rectangle.")
     failures = _check(tiny_book, html, browser, tmp_path)
     assert [f.check for f in failures] == ["explorer"], failures
 
