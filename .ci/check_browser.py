@@ -24,6 +24,7 @@ same way everywhere. On every page it checks:
   in its section whose "Figure N." caption names the explorer ("The explorer, frozen."), or any element of the CSS
   class ``explorer-static`` in its section (a notebook cell tagged ``explorer-static``, which myst-nb renders with
   the class ``tag_explorer-static``, or a MyST figure or image with ``:class: explorer-static``);
+- ``legibility``: every output figure is shown wide enough that its tick labels are at least 10 px tall;
 - readability: ``overflow``, no output block (or the page itself) scrolls sideways at the 1280 px window;
   ``text-table``, no table printed as plain text (a pandas dump: rows of three or more aligned columns) where an
   HTML table belongs; ``float-count``, no column of counts (runs, seeds, wins, ...) printed as floats ("20.0").
@@ -54,6 +55,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+TICK_PT, FIGURE_DPI = 11 * 1.15, 110  # samlib.plots.style: TICK_PT and savefig.dpi (tests/test_browser.py checks)
 WINDOW = (1280, 900)
 CHROME_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -277,7 +279,7 @@ let stage = 'start';
   stage = 'images';
   const images = [...document.images].map((img) => ({
     src: img.getAttribute('src'), alt: img.alt, complete: img.complete, naturalWidth: img.naturalWidth,
-    inOutput: !!img.closest('.cell_output'), where: where(img)}));
+    width: img.getBoundingClientRect().width, inOutput: !!img.closest('.cell_output'), where: where(img)}));
 
   stage = 'captions';
   // Captions: an output image is followed (before the next image) by a paragraph "Figure N."; and back.
@@ -452,6 +454,15 @@ def notebook_outputs(notebook: Path) -> dict[str, int]:
     return counts
 
 
+MIN_TICK_PX = 10  # the smallest legible tick label on screen
+
+
+def tick_px(shown_width: float, natural_width: int) -> float:
+    """Screen height of a tick label of a book figure (samlib.plots.style: TICK_PT points at savefig.dpi) whose
+    PNG, ``natural_width`` pixels wide, is shown ``shown_width`` pixels wide."""
+    return TICK_PT * FIGURE_DPI / 72 * shown_width / natural_width
+
+
 def _allowed(message: str) -> str | None:
     return next((name for name, pattern, _ in ALLOWED_ERRORS if re.search(pattern, message)), None)
 
@@ -477,6 +488,13 @@ def analyse(page: Page, probe: dict, browser_log: list[dict] = (), colab_prefix:
     for img in probe["images"]:
         if not (img["complete"] and img["naturalWidth"] > 0):
             fail("image", f"{img['where']}: <img src={img['src']!r}> did not load (naturalWidth {img['naturalWidth']})")
+
+    for img in probe["images"]:  # tick labels of an output figure, as the reader sees them
+        if not (img["inOutput"] and img["naturalWidth"] > 0):
+            continue
+        if (px := tick_px(img["width"], img["naturalWidth"])) < MIN_TICK_PX:
+            fail("legibility", f"{img['where']}: <img src={img['src']!r}> shown {img['width']:.0f} of "
+                               f"{img['naturalWidth']} px wide: tick labels {px:.1f} px tall (< {MIN_TICK_PX})")
 
     seen = set()
     for t in probe["texts"]:  # one failure per block of text: the first kind of raw text found in it

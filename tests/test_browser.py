@@ -283,3 +283,24 @@ def test_the_script_skips_loudly_without_a_browser(tmp_path, monkeypatch, capsys
     monkeypatch.setenv("CI", "true")
     assert cb.main(["--html", str(tmp_path)]) == 2
     assert "FAILED" in capsys.readouterr().err
+
+
+def test_the_legibility_rule_uses_the_book_style():
+    from samlib.plots import style
+
+    with __import__("matplotlib").pyplot.rc_context():
+        style.use_book_style()
+        dpi = __import__("matplotlib").pyplot.rcParams["savefig.dpi"]
+    assert (cb.TICK_PT, cb.FIGURE_DPI) == (pytest.approx(style.TICK_PT), dpi)
+    assert cb.tick_px(100, 100) == pytest.approx(style.TICK_PT * dpi / 72)
+    assert cb.tick_px(style.PAGE_COLUMN_PX, style.MAX_FIGURE_WIDTH * dpi) >= cb.MIN_TICK_PX
+
+
+def test_a_figure_shrunk_below_legible_ticks_is_caught(tiny_book, browser, tmp_path):
+    html = _broken_copy(tiny_book, tmp_path)
+    page = html / "chapter.html"
+    first = re.search(r'<img alt="[^"]*_images/', page.read_text()).group(0)
+    _edit(page, first, first.replace("<img ", '<img style="width: 30px" '))
+    failures = _check(tiny_book, html, browser, tmp_path)
+    assert [f.check for f in failures] == ["legibility"], failures
+    assert "shown 30 of 120 px" in failures[0].detail
