@@ -78,8 +78,18 @@ TABLE_STYLES = [
 ]
 
 
-def show(frame, title: str | None = None, digits: int = 3, index: bool = True, na_rep: str = "–") -> None:
-    """Display ``frame`` as a :class:`Table` (an HTML table in the book, aligned text in a terminal)."""
+def show(frame, title: str | None = None, digits: int = 3, index: bool = True, na_rep: str = "–",
+         split: bool = False) -> None:
+    """Display ``frame`` as a :class:`Table` (an HTML table in the book, aligned text in a terminal).
+    ``split``: one table per value of the columns' top level (a wide side-by-side table, e.g. tuning and
+    held-out seeds), each titled "``title``: value", so that each fits the book's column."""
     from IPython.display import display
 
-    display(Table(frame, title, digits, index, na_rep))
+    if not split:
+        display(Table(frame, title, digits, index, na_rep))
+        return
+    if frame.columns.nlevels < 2:
+        raise ValueError(f"split: needs columns with two or more levels, got {list(frame.columns)[:4]}; "
+                         "pass split=False")
+    for top in frame.columns.unique(level=0):
+        display(Table(frame[top], f"{title}: {top}" if title else str(top), digits, index, na_rep))

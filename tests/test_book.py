@@ -64,3 +64,21 @@ def test_references_are_labelled_by_author_and_year_as_the_text_cites_them():
     assert len(set(got.values())) == len(got)              # no two entries share a label
     config = (root / "_config.yml").read_text()
     assert "bibtex_default_style: author_year" in config and "bibtex_reference_style: author_year" in config
+
+
+def test_show_splits_a_side_by_side_table_into_one_table_per_group(monkeypatch):
+    import pandas as pd
+    import pytest
+    from IPython import display
+
+    from samlib import book
+
+    shown = []
+    monkeypatch.setattr(display, "display", shown.append)
+    columns = pd.MultiIndex.from_product([["tuning", "held-out"], ["median", "wins"]])
+    frame = pd.DataFrame([[0.1, 3, 0.2, 4]], columns=columns, index=["LSAM"])
+    book.show(frame, "Lever", split=True)
+    assert [t.title for t in shown] == ["Lever: tuning", "Lever: held-out"]
+    assert list(shown[1].frame.columns) == ["median", "wins"] and shown[1].frame.iloc[0, 1] == 4
+    with pytest.raises(ValueError, match="split"):
+        book.show(_frame(), split=True)
