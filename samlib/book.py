@@ -69,7 +69,8 @@ class Table:
         return styler.to_html()
 
 
-# Tables fit the book's column: small type, headers that wrap, numbers that do not.
+# The table's look in Jupyter and Colab: small type, headers that wrap, numbers that do not. The HTML book's
+# own CSS (_static/outputs.css) narrows it further and lets every cell wrap, so that a table fits its column.
 TABLE_STYLES = [
     {"selector": "", "props": "font-size: 0.85em; border-collapse: collapse; margin-bottom: 0.5em;"},
     {"selector": "caption", "props": "caption-side: top; text-align: left; font-weight: bold; padding: 0.3em 0;"},
