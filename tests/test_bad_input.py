@@ -322,6 +322,8 @@ API_CASES = [
                  "in [0, 1)", id="trainconfig-momentum-1"),
     pytest.param(lambda tmp_path: TrainConfig(epochs=2, lr=float("inf")), ValueError, "lr must be a finite number",
                  id="trainconfig-lr-inf"),
+    pytest.param(lambda tmp_path: TrainConfig(epochs=2, relative_rho=1), TypeError,
+                 "relative_rho must be True or False, got int 1", id="trainconfig-relative-int"),
     pytest.param(lambda tmp_path: RunSpec("SGD", 0.0, seed=-1), ValueError, "seed must be a non-negative integer",
                  id="runspec-seed-negative"),
     pytest.param(lambda tmp_path: TensorBatches(torch.zeros(4), batch_size=2.5), TypeError,

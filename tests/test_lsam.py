@@ -58,6 +58,24 @@ def test_one_lsam_step_matches_hand_computation(form):
     assert max((a - b).abs().max().item() for a, b in zip(expected, sgd_step)) > 1e-3
 
 
+@pytest.mark.parametrize("form", ["fast", "generic"])
+def test_relative_lsam_is_lsam_at_rho_times_the_head_norm(form):
+    """rho * ||(V, c)|| as the radius: the hand step at that absolute radius (the backbone's weights do not count)."""
+    net = tanh_net()
+    x, y = torch.randn(10, 4), torch.randn(10, 3)
+    start = params_of(net)
+    head_norm = torch.sqrt((start[2] ** 2).sum() + (start[3] ** 2).sum()).item()
+    expected = hand_lsam_step(x, y, *start, rho=0.3 * head_norm, lr=0.1)
+    loss_fn = lambda out: ((out - y) ** 2).mean()  # noqa: E731
+    opt = LSAM(net.parameters(), torch.optim.SGD, head=net.head, rho=0.3, relative=True, lr=0.1)
+    if form == "fast":
+        opt.fast_step(net.features(x), loss_fn)
+    else:
+        opt.step(lambda: backward(loss_fn(net(x))))
+    for got, want in zip(params_of(net), expected):
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+
+
 def test_fast_and_generic_lsam_agree_on_a_cnn_with_batchnorm():
     torch.manual_seed(1)
     fast_net = SmallCNN(in_channels=1, num_classes=3, widths=(4, 8), batchnorm=True)

@@ -85,6 +85,23 @@ def test_adaptive_ascent_matches_hand_computation():
     torch.testing.assert_close(w.detach(), w0 + e, rtol=0, atol=1e-12)
 
 
+def test_relative_ascent_scales_the_radius_by_the_weight_norm():
+    x, y = regression_data()
+    w0, b0 = torch.randn(3), torch.tensor(0.3)
+    rho = 0.05
+    gw, gb = mse_grads(x, y, w0, b0)
+    radius = rho * torch.sqrt((w0**2).sum() + b0**2)  # one norm over every perturbed weight, like the gradient's
+    norm = torch.sqrt((gw**2).sum() + gb**2)
+    w, b = nn.Parameter(w0.clone()), nn.Parameter(b0.clone())
+    opt = SAM([w, b], torch.optim.SGD, rho=rho, relative=True, lr=0.1)
+    ((x @ w + b - y) ** 2).mean().backward()
+    opt.first_step()
+    torch.testing.assert_close(w.detach(), w0 + radius * gw / norm, rtol=0, atol=1e-12)
+    torch.testing.assert_close(b.detach(), b0 + radius * gb / norm, rtol=0, atol=1e-12)
+    with pytest.raises(TypeError, match="relative must be True or False"):
+        SAM([w], torch.optim.SGD, rho=rho, relative="yes", lr=0.1)
+
+
 def test_rho_zero_is_the_base_optimizer():
     x, y = regression_data()
     w_sam, w_sgd = nn.Parameter(torch.randn(3)), None

@@ -72,13 +72,15 @@ def specs(optimizers: dict[str, Sequence[float]], seeds: Sequence[int]) -> list[
 @dataclass(frozen=True)
 class TrainConfig:
     """SGD-with-momentum hyperparameters shared by every optimizer of a study (SAM and LSAM use SGD as
-    their base step)."""
+    their base step). ``relative_rho``: SAM's and LSAM's radius is ``rho`` times the norm of the weights they
+    perturb (every weight, or the head), not ``rho`` itself; SGD ignores it."""
 
     epochs: int
     lr: float = 0.05
     momentum: float = 0.9
     weight_decay: float = 0.0
     batch_size: int = 128
+    relative_rho: bool = False
 
     def __post_init__(self):
         checks.positive_int("epochs", self.epochs, "pass the number of passes over the data, e.g. epochs=8")
@@ -86,6 +88,7 @@ class TrainConfig:
         checks.real("momentum", self.momentum, low=0, high=1, high_open=True, hint="e.g. momentum=0.9")
         checks.real("weight_decay", self.weight_decay, low=0, hint="pass 0 for none, e.g. 5e-4 for a little")
         checks.positive_int("batch_size", self.batch_size, "e.g. batch_size=128")
+        checks.strict_bool("relative_rho", self.relative_rho)
 
     def without_epochs(self) -> dict:
         """Every field but ``epochs``: what a checkpoint must match (more epochs continue a run)."""
@@ -99,11 +102,12 @@ def make_optimizer(model: nn.Module, spec: RunSpec, config: TrainConfig) -> torc
     if spec.optimizer == "SGD":
         return torch.optim.SGD(model.parameters(), **base)
     if spec.optimizer == "SAM":
-        return SAM(model.parameters(), torch.optim.SGD, rho=spec.rho, **base)
+        return SAM(model.parameters(), torch.optim.SGD, rho=spec.rho, relative=config.relative_rho, **base)
     if not isinstance(getattr(model, "head", None), nn.Linear):
         raise TypeError(f"LSAM perturbs the last linear layer, but {type(model).__name__} has no .head nn.Linear: "
                         "wrap the model in samlib.models.FeaturesAndHead(features, head)")
-    return LSAM(model.parameters(), torch.optim.SGD, head=model.head, rho=spec.rho, **base)
+    return LSAM(model.parameters(), torch.optim.SGD, head=model.head, rho=spec.rho, relative=config.relative_rho,
+                **base)
 
 
 def train_run(build_model: Callable[[], nn.Module], images: Tensor, labels: Tensor, spec: RunSpec,

@@ -69,20 +69,21 @@ class LSAM(SAM):
     """Last-layer SAM: SAM whose ascent perturbs only ``head``, an ``nn.Linear``.
 
     ``LSAM(model.parameters(), torch.optim.SGD, head=model.head, rho=0.1, lr=0.05)``.
-    Every parameter is updated; only the head is perturbed. Use ``fast_step`` (one backbone
+    Every parameter is updated; only the head is perturbed (``relative=True``: by ``rho * ||head||``, the norm
+    of the head's weight and bias). Use ``fast_step`` (one backbone
     pass) when the features are at hand, or the inherited two-pass ``step(closure)`` /
     ``first_step`` / ``second_step`` for any model.
     """
 
     def __init__(self, params, base_optimizer: type[torch.optim.Optimizer], head: nn.Linear,
-                 rho: float = 0.05, adaptive: bool = False, *, eps: float = 1e-12, model: nn.Module | None = None,
-                 **base_kwargs):
+                 rho: float = 0.05, adaptive: bool = False, *, relative: bool = False, eps: float = 1e-12,
+                 model: nn.Module | None = None, **base_kwargs):
         if checks.strict_bool("adaptive", adaptive):
             raise ValueError("LSAM's ascent is the plain (non-adaptive) one, so it takes adaptive=False only; for an "
                              "adaptive last-layer ascent use SAM(lsam_param_groups(params, head), base_optimizer, "
                              "adaptive=True)")
         super().__init__(lsam_param_groups(params, head), base_optimizer, rho=rho, adaptive=False,
-                         eps=eps, model=model, **base_kwargs)
+                         relative=relative, eps=eps, model=model, **base_kwargs)
         self.head = head
 
     def fast_step(self, features: Tensor, loss_fn: Callable[[Tensor], Tensor]) -> tuple[Tensor, Tensor]:
@@ -111,5 +112,5 @@ class LSAM(SAM):
             loss = loss_fn(outputs)
             grads = torch.autograd.grad(loss, weights)
         with torch.no_grad():
-            steps = ascent(grads, group["rho"], eps=self.eps)
+            steps = ascent(grads, group["rho"], params=weights, relative=self.relative, eps=self.eps)
         return loss.detach(), outputs.detach(), weights, [w + e for w, e in zip(weights, steps)]

@@ -8,7 +8,9 @@ One SAM step on a batch with loss L and weights w:
     w     <- base_update(w, grad L(w~)) (e.g. SGD: w - lr * grad L(w~))
 
 With ``adaptive=True`` the ascent is ASAM's element-wise scaled one (Kwon et al., 2021),
-``eps = rho * w**2 * g / || |w| * g ||``, as in the widely used ``davda54/sam``.
+``eps = rho * w**2 * g / || |w| * g ||``, as in the widely used ``davda54/sam``. With ``relative=True`` the
+radius is ``rho * ||w||`` over the perturbed weights (the toy chapter's scale-free radius), so that it grows
+with the weights instead of shrinking relative to them.
 """
 from __future__ import annotations
 
@@ -68,7 +70,8 @@ class SAM(torch.optim.Optimizer):
     the loss. Unlike ``davda54/sam``, ``step`` runs *both* passes itself (it zeroes the
     gradients first) and returns the loss at the real weights.
 
-    Parameter groups take ``rho``, ``adaptive`` and ``perturb`` (default ``True``); a group with
+    ``relative=True``: the radius is ``rho`` times the norm of all perturbed weights (one norm, like the
+    gradient's). Parameter groups take ``rho``, ``adaptive`` and ``perturb`` (default ``True``); a group with
     ``perturb=False`` is updated but never perturbed, which is how last-layer SAM is built
     (see :func:`samlib.optim.lsam_param_groups`). The ascent norm runs over perturbed groups only.
 
@@ -86,8 +89,8 @@ class SAM(torch.optim.Optimizer):
     """
 
     def __init__(self, params, base_optimizer: type[torch.optim.Optimizer], rho: float = 0.05,
-                 adaptive: bool = False, *, eps: float = 1e-12, model: torch.nn.Module | None = None,
-                 **base_kwargs):
+                 adaptive: bool = False, *, relative: bool = False, eps: float = 1e-12,
+                 model: torch.nn.Module | None = None, **base_kwargs):
         _check_base_optimizer(base_optimizer)
         params = list(params)
         if not params:
@@ -97,6 +100,7 @@ class SAM(torch.optim.Optimizer):
         defaults = dict(rho=check_rho(rho), adaptive=checks.strict_bool("adaptive", adaptive), perturb=True,
                         **base_kwargs)
         self.eps = _check_eps(eps)
+        self.relative = checks.strict_bool("relative", relative)
         super().__init__(params, defaults)
         self.base_optimizer = base_optimizer(self.param_groups, **base_kwargs)
         self.param_groups = self.base_optimizer.param_groups
@@ -121,7 +125,7 @@ class SAM(torch.optim.Optimizer):
         chosen = [(g, p) for g in self.param_groups if g["perturb"] for p in g["params"] if p.grad is not None]
         if chosen:
             steps = ascent([p.grad for _, p in chosen], [g["rho"] for g, _ in chosen], params=[p for _, p in chosen],
-                           adaptive=[g["adaptive"] for g, _ in chosen], eps=self.eps)
+                           adaptive=[g["adaptive"] for g, _ in chosen], relative=self.relative, eps=self.eps)
             for (_, p), e in zip(chosen, steps):
                 self._saved[p] = p.detach().clone()
                 p.add_(e)
