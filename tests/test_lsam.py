@@ -39,18 +39,22 @@ def params_of(net):
     return [p.detach().clone() for p in (net.features[0].weight, net.features[0].bias, net.head.weight, net.head.bias)]
 
 
+def one_step(opt, net, x, y, form):
+    """One LSAM step on mean((net(x) - y)**2): the one-backbone-pass ``fast`` form or the ``generic`` two-pass one."""
+    loss_fn = lambda out: ((out - y) ** 2).mean()  # noqa: E731
+    if form == "fast":
+        opt.fast_step(net.features(x), loss_fn)
+    else:
+        opt.step(lambda: backward(loss_fn(net(x))))
+
+
 @pytest.mark.parametrize("form", ["fast", "generic"])
 def test_one_lsam_step_matches_hand_computation(form):
     net = tanh_net()
     x, y = torch.randn(10, 4), torch.randn(10, 3)
     start = params_of(net)
     expected = hand_lsam_step(x, y, *start, rho=0.3, lr=0.1)
-    loss_fn = lambda out: ((out - y) ** 2).mean()  # noqa: E731
-    opt = LSAM(net.parameters(), torch.optim.SGD, head=net.head, rho=0.3, lr=0.1)
-    if form == "fast":
-        opt.fast_step(net.features(x), loss_fn)
-    else:
-        opt.step(lambda: backward(loss_fn(net(x))))
+    one_step(LSAM(net.parameters(), torch.optim.SGD, head=net.head, rho=0.3, lr=0.1), net, x, y, form)
     for got, want in zip(params_of(net), expected):
         torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
     # a zero ascent would give SGD's step (rho = 0), which is far from the expected one
@@ -66,12 +70,7 @@ def test_relative_lsam_is_lsam_at_rho_times_the_head_norm(form):
     start = params_of(net)
     head_norm = torch.sqrt((start[2] ** 2).sum() + (start[3] ** 2).sum()).item()
     expected = hand_lsam_step(x, y, *start, rho=0.3 * head_norm, lr=0.1)
-    loss_fn = lambda out: ((out - y) ** 2).mean()  # noqa: E731
-    opt = LSAM(net.parameters(), torch.optim.SGD, head=net.head, rho=0.3, relative=True, lr=0.1)
-    if form == "fast":
-        opt.fast_step(net.features(x), loss_fn)
-    else:
-        opt.step(lambda: backward(loss_fn(net(x))))
+    one_step(LSAM(net.parameters(), torch.optim.SGD, head=net.head, rho=0.3, relative=True, lr=0.1), net, x, y, form)
     for got, want in zip(params_of(net), expected):
         torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
 
