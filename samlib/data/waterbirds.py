@@ -191,14 +191,15 @@ def _background(region: np.ndarray, size: int, rng: np.random.Generator) -> np.n
     return np.asarray(Image.fromarray(np.ascontiguousarray(crop)).resize((size, size), Image.BILINEAR)) / 255
 
 
-def _composite(background: np.ndarray, obj: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Paste a gray object (h, w) in [0, 1] at a random place: its bright pixels (alpha = 4 * value,
-    clipped) cover the background."""
+def _composite(background: np.ndarray, obj: np.ndarray, rng: np.random.Generator, contrast: float = 1.0) -> np.ndarray:
+    """Paste a gray object (h, w) in [0, 1], its brightness times ``contrast``, at a random place: its bright
+    pixels (alpha = 4 * value, clipped) cover the background."""
     h, w = obj.shape
     top, left = rng.integers(0, background.shape[0] - h + 1), rng.integers(0, background.shape[1] - w + 1)
     alpha = np.clip(4 * obj, 0, 1)[..., None]
     out = background.copy()
-    out[top:top + h, left:left + w] = alpha * obj[..., None] + (1 - alpha) * out[top:top + h, left:left + w]
+    under = out[top:top + h, left:left + w]
+    out[top:top + h, left:left + w] = alpha * (contrast * obj[..., None]) + (1 - alpha) * under
     return out
 
 
@@ -217,10 +218,14 @@ def _standin_objects(split: str, fashion_root, objects: dict) -> ImageSet:
 
 
 def waterbirds_standin(split: str, n: int, *, seed: int, agreement: float = 0.95, image_size: int = 32,
-                       object_size: int | None = None, fashion_root=None, objects: dict | None = None) -> Waterbirds:
+                       object_size: int | None = None, fashion_root=None, objects: dict | None = None,
+                       object_sizes: tuple[int, int] | None = None,
+                       object_contrast: tuple[float, float] | None = None) -> Waterbirds:
     """``n`` stand-in Waterbirds images (N, 3, image_size, image_size): a Fashion-MNIST top (y = 0) or
     piece of footwear (y = 1), resized to ``object_size`` (default 5/8 of the image) and pasted at a
-    random position onto a land (place = 0) or water (place = 1) background.
+    random position onto a land (place = 0) or water (place = 1) background. ``object_sizes`` (low, high):
+    instead, a side drawn per image from low to high pixels (inclusive); ``object_contrast`` (low, high) in
+    (0, 1]: the object's brightness scaled by a factor drawn per image (its coverage of the background kept).
 
     'train': y uniform, place == y in exactly ``round(agreement * n)`` images (0.5: the hard-only control of
     :mod:`samlib.experiments.headroom`, where only the object predicts y); 'val' and 'test' are
@@ -232,6 +237,8 @@ def waterbirds_standin(split: str, n: int, *, seed: int, agreement: float = 0.95
     object_size = check_count(object_size or round(size * 5 / 8), "object_size")
     if object_size > size:
         raise ValueError(f"object_size ({object_size}) must not exceed image_size ({size})")
+    _check_range("object_sizes", object_sizes, 1, size, "sides in pixels, e.g. (10, 24)")
+    _check_range("object_contrast", object_contrast, 0, 1, "brightness factors, e.g. (0.4, 1.0)", low_open=True)
     if not (isinstance(agreement, (int, float)) and 0.5 <= agreement <= 1):
         raise ValueError(f"agreement must lie in [0.5, 1] (the fraction of training images whose background "
                          f"agrees with the label; 0.5: the background does not predict it), got {agreement!r}")
@@ -247,12 +254,28 @@ def waterbirds_standin(split: str, n: int, *, seed: int, agreement: float = 0.95
     images = np.empty((n, size, size, 3), dtype=np.float32)
     for i in range(n):
         regions = families[place[i]]
-        obj = np.asarray(Image.fromarray(drawn[i]).resize((object_size, object_size), Image.BILINEAR)) / 255
-        images[i] = _composite(_background(regions[rng.integers(len(regions))], size, rng), obj, rng)
+        side = object_size if object_sizes is None else int(rng.integers(object_sizes[0], object_sizes[1] + 1))
+        contrast = 1.0 if object_contrast is None else rng.uniform(*object_contrast)
+        obj = np.asarray(Image.fromarray(drawn[i]).resize((side, side), Image.BILINEAR)) / 255
+        images[i] = _composite(_background(regions[rng.integers(len(regions))], size, rng), obj, rng, contrast)
     kind = f"agreement {agreement:g}" if split == "train" else "groups balanced"
-    source = (f"Waterbirds stand-in, {split} ({kind}): objects from {items.source}; backgrounds cropped from "
-              f"scikit-image's {', '.join(sorted({b[0] for b in LAND + WATER}))}")
+    varied = "".join(f", {name} {r[0]:g}-{r[1]:g}" for name, r in (("object side", object_sizes),
+                                                                    ("object contrast", object_contrast)) if r)
+    source = (f"Waterbirds stand-in, {split} ({kind}): objects from {items.source}{varied}; backgrounds cropped "
+              f"from scikit-image's {', '.join(sorted({b[0] for b in LAND + WATER}))}")
     return _tensors(images.transpose(0, 3, 1, 2), y, place, tuple(objects), source)
+
+
+def _check_range(name: str, value, low: float, high: float, what: str, low_open: bool = False) -> None:
+    """None, or a (a, b) pair with low <= a <= b <= high (low < a with ``low_open``), else a ValueError."""
+    if value is None:
+        return
+    ok = (isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value)
+          and (low < value[0] if low_open else low <= value[0]) and value[0] <= value[1] <= high)
+    if not ok:
+        bound = f"{low:g} < low" if low_open else f"{low:g} <= low"
+        raise ValueError(f"{name} must be a (low, high) pair with {bound} <= high <= {high:g} ({what}) or None, "
+                         f"got {value!r}")
 
 
 def _check_objects(objects) -> dict:

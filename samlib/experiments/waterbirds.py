@@ -18,12 +18,12 @@ from torch import nn
 from .. import scale
 from ..data import Waterbirds, load_waterbirds, waterbirds_standin
 from ..decompose import gini
-from ..models import SmallCNN, resnet
+from ..models import PaperConvNet, SmallCNN, resnet
 from ..probe import extract_features, linear_probe
 from .runs import TrainConfig, head_on_cpu, network_decomposition
 
-__all__ = ["WaterbirdsPreset", "BOOK", "PAPER", "preset", "WaterbirdsSets", "load_sets", "build_model",
-           "group_accuracies", "evaluate"]
+__all__ = ["WaterbirdsPreset", "BOOK", "PAPER", "preset", "WaterbirdsSets", "load_sets", "standin_options",
+           "build_model", "group_accuracies", "evaluate"]
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class WaterbirdsPreset:
     n_train: int  # training-set size (stand-in only; the real splits are fixed)
     n_eval: int  # validation and test size (stand-in only)
     image_size: int
-    model: str  # 'small_cnn' or 'resnet50'
+    model: str  # 'small_cnn', 'paper_cnn' (samlib.models.PaperConvNet) or 'resnet50'
     train: TrainConfig
     optimizers: dict = field(default_factory=dict)
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -43,6 +43,8 @@ class WaterbirdsPreset:
     agreement: float = 0.95
     gini_rho: float = 0.5
     objects: dict | None = None  # the stand-in's two objects (None: tops vs footwear, samlib.data.waterbirds)
+    object_sizes: tuple[int, int] | None = None  # the stand-in's object side drawn per image (None: 5/8 of it)
+    object_contrast: tuple[float, float] | None = None  # the stand-in's object brightness factor per image
 
 
 BOOK = WaterbirdsPreset(data="standin", n_train=3000, n_eval=1500, image_size=32, model="small_cnn",
@@ -75,7 +77,7 @@ def load_sets(config: WaterbirdsPreset, root=None) -> WaterbirdsSets:
     the real Waterbirds folder ``root`` (:func:`samlib.data.download_waterbirds` fetches it)."""
     if config.data == "standin":
         return WaterbirdsSets(*(waterbirds_standin(split, n, seed=seed, agreement=config.agreement,
-                                                   image_size=config.image_size, objects=config.objects)
+                                                   **standin_options(config))
                                 for seed, (split, n) in enumerate((("train", config.n_train), ("val", config.n_eval),
                                                                     ("test", config.n_eval)))))
     if config.data == "real":
@@ -86,14 +88,22 @@ def load_sets(config: WaterbirdsPreset, root=None) -> WaterbirdsSets:
     raise ValueError(f"unknown data {config.data!r}: use 'standin' or 'real'")
 
 
+def standin_options(config: WaterbirdsPreset) -> dict:
+    """The keyword arguments of :func:`samlib.data.waterbirds_standin` that ``config`` sets, but the split's."""
+    return dict(image_size=config.image_size, objects=config.objects, object_sizes=config.object_sizes,
+                object_contrast=config.object_contrast)
+
+
 def build_model(config: WaterbirdsPreset, sets: WaterbirdsSets) -> nn.Module:
     """A fresh network of ``config`` with two outputs, for the images of ``sets`` (the ResNet-50 starts from
     ImageNet weights)."""
     if config.model == "small_cnn":
         return SmallCNN(sets.train.images.shape[1], 2, config.widths, batchnorm=config.batchnorm)
+    if config.model == "paper_cnn":
+        return PaperConvNet(sets.train.images.shape[1], 2, tuple(sets.train.images.shape[2:]))
     if config.model == "resnet50":
         return resnet(50, 2, pretrained=True)
-    raise ValueError(f"unknown model {config.model!r}: use 'small_cnn' or 'resnet50'")
+    raise ValueError(f"unknown model {config.model!r}: use 'small_cnn', 'paper_cnn' or 'resnet50'")
 
 
 def group_accuracies(predictions, data: Waterbirds) -> np.ndarray:
