@@ -90,6 +90,11 @@ class TrainConfig:
         checks.positive_int("batch_size", self.batch_size, "e.g. batch_size=128")
         checks.strict_bool("relative_rho", self.relative_rho)
 
+    def __repr__(self) -> str:
+        """The fields, but ``relative_rho`` only when set (so that a plain configuration reads as it always has)."""
+        shown = {k: v for k, v in asdict(self).items() if k != "relative_rho" or v}
+        return f"TrainConfig({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+
     def without_epochs(self) -> dict:
         """Every field but ``epochs``: what a checkpoint must match (more epochs continue a run)."""
         return {k: v for k, v in asdict(self).items() if k != "epochs"}
