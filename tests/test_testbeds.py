@@ -7,6 +7,7 @@ found again in the dominoes, the paper's layer list written out by hand, and han
 import io
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -205,6 +206,134 @@ def test_best_radii_takes_the_best_median_and_the_smaller_radius_on_a_tie():
     assert testbeds.best_radii(frame) == {"LSAM": 0.1, "SAM": 0.05}
 
 
+def test_best_run_takes_the_better_optimizer_at_its_best_radius_and_sam_on_a_tie():
+    def frame(sam, lsam):
+        return pd.DataFrame([{"optimizer": o, "rho": r, "seed": s, "hard_probe": a} for o, r, accs in [
+            ("SGD", 0.0, [0.9, 0.9]), ("SAM", 0.05, sam), ("SAM", 0.2, [0.1, 0.1]), ("LSAM", 0.1, [0.2, 0.2]),
+            ("LSAM", 0.3, lsam)] for s, a in enumerate(accs)])
+    assert testbeds.best_run(frame([0.6, 0.8], [0.7, 0.75])) == ("LSAM", 0.3)  # medians 0.7 < 0.725; SGD not a choice
+    assert testbeds.best_run(frame([0.7, 0.8], [0.75, 0.75])) == ("SAM", 0.05)  # a tie at 0.75
+
+
+def test_a_lever_trains_its_own_radii_or_the_beds_chosen_ones():
+    preset = testbeds.BEDS["cluttered CIFAR-MNIST"].preset
+    chosen = {"SAM": 0.05, "LSAM": 0.1}
+    assert testbeds.lever_radii(testbeds.Lever(preset, "as is"), chosen) == {"SGD": (0.0,), "SAM": (0.05,),
+                                                                            "LSAM": (0.1,)}
+    own = testbeds.Lever(preset, "own", {"LSAM": (0.2, 0.4)})
+    assert testbeds.lever_radii(own, chosen) == {"SGD": (0.0,), "LSAM": (0.2, 0.4)}
+
+
+def _tiny(epochs=2, **train):
+    return CifarMnistPreset(data="offline", pair=("trouser", "dress"), n_train=48, n_probe=40, model="paper_cnn",
+                            train=TrainConfig(epochs=epochs, batch_size=16, **train))
+
+
+def test_stages_continue_each_run_to_the_same_weights_as_one_straight_run(debian_fashion, tmp_path):
+    preset = _tiny(epochs=3)
+    sets = cifar_mnist.load_sets(preset)
+    optimizers = {"SGD": (0.0,), "LSAM": (0.1,)}
+    end, stages = testbeds.staged_runs(preset, optimizers, (0,), (1, 2), tmp_path, sets)
+    straight = testbeds.grid_runs(preset, optimizers, (0,), None, sets)
+    pd.testing.assert_frame_equal(end, straight)
+    assert list(stages.epochs) == [1, 1, 2, 2, 3, 3]
+    pd.testing.assert_frame_equal(stages[stages.epochs == 3].drop(columns="epochs").reset_index(drop=True), straight)
+    one = testbeds.grid_runs(replace(preset, train=replace(preset.train, epochs=1)), optimizers, (0,), None, sets)
+    pd.testing.assert_frame_equal(stages[stages.epochs == 1].drop(columns="epochs").reset_index(drop=True), one)
+    with pytest.raises(ValueError, match=r"stages=\(3,\) must increase and stay below the preset's 3 epochs"):
+        testbeds.staged_runs(preset, optimizers, (0,), (3,), None, sets)
+
+
+def test_a_relative_radius_changes_sam_and_lsam_but_not_sgd(debian_fashion):
+    preset = _tiny()
+    sets = cifar_mnist.load_sets(preset)
+    relative = replace(preset, train=replace(preset.train, relative_rho=True))
+    optimizers = {"SGD": (0.0,), "SAM": (0.05,), "LSAM": (0.1,)}
+    plain, scaled = (testbeds.grid_runs(p, optimizers, (0,), None, sets).set_index("optimizer").train_loss
+                     for p in (preset, relative))
+    assert plain["SGD"] == scaled["SGD"] and plain["SAM"] != scaled["SAM"] and plain["LSAM"] != scaled["LSAM"]
+    assert repr(relative.train).endswith("batch_size=16, relative_rho=True)") and "relative" not in repr(preset.train)
+
+
+def test_a_tiny_bed_runs_end_to_end_and_its_levers_rerun_alone(debian_fashion, monkeypatch, tmp_path):
+    """run_bed on a one-epoch bed with a staged lever, then the command line rerunning that lever from the file
+    it wrote: the same rows, every column in place (the dominoes have no worst-group accuracy)."""
+    files = {False: tmp_path / "testbeds.csv", True: tmp_path / "stages.csv"}
+    monkeypatch.setattr(testbeds, "results_path", lambda stages=False: files[stages])
+    monkeypatch.setattr(testbeds, "TUNING_SEEDS", (0, 1))
+    monkeypatch.setattr(testbeds, "HELD_OUT_SEEDS", (100,))
+    preset = _tiny(epochs=2)
+    lever = testbeds.Lever(replace(preset, train=replace(preset.train, weight_decay=1e-2)), "decay", stages=(1,))
+    monkeypatch.setattr(testbeds, "BEDS", {"tiny": testbeds.Bed(preset, "a tiny bed", {"SAM": (0.05,),
+                                                                                    "LSAM": (0.1,)}, True,
+                                                                  {"decay": lever})})
+    testbeds.main(["run", "--beds", "tiny"])
+    study, stages = testbeds.load_study(), testbeds.load_study(stages=True)
+    assert list(study.columns) == testbeds.COLUMNS and study.worst_group_acc.isna().all()
+    assert len(study) == 1 + 2 * 5 + 3 + 2 * 3 + 2  # headroom and grid, held-out bed runs, the lever's runs
+    assert list(stages.epochs) == [1] * 6 + [2] * 6 + [1, 1, 2, 2]
+    testbeds.main(["run", "--beds", "tiny", "--levers", "decay"])
+    pd.testing.assert_frame_equal(testbeds.load_study(), study)
+    pd.testing.assert_frame_equal(testbeds.load_study(stages=True), stages)
+
+
+def test_rerunning_a_lever_replaces_its_rows_only(monkeypatch, tmp_path):
+    files = {False: tmp_path / "testbeds.csv", True: tmp_path / "stages.csv"}
+    monkeypatch.setattr(testbeds, "results_path", lambda stages=False: files[stages])
+    bed, other = "cluttered CIFAR-MNIST", "FMNIST-MNIST"
+    levers = list(testbeds.BEDS[bed].levers)
+
+    def rows(bed, lever, value, stage=False):
+        row = {c: 0 for c in (testbeds.STAGE_COLUMNS if stage else testbeds.COLUMNS)}
+        return pd.DataFrame([{**row, "bed": bed, "lever": lever, "hard_probe": value}])
+
+    for name, lever, value in ((other, "bed", 1), (bed, levers[1], 2), (bed, "bed", 3), (bed, levers[0], 4)):
+        testbeds._write_merged(rows(name, lever, value), rows(name, lever, value, True), name, lever)
+    testbeds._write_merged(rows(bed, levers[1], 5), rows(bed, levers[1], 5, True), bed, levers[1])
+    study = testbeds.load_study()
+    assert list(zip(study.bed, study.lever, study.hard_probe)) == [(bed, "bed", 3), (bed, levers[0], 4),
+                                                                   (bed, levers[1], 5), (other, "bed", 1)]
+    assert list(testbeds.load_study(stages=True).hard_probe) == [3, 4, 5, 1]
+    testbeds._write_merged(rows(bed, "bed", 6), rows(bed, "bed", 6, True), bed, None)  # a whole bed: all its rows
+    assert list(testbeds.load_study().hard_probe) == [6, 1]
+
+
+def test_rerunning_an_unknown_lever_or_one_without_its_bed_is_refused(monkeypatch):
+    with pytest.raises(ValueError, match=r"bed 'FMNIST-MNIST' has no lever\(s\) \['weight decay 5e-3'\]"):
+        testbeds.rerun_levers("FMNIST-MNIST", ["weight decay 5e-3"])
+    monkeypatch.setattr(testbeds, "load_study", lambda stages=False: pd.DataFrame(columns=testbeds.COLUMNS))
+    with pytest.raises(ValueError, match="the shipped study has no tuning runs of bed 'cluttered CIFAR-MNIST'"):
+        testbeds.rerun_levers("cluttered CIFAR-MNIST", ["40 epochs"])
+
+
+def test_lever_summary_and_paired_gains_by_hand(monkeypatch):
+    bed = testbeds.BEDS["cluttered CIFAR-MNIST"]
+    monkeypatch.setattr(testbeds, "BEDS", {"b": replace(bed, levers={"wd": bed.levers["weight decay 5e-3"]})})
+    runs = [("bed", "tuning", "SGD", 0.0, [0.70, 0.72, 0.68, 0.71, 0.69]),
+            ("bed", "tuning", "SAM", 0.05, [0.71, 0.73, 0.69, 0.72, 0.70]),
+            ("bed", "held out", "SGD", 0.0, [0.70, 0.70, 0.70, 0.70, 0.70]),
+            ("bed", "held out", "SAM", 0.05, [0.69, 0.71, 0.72, 0.73, 0.74]),
+            ("wd", "tuning", "SGD", 0.0, [0.60] * 5), ("wd", "tuning", "LSAM", 0.1, [0.61, 0.62, 0.63, 0.64, 0.65]),
+            ("wd", "held out", "SGD", 0.0, [0.60] * 5), ("wd", "held out", "LSAM", 0.1, [0.59] * 5)]
+    study = pd.DataFrame([{"bed": "b", "lever": lever, "seed_set": seed_set, "optimizer": o, "rho": r,
+                           "label": o if o == "SGD" else f"{o} ρ={r:g}", "seed": seed + (100 * (seed_set != "tuning")),
+                           "hard_probe": a} for lever, seed_set, o, r, accs in runs for seed, a in enumerate(accs)])
+    table = testbeds.lever_summary(study, "b")
+    assert list(table.index) == [("none", "SAM ρ=0.05"), ("wd", "LSAM ρ=0.1")]
+    tuned, held = table.loc[("none", "SAM ρ=0.05"), "tuning"], table.loc[("none", "SAM ρ=0.05"), "held out"]
+    assert tuned["SGD"] == 0.70 and tuned["gain"] == pytest.approx(0.01) and tuned.wins == 5
+    assert not tuned["clears bar"]  # +0.01 on every seed, but the spread is 0.016
+    assert held["median"] == 0.72 and held["gain"] == pytest.approx(0.018) and held.wins == 4
+    assert not held["clears bar"]  # 4 of 5 wins, but the spread is 0.019
+    wd = table.loc[("wd", "LSAM ρ=0.1")]
+    assert wd[("tuning", "clears bar")] and wd[("tuning", "gain")] == pytest.approx(0.03)  # spread 0.0158
+    assert wd[("held out", "wins")] == 0 and not wd[("held out", "clears bar")]
+    gains = testbeds.paired_gains(study, "b")
+    assert len(gains) == 20 and set(gains.seed_set) == {"tuning", "held out"}
+    assert list(gains[(gains.lever == "none") & (gains.seed_set == "held out")].gain.round(3)) == [
+        -0.01, 0.01, 0.02, 0.03, 0.04]
+
+
 def test_the_hard_only_set_lets_only_the_hard_half_predict(debian_fashion):
     config = CifarMnistPreset(data="fmnist_mnist", n_train=400, n_probe=50, model="paper_cnn",
                               train=TrainConfig(epochs=1))
@@ -214,7 +343,8 @@ def test_the_hard_only_set_lets_only_the_hard_half_predict(debian_fashion):
 
 
 def test_the_shipped_study_is_complete():
-    frame = testbeds.load_study()
+    frame, stages = testbeds.load_study(), testbeds.load_study(stages=True)
+    assert list(stages.columns) == testbeds.STAGE_COLUMNS
     assert list(frame.columns) == testbeds.COLUMNS and list(dict.fromkeys(frame.bed)) == list(testbeds.BEDS)
     table = headroom.headroom_table(frame[frame.lever == "bed"])
     assert (table.seeds == len(testbeds.TUNING_SEEDS)).all()
@@ -227,13 +357,20 @@ def test_the_shipped_study_is_complete():
         assert len(held) == (3 * len(testbeds.HELD_OUT_SEEDS) if bed.held_out else 0), name
         assert sorted(held.seed.unique()) == (list(testbeds.HELD_OUT_SEEDS) if bed.held_out else [])
         assert set(frame[frame.bed == name].lever) == {"bed", *bed.levers}
-        if bed.levers:  # SGD and the better of SAM and LSAM at its chosen radius, on every tuning seed
-            best = testbeds.lever_runs(tuning, {"SGD": (0.0,), **{o: (r,) for o, r in
-                                                                  testbeds.best_radii(tuning).items()}})
-            for lever in bed.levers:
-                rows = frame[(frame.bed == name) & (frame.lever == lever)]
-                assert set(zip(rows.optimizer, rows.rho)) == {(o, r[0]) for o, r in best.items()}, lever
-                assert len(rows) == 2 * len(testbeds.TUNING_SEEDS), lever
+        for lever_name, lever in bed.levers.items():  # tuning: SGD and the lever's radii; held out: SGD and the best
+            rows = frame[(frame.bed == name) & (frame.lever == lever_name)]
+            tuned, held = rows[rows.seed_set == "tuning"], rows[rows.seed_set == "held out"]
+            radii = testbeds.lever_radii(lever, testbeds.best_radii(tuning))
+            assert set(zip(tuned.optimizer, tuned.rho)) == {(o, r) for o, rs in radii.items() for r in rs}, lever_name
+            assert len(tuned) == len(testbeds.TUNING_SEEDS) * sum(map(len, radii.values())), lever_name
+            assert set(zip(held.optimizer, held.rho)) == {("SGD", 0.0), testbeds.best_run(tuned)}, lever_name
+            assert sorted(held.seed.unique()) == list(testbeds.HELD_OUT_SEEDS) and len(held) == 10, lever_name
+            staged = stages[(stages.bed == name) & (stages.lever == lever_name)]
+            assert sorted(staged.epochs.unique()) == [*lever.stages, lever.preset.train.epochs], lever_name
+            last = staged[staged.epochs == lever.preset.train.epochs].drop(columns="epochs")
+            keys = ["seed_set", "optimizer", "rho", "seed"]
+            pd.testing.assert_frame_equal(last.sort_values(keys).reset_index(drop=True),
+                                          rows[last.columns].sort_values(keys).reset_index(drop=True))
     probes = frame[["hard_probe", "easy_probe"]]
     assert probes.notna().all().all() and ((probes >= 0) & (probes <= 1)).all().all()
 
@@ -307,3 +444,54 @@ def test_the_waterbirds_objects_can_be_chosen_and_bad_ones_are_refused(debian_fa
         waterbirds_standin("test", 4, seed=0, objects={"a": ("coat",)})
     with pytest.raises(ValueError, match="unknown class name 'cape'"):
         waterbirds_standin("test", 4, seed=0, objects={"a": ("cape",), "b": ("dress",)})
+
+
+def test_waterbirds_objects_of_random_size_and_contrast(debian_fashion, monkeypatch):
+    from samlib.data import waterbirds as wb
+
+    sides, contrasts = [], []
+    real_composite = wb._composite
+
+    def spy(background, obj, rng, contrast=1.0):
+        sides.append(obj.shape[0])
+        contrasts.append(contrast)
+        return real_composite(background, obj, rng, contrast)
+
+    monkeypatch.setattr(wb, "_composite", spy)
+    d = wb.waterbirds_standin("train", 200, seed=0, object_sizes=(8, 12), object_contrast=(0.4, 0.6))
+    assert set(sides) == set(range(8, 13)) and 0.4 <= min(contrasts) < 0.45 and 0.55 < max(contrasts) <= 0.6
+    assert "object side 8-12, object contrast 0.4-0.6" in d.source
+    sides.clear()
+    plain = wb.waterbirds_standin("train", 20, seed=0)
+    assert set(sides) == {20} and "object side" not in plain.source  # 5/8 of 32, one size, as before
+
+    dim = np.zeros((20, 20))
+    dim[5:15, 5:15] = 0.5  # a square object on a gray background, at half contrast
+    out = real_composite(np.full((20, 20, 3), 0.2), dim, np.random.default_rng(0), contrast=0.5)
+    assert out.max() == pytest.approx(0.25) and out.min() == pytest.approx(0.2)  # alpha 1, value 0.5 * 0.5
+
+
+def test_a_waterbirds_preset_builds_the_papers_network_on_its_images(debian_fashion):
+    from samlib.experiments import waterbirds
+
+    preset = replace(waterbirds.BOOK, n_train=8, n_eval=8, model="paper_cnn", object_sizes=(8, 20))
+    sets = waterbirds.load_sets(preset)
+    model = waterbirds.build_model(preset, sets)
+    assert isinstance(model, PaperConvNet) and model.image_size == (32, 32) and model.head.in_features == 128 * 16
+    assert model(sets.train.images).shape == (8, 2) and "object side 8-20" in sets.train.source
+    with pytest.raises(ValueError, match="unknown model 'vgg': use 'small_cnn', 'paper_cnn' or 'resnet50'"):
+        waterbirds.build_model(replace(preset, model="vgg"), sets)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(object_sizes=(0, 10)), r"object_sizes must be a \(low, high\) pair with 1 <= low <= high <= 32"),
+    (dict(object_sizes=(12, 40)), r"got \(12, 40\)"),
+    (dict(object_sizes=[8, 12]), r"got \[8, 12\]"),
+    (dict(object_contrast=(0, 1)), r"object_contrast must be a \(low, high\) pair with 0 < low <= high <= 1"),
+    (dict(object_contrast=(0.8, 0.5)), r"got \(0.8, 0.5\)"),
+])
+def test_bad_waterbirds_object_ranges_are_refused(kwargs, match):
+    from samlib.data import waterbirds_standin
+
+    with pytest.raises(ValueError, match=match):
+        waterbirds_standin("train", 4, seed=0, **kwargs)

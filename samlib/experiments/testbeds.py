@@ -1,51 +1,61 @@
 """Test beds with headroom: the study behind the "Headroom first" chapter (``book/testbeds.ipynb``).
 
-Each test bed is a domino preset (:class:`samlib.experiments.cifar_mnist.CifarMnistPreset`). For each, the study
-measures the headroom of the hard half's probe (:mod:`samlib.experiments.headroom`) and then compares SGD, SAM
-and LSAM:
+Each test bed is a domino preset (:class:`samlib.experiments.cifar_mnist.CifarMnistPreset`) or a Waterbirds one
+(:class:`samlib.experiments.waterbirds.WaterbirdsPreset`, whose hard feature is the object and whose probes are
+refit on the group-balanced validation set). For each, the study measures the headroom of the hard feature's
+probe (:mod:`samlib.experiments.headroom`) and then, where the bed has radii, compares SGD, SAM and LSAM:
 
 1. **tuning seeds** (:data:`TUNING_SEEDS`): the floor, the hard-only ceiling and every radius of the bed's grid;
 2. the radius of SAM and of LSAM with the best median hard probe on the tuning seeds (:func:`best_radii`);
 3. **held-out seeds** (:data:`HELD_OUT_SEEDS`), first used after step 2: SGD and the two chosen runs;
-4. the **lever** of the bed (weight decay), the bed's preset with one change, on the tuning seeds: SGD and the
-   better of SAM and LSAM at its chosen radius (:func:`lever_runs`).
+4. the **levers** of the bed (:class:`Lever`: the bed's preset with one change), each as in steps 1-3: on the
+   tuning seeds SGD and the lever's radii (by default SAM and LSAM at the bed's chosen radii), then on the
+   held-out seeds SGD and the one run with the best tuning median (:func:`best_run`). A lever with ``stages``
+   also evaluates every run after each of those epoch counts (the run continued from its checkpoint).
 
-    python -m samlib.experiments.testbeds run [--beds NAME ...] [--checkpoints DIR]
+    python -m samlib.experiments.testbeds run [--beds NAME ...] [--levers NAME ...] [--checkpoints DIR]
 
-writes ``testbeds_data/testbeds.csv`` beside this module (one row per run), atomically after each bed; with
-``--checkpoints`` an interrupted study resumes where it stopped. The file ships with samlib, so the chapter prints
-it in Colab too; :func:`load_study` reads it. About an hour on 2 CPU threads.
+writes ``testbeds_data/testbeds.csv`` beside this module (one row per run; the stages go to ``stages.csv``),
+atomically after each bed and lever; with ``--checkpoints`` an interrupted study resumes where it stopped. With
+``--levers`` only those levers are (re)run, from the bed's radii in the shipped file. The files ship with samlib,
+so the chapter prints them in Colab too; :func:`load_study` reads them. About two hours on 2 CPU threads.
 """
 from __future__ import annotations
 
 import argparse
+import fcntl
+import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
 
-from ..checkpoint import write_text_atomic
+from .. import results
+from ..checkpoint import write_bytes_atomic, write_text_atomic
 from ..data import pixel_probe_errors
 from ..data.clutter import Clutter
 from . import cifar_mnist, runs, waterbirds
 from .cifar_mnist import CifarMnistPreset
 from .runs import TrainConfig
 
-__all__ = ["Bed", "BEDS", "TUNING_SEEDS", "HELD_OUT_SEEDS", "COLUMNS", "headroom_runs", "grid_runs",
-           "waterbirds_headroom_runs", "best_radii", "lever_runs", "run_bed", "results_path", "load_study"]
+__all__ = ["Bed", "Lever", "BEDS", "TUNING_SEEDS", "HELD_OUT_SEEDS", "COLUMNS", "headroom_runs", "grid_runs",
+           "waterbirds_headroom_runs", "best_radii", "best_run", "lever_radii", "staged_runs", "run_lever", "run_bed",
+           "rerun_levers", "comparison", "lever_summary", "paired_gains", "results_path", "load_study", "STAGE_COLUMNS"]
 
 TUNING_SEEDS = (0, 1, 2, 3, 4)
 HELD_OUT_SEEDS = (100, 101, 102, 103, 104)
 COLUMNS = ["bed", "lever", "seed_set", "label", "optimizer", "rho", "seed", "hard_probe", "easy_probe", "test_acc",
-           "train_acc", "train_loss", "gini_real", "gini_phantom"]
+           "train_acc", "train_loss", "gini_real", "gini_phantom", "worst_group_acc"]
+STAGE_COLUMNS = [*COLUMNS[:7], "epochs", *COLUMNS[7:]]
+GAIN_COLUMNS = ["gain", "spread", "median gain", "gain low", "gain high", "seeds_above_sgd", "seeds", "clears bar"]
 
 
 @dataclass(frozen=True)
 class Bed:
-    """A test bed: its preset (dominoes; a Waterbirds preset is measured for headroom only), what it is in words,
-    the radii to tune (``{'SAM': (...), 'LSAM': (...)}``; empty: headroom only), whether the chosen radii are
-    re-run on the held-out seeds, and its levers (``{name: preset with one change}``)."""
+    """A test bed: its preset (dominoes or Waterbirds), what it is in words, the radii to tune (``{'SAM': (...),
+    'LSAM': (...)}``; empty: headroom only), whether the chosen radii are re-run on the held-out seeds, and its
+    levers (``{name: Lever}``, dominoes only)."""
 
     preset: CifarMnistPreset | waterbirds.WaterbirdsPreset
     description: str
@@ -54,14 +64,38 @@ class Bed:
     levers: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Lever:
+    """One change to a bed: ``preset`` is the bed's with one field changed, ``description`` says why in words,
+    ``radii`` (``{'SAM': (...), 'LSAM': (...)}``) are tuned under it (None: SAM and LSAM at the bed's chosen
+    radii), and ``stages`` are epoch counts below the preset's after which every run is also evaluated."""
+
+    preset: CifarMnistPreset
+    description: str
+    radii: dict | None = None
+    stages: tuple = ()
+
+
 _PAPER_NET = dict(model="paper_cnn", n_train=3000, n_probe=1000, train=TrainConfig(epochs=20))
 _CLUTTERED_CM = CifarMnistPreset(data="offline", pair=("trouser", "dress"), clutter=Clutter(), **_PAPER_NET)
 _FMNIST_MNIST = CifarMnistPreset(data="fmnist_mnist", **_PAPER_NET)
 _GRID = {"SAM": (0.05, 0.2), "LSAM": (0.1, 0.3, 1.0)}
+_VARIED_BIRDS = replace(waterbirds.BOOK, object_sizes=(8, 20), object_contrast=(0.3, 1.0), agreement=1.0)
 
 
 def _levers(preset: CifarMnistPreset) -> dict:
-    return {"weight decay 5e-3": replace(preset, train=replace(preset.train, weight_decay=5e-3))}
+    def train(**change) -> CifarMnistPreset:
+        return replace(preset, train=replace(preset.train, **change))
+
+    return {
+        "weight decay 5e-3": Lever(train(weight_decay=5e-3), "bounds the margins, so that SAM's phantom loss stays "
+                                                              "alive after the easy feature fits"),
+        "relative radius": Lever(train(relative_rho=True), "the radius is ρ‖w‖ over the perturbed weights (the toy "
+                                                            "chapter's fix for a window that closes as they grow)",
+                                 {"SAM": (0.005, 0.02), "LSAM": (0.1, 0.4)}),
+        "40 epochs": Lever(train(epochs=40), "twice as long, probed after 5, 10, 20 and 40 epochs",
+                           stages=(5, 10, 20)),
+    }
 
 
 BEDS = {
@@ -72,6 +106,10 @@ BEDS = {
     "FMNIST-MNIST": Bed(_FMNIST_MNIST, "MNIST 0-4 over Fashion-MNIST 0-4 (5 classes), the paper's network"),
     "Waterbirds stand-in": Bed(waterbirds.BOOK, "the Waterbirds chapter's bed: tops vs footwear on land or water "
                                                 "photos, the book's SmallCNN; hard: the object, easy: the background"),
+    "varied-object Waterbirds": Bed(_VARIED_BIRDS, "the Waterbirds stand-in with tops vs footwear at a random size "
+                                                   "(8-20 px) and contrast (0.3-1), and a background that always "
+                                                   "agrees with the object in training; the book's SmallCNN",
+                                    {"SAM": (0.02, 0.1), "LSAM": (0.05, 0.3)}, True),
 }
 
 
@@ -108,35 +146,53 @@ def headroom_runs(preset: CifarMnistPreset, seeds=TUNING_SEEDS, checkpoints: Pat
     return pd.concat(rows, ignore_index=True)
 
 
-def waterbirds_headroom_runs(preset, seeds=TUNING_SEEDS, checkpoints: Path | None = None) -> pd.DataFrame:
-    """The headroom stages of a Waterbirds preset, in the dominoes' columns: ``hard_probe`` is the core (object)
-    probe, ``easy_probe`` the background probe, ``test_acc`` the average test accuracy. The hard-only control
-    trains on a set whose background agrees with the object in half the images (it does not predict it); the
-    pixel probe is fit on the validation set's pixels and tested on the test set's."""
-    sets = waterbirds.load_sets(preset)
-    control = waterbirds.waterbirds_standin("train", preset.n_train, seed=0, agreement=0.5,
-                                            image_size=preset.image_size, objects=preset.objects)
+def _waterbirds_evaluate(preset: waterbirds.WaterbirdsPreset, sets: waterbirds.WaterbirdsSets, train):
+    """The evaluation of a Waterbirds network in the dominoes' columns (see :func:`waterbirds_headroom_runs`), its
+    training accuracy on ``train``."""
+    def evaluate(model, spec) -> dict:
+        scores = waterbirds.evaluate(model, sets, preset.gini_rho)
+        accuracy = float((runs.predict(model, train.images) == train.y).double().mean())
+        return {"hard_probe": scores["core_probe"], "easy_probe": scores["background_probe"],
+                "test_acc": scores["avg_acc"], "worst_group_acc": scores["worst_group_acc"], "train_acc": accuracy,
+                "gini_real": scores["gini_real"], "gini_phantom": scores["gini_phantom"]}
+    return evaluate
+
+
+def _waterbirds_study(preset, sets, train, run_specs, folder) -> pd.DataFrame:
     build = lambda: waterbirds.build_model(preset, sets)  # noqa: E731
+    return runs.run_study(build, train.images, train.y, run_specs, preset.train,
+                          _waterbirds_evaluate(preset, sets, train), checkpoint_dir=folder, progress=False).frame
 
-    def evaluate_on(train):
-        def evaluate(model, spec) -> dict:
-            scores = waterbirds.evaluate(model, sets, preset.gini_rho)
-            accuracy = float((runs.predict(model, train.images) == train.y).double().mean())
-            return {"hard_probe": scores["core_probe"], "easy_probe": scores["background_probe"],
-                    "test_acc": scores["avg_acc"], "train_acc": accuracy, "gini_real": scores["gini_real"],
-                    "gini_phantom": scores["gini_phantom"]}
-        return evaluate
 
+def waterbirds_headroom_runs(preset, seeds=TUNING_SEEDS, checkpoints: Path | None = None,
+                             sets: waterbirds.WaterbirdsSets | None = None) -> pd.DataFrame:
+    """The headroom stages of a Waterbirds preset, in the dominoes' columns: ``hard_probe`` is the core (object)
+    probe, ``easy_probe`` the background probe, ``test_acc`` the average test accuracy (``worst_group_acc``: the
+    worst group's). The hard-only control trains on a set whose background agrees with the object in half the
+    images (it does not predict it); the pixel probe is fit on the validation set's pixels and tested on the
+    test set's."""
+    sets = waterbirds.load_sets(preset) if sets is None else sets
+    control = waterbirds.waterbirds_standin("train", preset.n_train, seed=0, agreement=0.5,
+                                            **waterbirds.standin_options(preset))
+    build = lambda: waterbirds.build_model(preset, sets)  # noqa: E731
     errors = pixel_probe_errors(sets.val, sets.test)
     rows = [pd.DataFrame([{"label": "pixels", "optimizer": "pixels", "rho": 0.0, "seed": 0,
                            "hard_probe": 1 - errors["y"], "easy_probe": 1 - errors["place"]}]),
-            runs.evaluate_untrained(build, seeds, evaluate_on(sets.train))]
+            runs.evaluate_untrained(build, seeds, _waterbirds_evaluate(preset, sets, sets.train))]
     for label, train, sub in (("hard only", control, "hard_only"), ("SGD", sets.train, "runs")):
         folder = None if checkpoints is None else checkpoints / sub
-        study = runs.run_study(build, train.images, train.y, runs.specs({"SGD": (0.0,)}, seeds), preset.train,
-                               evaluate_on(train), checkpoint_dir=folder, progress=False).frame
-        rows.append(study.assign(label=label, optimizer=label))
+        study = _waterbirds_study(preset, sets, train, runs.specs({"SGD": (0.0,)}, seeds), folder)
+        rows.append(study.assign(label=label, optimizer=label) if label != "SGD" else study)
     return pd.concat(rows, ignore_index=True)
+
+
+def waterbirds_grid_runs(preset, optimizers: dict, seeds, checkpoints: Path | None = None,
+                         sets: waterbirds.WaterbirdsSets | None = None) -> pd.DataFrame:
+    """:func:`grid_runs` for a Waterbirds preset: its training set with every (optimizer, radius) of
+    ``optimizers`` for every seed, in the columns of :func:`waterbirds_headroom_runs`."""
+    sets = waterbirds.load_sets(preset) if sets is None else sets
+    folder = None if checkpoints is None else checkpoints / "runs"
+    return _waterbirds_study(preset, sets, sets.train, runs.specs(optimizers, seeds), folder)
 
 
 def grid_runs(preset: CifarMnistPreset, optimizers: dict, seeds, checkpoints: Path | None = None,
@@ -155,48 +211,177 @@ def best_radii(frame: pd.DataFrame, metric: str = "hard_probe") -> dict:
     return {opt: float(group.sort_index().idxmax()[1]) for opt, group in medians.groupby(level="optimizer")}
 
 
-def lever_runs(grid: pd.DataFrame, chosen: dict) -> dict:
-    """What each lever trains: SGD and the one optimizer of ``chosen`` (at its radius) whose tuning runs in
-    ``grid`` have the higher median ``hard_probe`` (SAM on a tie)."""
-    medians = {opt: grid[(grid.optimizer == opt) & (grid.rho == rhos[0])].hard_probe.median()
-               for opt, rhos in chosen.items() if opt != "SGD"}
+def best_run(frame: pd.DataFrame, metric: str = "hard_probe") -> tuple[str, float]:
+    """The (optimizer, rho) of ``frame`` with the highest median ``metric``: SAM or LSAM, each at its best radius
+    (:func:`best_radii`), SAM on a tie."""
+    radii = best_radii(frame, metric)
+    medians = {opt: frame[(frame.optimizer == opt) & (frame.rho == rho)][metric].median() for opt, rho in radii.items()}
     best = max(sorted(medians), key=lambda opt: (medians[opt], opt == "SAM"))
-    return {"SGD": (0.0,), best: chosen[best]}
+    return best, radii[best]
 
 
-def run_bed(name: str, checkpoints: Path | None = None) -> pd.DataFrame:
-    """Every run of test bed ``name`` (see the module's docstring), one row per run with :data:`COLUMNS`."""
-    bed = BEDS[name]
-    folder = None if checkpoints is None else checkpoints / name.replace(" ", "_")
-    if isinstance(bed.preset, waterbirds.WaterbirdsPreset):
-        frame = waterbirds_headroom_runs(bed.preset, TUNING_SEEDS, folder)
-        return frame.assign(lever="bed", seed_set="tuning", bed=name)[COLUMNS]
-    sets = cifar_mnist.load_sets(bed.preset)  # once: the levers change the training, not the data
-    tuning = headroom_runs(bed.preset, TUNING_SEEDS, folder, sets)
-    frames = [tuning.assign(lever="bed", seed_set="tuning")]
+def lever_radii(lever: Lever, chosen: dict) -> dict:
+    """What ``lever`` trains on the tuning seeds: SGD and the lever's radii, or (without them) SAM and LSAM at the
+    bed's ``chosen`` radii (``{'SAM': rho, 'LSAM': rho}``)."""
+    radii = lever.radii if lever.radii is not None else {opt: (rho,) for opt, rho in chosen.items()}
+    return {"SGD": (0.0,), **radii}
+
+
+def staged_runs(preset: CifarMnistPreset, optimizers: dict, seeds, stages=(), checkpoints: Path | None = None,
+                sets: cifar_mnist.DominoSets | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`grid_runs` trained to each epoch count of ``stages`` and then to ``preset``'s, every run continuing
+    from its checkpoint at the stage before (in a temporary folder without ``checkpoints``). With stages, each
+    keeps its own checkpoints (``stage_<epochs>``), so that an interrupted study resumes at any stage. Returns the
+    rows at the end and the rows of every stage, the end included, with an ``epochs`` column."""
+    counts = (*stages, preset.train.epochs)
+    if list(counts) != sorted(set(counts)):
+        raise ValueError(f"stages={stages} must increase and stay below the preset's {preset.train.epochs} epochs")
+    frames = []
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch) if checkpoints is None else checkpoints
+        folders = [folder] if not stages else [folder / f"stage_{epochs}" for epochs in counts]
+        for i, (epochs, here) in enumerate(zip(counts, folders)):
+            if i:
+                _continue_from(folders[i - 1], here, runs.specs(optimizers, seeds))
+            staged = replace(preset, train=replace(preset.train, epochs=epochs))
+            frames.append(grid_runs(staged, optimizers, seeds, here, sets).assign(epochs=epochs))
+    return frames[-1].drop(columns="epochs"), pd.concat(frames, ignore_index=True)
+
+
+def _continue_from(before: Path, here: Path, run_specs) -> None:
+    """Start each run of ``here`` (a stage's checkpoint folder) from its checkpoint in ``before`` (the stage
+    before), unless it has one already."""
+    (here / "runs").mkdir(parents=True, exist_ok=True)
+    for spec in run_specs:
+        source, target = before / "runs" / f"{spec.name}.pt", here / "runs" / f"{spec.name}.pt"
+        if not target.exists():
+            write_bytes_atomic(source.read_bytes(), target)
+
+
+def run_lever(lever: Lever, chosen: dict, checkpoints: Path | None = None,
+              sets: cifar_mnist.DominoSets | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every run of ``lever`` for a bed whose chosen radii are ``chosen``: on the tuning seeds
+    :func:`lever_radii`, on the held-out seeds SGD and the :func:`best_run` of the tuning rows. Returns one row
+    per run (with ``seed_set``) and the stage rows of :func:`staged_runs`."""
+    sets = cifar_mnist.load_sets(lever.preset) if sets is None else sets
+    tuning = staged_runs(lever.preset, lever_radii(lever, chosen), TUNING_SEEDS, lever.stages, checkpoints, sets)
+    optimizer, rho = best_run(tuning[0])
+    held = staged_runs(lever.preset, {"SGD": (0.0,), optimizer: (rho,)}, HELD_OUT_SEEDS, lever.stages,
+                       checkpoints, sets)
+    return tuple(pd.concat([t.assign(seed_set="tuning"), h.assign(seed_set="held out")], ignore_index=True)
+                 for t, h in zip(tuning, held))
+
+
+def _lever_folder(folder: Path | None, lever: str) -> Path | None:
+    return None if folder is None else folder / lever.replace(" ", "_")
+
+
+def _bed_folder(checkpoints: Path | None, name: str) -> Path | None:
+    return None if checkpoints is None else checkpoints / name.replace(" ", "_")
+
+
+def run_bed(name: str, checkpoints: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every run of test bed ``name`` (see the module's docstring): one row per run with :data:`COLUMNS`, and
+    the stage rows of its levers with :data:`STAGE_COLUMNS`."""
+    bed, folder = BEDS[name], _bed_folder(checkpoints, name)
+    no_stages = pd.DataFrame(columns=STAGE_COLUMNS)
+    birds = isinstance(bed.preset, waterbirds.WaterbirdsPreset)
+    sets = (waterbirds if birds else cifar_mnist).load_sets(bed.preset)  # once: levers change the training only
+    grid_of = waterbirds_grid_runs if birds else grid_runs
+    tuning = (waterbirds_headroom_runs if birds else headroom_runs)(bed.preset, TUNING_SEEDS, folder, sets)
+    frames, stages = [tuning.assign(lever="bed", seed_set="tuning")], [no_stages]
     if bed.radii:
-        grid = grid_runs(bed.preset, bed.radii, TUNING_SEEDS, folder, sets)
+        grid = grid_of(bed.preset, bed.radii, TUNING_SEEDS, folder, sets)
         frames.append(grid.assign(lever="bed", seed_set="tuning"))
-        chosen = {"SGD": (0.0,), **{opt: (rho,) for opt, rho in best_radii(grid).items()}}
+        chosen = best_radii(grid)
         if bed.held_out:
-            held = grid_runs(bed.preset, chosen, HELD_OUT_SEEDS, folder, sets)
+            held = grid_of(bed.preset, {"SGD": (0.0,), **{o: (r,) for o, r in chosen.items()}}, HELD_OUT_SEEDS,
+                           folder, sets)
             frames.append(held.assign(lever="bed", seed_set="held out"))
-        best = lever_runs(grid, chosen)
-        for lever, preset in bed.levers.items():
-            lever_folder = None if folder is None else folder / lever.replace(" ", "_")
-            lever_rows = grid_runs(preset, best, TUNING_SEEDS, lever_folder, sets)
-            frames.append(lever_rows.assign(lever=lever, seed_set="tuning"))
-    return pd.concat(frames, ignore_index=True).assign(bed=name)[COLUMNS]
+        for lever_name, lever in bed.levers.items():
+            rows, staged = run_lever(lever, chosen, _lever_folder(folder, lever_name), sets)
+            frames.append(rows.assign(lever=lever_name))
+            stages.append(staged.assign(lever=lever_name, bed=name).reindex(columns=STAGE_COLUMNS))
+    rows = pd.concat(frames, ignore_index=True).assign(bed=name).reindex(columns=COLUMNS)
+    return rows, pd.concat(stages, ignore_index=True)
 
 
-def results_path() -> Path:
-    """Where the study's rows live (shipped with samlib)."""
-    return Path(__file__).parent / "testbeds_data" / "testbeds.csv"
+def rerun_levers(name: str, levers, checkpoints: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`run_lever` for each of ``levers`` (names) of bed ``name``, with the radii that :func:`best_radii`
+    chooses from the bed's tuning rows in the shipped study. The rows as :func:`run_bed` gives them."""
+    bed, study = BEDS[name], load_study()
+    unknown = [lever for lever in levers if lever not in bed.levers]
+    if unknown:
+        raise ValueError(f"bed {name!r} has no lever(s) {unknown}: its levers are {list(bed.levers)}")
+    grid = study[(study.bed == name) & (study.lever == "bed") & (study.seed_set == "tuning")]
+    if not grid.optimizer.isin(("SAM", "LSAM")).any():
+        raise ValueError(f"the shipped study has no tuning runs of bed {name!r}: run the whole bed first "
+                         f"(python -m samlib.experiments.testbeds run --beds {name!r})")
+    chosen, sets = best_radii(grid), cifar_mnist.load_sets(bed.preset)
+    frames, stages = [], []
+    for lever_name in levers:
+        rows, staged = run_lever(bed.levers[lever_name], chosen, _lever_folder(_bed_folder(checkpoints, name),
+                                                                               lever_name), sets)
+        frames.append(rows.assign(lever=lever_name, bed=name).reindex(columns=COLUMNS))
+        stages.append(staged.assign(lever=lever_name, bed=name).reindex(columns=STAGE_COLUMNS))
+    return pd.concat(frames, ignore_index=True), pd.concat(stages, ignore_index=True)
 
 
-def load_study() -> pd.DataFrame:
-    """The study's rows as written by ``python -m samlib.experiments.testbeds run``."""
-    path = results_path()
+def comparison(rows: pd.DataFrame, metric: str = "hard_probe") -> pd.DataFrame:
+    """Each run label of ``rows`` (one seed set) against its same-seed SGD runs: the columns of
+    :func:`samlib.results.gain_table` (``wins``: seeds above SGD) and the ``median`` of ``metric`` over seeds."""
+    medians = rows.groupby("label")[metric].median().rename("median")
+    gains = results.gain_table(rows, metric).set_index("label")[GAIN_COLUMNS]
+    return gains.join(medians).rename(columns={"seeds_above_sgd": "wins"})
+
+
+def lever_summary(study: pd.DataFrame, bed: str, metric: str = "hard_probe") -> pd.DataFrame:
+    """One row per (lever, run) of ``bed`` that has held-out seeds: the bed's chosen SAM and LSAM (lever "none"),
+    then each lever's best run. Columns (seed set, value) for the tuning and the held-out seeds: SGD's median,
+    the run's median, its mean gain over SGD, the seed spread, its wins over same-seed SGD runs, the seeds, and
+    whether it clears the bar."""
+    rows, keys = [], []
+    for lever in ("bed", *BEDS[bed].levers):
+        part = study[(study.bed == bed) & (study.lever == lever) & study.optimizer.isin(("SGD", "SAM", "LSAM"))]
+        tables = {name: comparison(part[part.seed_set == name], metric) for name in ("tuning", "held out")}
+        for label in tables["held out"].index:
+            row = {}
+            for name, table in tables.items():
+                cells = table.loc[label]
+                values = {"SGD": part[(part.seed_set == name) & (part.optimizer == "SGD")][metric].median(),
+                          "median": cells["median"], "gain": cells["gain"], "spread": cells["spread"],
+                          "wins": int(cells["wins"]), "seeds": int(cells["seeds"]), "clears bar": cells["clears bar"]}
+                row.update({(name, key): value for key, value in values.items()})
+            rows.append(row)
+            keys.append(("none" if lever == "bed" else lever, label))
+    table = pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(keys, names=["lever", "run"]))
+    table.columns = pd.MultiIndex.from_tuples(table.columns, names=["seeds", None])
+    return table
+
+
+def paired_gains(study: pd.DataFrame, bed: str, metric: str = "hard_probe") -> pd.DataFrame:
+    """For every (lever, run) of :func:`lever_summary`: one row per seed (tuning and held out) with ``gain``, the
+    run's ``metric`` minus that of the SGD run with the same seed and lever."""
+    rows = []
+    for lever, run in lever_summary(study, bed, metric).index:
+        part = study[(study.bed == bed) & (study.lever == ("bed" if lever == "none" else lever))]
+        for seed_set, sets in part.groupby("seed_set", sort=False):
+            sgd = sets[sets.optimizer == "SGD"].set_index("seed")[metric]
+            mine = sets[sets.label == run].set_index("seed")[metric]
+            rows += [{"lever": lever, "run": run, "seed_set": seed_set, "seed": seed, "gain": value - sgd[seed]}
+                     for seed, value in mine.items()]
+    return pd.DataFrame(rows)
+
+
+def results_path(stages: bool = False) -> Path:
+    """Where the study's rows (``stages``: its levers' stage rows) live, shipped with samlib."""
+    return Path(__file__).parent / "testbeds_data" / ("stages.csv" if stages else "testbeds.csv")
+
+
+def load_study(stages: bool = False) -> pd.DataFrame:
+    """The study's rows as written by ``python -m samlib.experiments.testbeds run``: one per run, or (``stages``)
+    one per lever run and stage."""
+    path = results_path(stages)
     if not path.is_file():
         raise FileNotFoundError(f"no test-bed study at {path}: run python -m samlib.experiments.testbeds run")
     return pd.read_csv(path)
@@ -207,29 +392,47 @@ def main(argv=None) -> None:
     parser.add_argument("command", choices=["run"])
     parser.add_argument("--beds", nargs="+", choices=sorted(BEDS), default=list(BEDS),
                         help="the test beds to (re)run; the others keep their rows")
+    parser.add_argument("--levers", nargs="+", choices=sorted({n for b in BEDS.values() for n in b.levers}),
+                        help="rerun only these levers of the beds that have them; the other rows are kept")
     parser.add_argument("--checkpoints", type=Path, default=None, help="folder for per-run checkpoints (resume)")
     args = parser.parse_args(argv)
     from .. import setup
 
     setup()
-    mine = pd.DataFrame(columns=COLUMNS)
     for name in args.beds:
-        start = time.time()
-        frame = run_bed(name, args.checkpoints)
-        mine = pd.concat([mine[mine.bed != name], frame], ignore_index=True)
-        _write_merged(mine)
-        print(f"{name}: {len(frame)} runs in {time.time() - start:.0f} s -> {results_path()}", flush=True)
+        levers = [None] if args.levers is None else [n for n in args.levers if n in BEDS[name].levers]
+        for lever in levers:
+            start = time.time()
+            frame, stages = (run_bed(name, args.checkpoints) if lever is None
+                             else rerun_levers(name, [lever], args.checkpoints))
+            _write_merged(frame, stages, name, lever)
+            print(f"{name}{'' if lever is None else ', ' + lever}: {len(frame)} runs in {time.time() - start:.0f} s "
+                  f"-> {results_path()}", flush=True)
 
 
-def _write_merged(mine: pd.DataFrame) -> None:
-    """Write this process's beds over the file's other beds (read just before, so that two processes running
-    different beds keep each other's rows), in :data:`BEDS` order, atomically."""
-    path = results_path()
-    kept = load_study() if path.is_file() else pd.DataFrame(columns=COLUMNS)
-    merged = pd.concat([kept[~kept.bed.isin(set(mine.bed))], mine], ignore_index=True)
-    order = {bed: i for i, bed in enumerate(BEDS)}
-    merged = merged.sort_values("bed", key=lambda s: s.map(order), kind="stable")
-    write_text_atomic(merged[COLUMNS].round(6).to_csv(index=False), path)
+def _write_merged(frame: pd.DataFrame, stages: pd.DataFrame, bed: str, lever: str | None) -> None:
+    """Write ``frame`` and ``stages`` over the files' rows of ``bed`` (only those of ``lever`` unless it is None),
+    keeping every other row (read just before, under a lock, so that processes running other beds or levers keep
+    each other's rows), in :data:`BEDS` and lever order, atomically."""
+    with open(Path(tempfile.gettempdir()) / "samlib-testbeds.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for new, columns, is_stages in ((frame, COLUMNS, False), (stages, STAGE_COLUMNS, True)):
+            path = results_path(is_stages)
+            kept = load_study(is_stages) if path.is_file() else pd.DataFrame(columns=columns)
+            replaced = (kept.bed == bed) & (True if lever is None else kept.lever == lever)
+            pieces = [part for part in (kept[~replaced], new) if len(part)]  # an empty frame would make all object
+            merged = pd.concat(pieces, ignore_index=True).infer_objects() if pieces else new
+            write_text_atomic(_in_order(merged).reindex(columns=columns).round(6).to_csv(index=False), path)
+
+
+def _in_order(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame``'s rows by bed (:data:`BEDS` order), then lever (the bed's rows, then its levers in order); stable."""
+    beds = {bed: i for i, bed in enumerate(BEDS)}
+    levers = {(bed, lever): i + 1 for bed, b in BEDS.items() for i, lever in enumerate(b.levers)}
+    rank = [(beds.get(b, len(beds)), 0 if lever == "bed" else levers.get((b, lever), len(levers) + 1))
+            for b, lever in zip(frame.bed, frame.lever)]
+    return frame.iloc[sorted(range(len(frame)), key=rank.__getitem__)]
+
 
 if __name__ == "__main__":
     main()

@@ -1,6 +1,6 @@
 """Figures of the real-image chapters (CIFAR-MNIST, Waterbirds, the test beds): example images, the headroom of
 each test bed, per-seed results of a study, a metric against rho, the Gini of the phantom weights against rho,
-and the two-panel phantom-weights figure."""
+the two-panel phantom-weights figure, and the levers' paired gains and probe curves over training."""
 from __future__ import annotations
 
 import numpy as np
@@ -13,7 +13,7 @@ from .mechanism import plot_lorenz
 from .style import COLORS
 
 __all__ = ["plot_images", "plot_seed_results", "plot_metric_vs_rho", "plot_gini_vs_rho", "plot_phantom_weights",
-           "plot_curves", "plot_headroom"]
+           "plot_curves", "plot_headroom", "plot_paired_gains", "plot_stage_curves"]
 
 
 def plot_images(axes, images: Tensor, titles) -> None:
@@ -126,3 +126,41 @@ def plot_headroom(ax, table: pd.DataFrame, min_gap: float) -> None:
     ax.invert_yaxis()
     ax.set(xlabel="probe accuracy on the hard feature (median over seeds)", ylabel="test bed")
     ax.legend(fontsize="small", loc="lower left", ncol=3)
+
+
+SEED_SET_STYLE = {"tuning": dict(marker="o", ls="-"), "held out": dict(marker="s", ls="--")}
+
+
+def plot_paired_gains(ax, gains: pd.DataFrame) -> None:
+    """One row per (lever, run) of ``gains`` (:func:`samlib.experiments.testbeds.paired_gains`, in its order): a
+    dot per seed at the run's metric minus its same-seed SGD run's, circles for the tuning seeds and squares for
+    the held-out ones, a tick at each set's median, and a line at 0 (no gain)."""
+    rows = list(dict.fromkeys(zip(gains.lever, gains.run)))
+    for seed_set, offset in (("tuning", -0.15), ("held out", 0.15)):
+        part = gains[gains.seed_set == seed_set]
+        y = [rows.index(key) + offset for key in zip(part.lever, part.run)]
+        ax.scatter(part.gain, y, marker=SEED_SET_STYLE[seed_set]["marker"], s=24, alpha=0.8, zorder=3,
+                   color=COLORS["SAM"] if seed_set == "tuning" else COLORS["LSAM"], label=f"{seed_set} seeds")
+        medians = part.groupby(["lever", "run"], sort=False).gain.median()
+        ax.scatter(medians.to_numpy(), [rows.index(key) + offset for key in medians.index], marker="|", s=240,
+                   color="0.15", zorder=4, label="median" if seed_set == "tuning" else None)
+    ax.axvline(0, color="0.4", lw=1, ls=":")
+    ax.set_yticks(range(len(rows)), [f"{lever}: {run}" for lever, run in rows])
+    ax.invert_yaxis()
+    ax.set(xlabel="hard-half probe accuracy minus the same-seed SGD run's", ylabel="lever: run")
+    ax.legend(fontsize="small", loc="upper left")
+
+
+def plot_stage_curves(ax, stages: pd.DataFrame, metric: str, ylabel: str) -> None:
+    """The median ``metric`` over seeds against the epoch count (``stages``: stage rows of
+    :func:`samlib.experiments.testbeds.staged_runs` with ``seed_set``), one line per run label and seed set:
+    solid for the tuning seeds, dashed for the held-out ones."""
+    medians = stages.groupby(["seed_set", "label", "epochs"])[metric].median()
+    for label in label_order(stages):
+        for seed_set, style in SEED_SET_STYLE.items():
+            if (seed_set, label) in medians.index.droplevel("epochs"):
+                curve = medians.loc[(seed_set, label)].sort_index()
+                ax.plot(curve.index, curve.to_numpy(), color=_color(label), ms=4, label=f"{label}, {seed_set}",
+                        **style)
+    ax.set(xlabel="epochs of training", ylabel=ylabel)
+    ax.legend(fontsize="small")
