@@ -8,7 +8,7 @@ from torch import nn
 
 from samlib import scale
 from samlib.models import FeaturesAndHead, SmallCNN
-from samlib.probe import extract_features, linear_probe
+from samlib.probe import SOLVERS, extract_features, linear_probe
 from samlib.repro import configure, rng_state, seed_everything, set_rng_state
 
 
@@ -34,6 +34,56 @@ def test_probe_refuses_bad_input():
         linear_probe(x, torch.zeros(10), x, y)
     with pytest.raises(ValueError, match="NaN or infinite"):
         linear_probe(x.clone().fill_(float("nan")), y, x, y)
+    with pytest.raises(ValueError, match="solver must be one of 'lbfgs', 'newton-cholesky'; got str 'sgd'"):
+        linear_probe(x, y, x, y, solver="sgd")
+    for bad in (0, -1.0, float("inf")):
+        with pytest.raises(ValueError, match="C must be a finite number > 0"):
+            linear_probe(x, y, x, y, C=bad)
+    with pytest.raises(TypeError, match="C must be a finite number"):
+        linear_probe(x, y, x, y, C="1")
+
+
+def _ill_conditioned(n=300, d=300, seed=0):
+    """Float32 features whose second half nearly repeats the first, and a noisy linear label: a probe problem
+    that L-BFGS, stopped early, does not solve to its optimum."""
+    rng = np.random.default_rng(seed)
+    x = (rng.normal(size=(2 * n, d)) * rng.uniform(0.1, 3, size=d)).astype(np.float32)
+    x[:, d // 2:] = 0.9 * x[:, :d - d // 2] + 0.1 * x[:, d // 2:]
+    y = (x[:, :20].sum(1) + 3 * rng.normal(size=2 * n) > 0).astype(int)
+    return x[:n], y[:n], x[n:], y[n:]
+
+
+def _reference_accuracy(x_train, y_train, x_test, y_test, C=1.0):
+    """Test accuracy at the optimum of 0.5 |w|^2 + C sum log(1 + exp(-s (x.w + b))) (s = +-1, the intercept not
+    penalised) on standardised float64 features, by plain Newton steps: independent of scikit-learn."""
+    mean, std = x_train.mean(0, dtype=np.float64), x_train.std(0, dtype=np.float64)
+    a = np.hstack([(x_train - mean) / std, np.ones((len(x_train), 1))])
+    s = 2.0 * y_train - 1
+    theta = np.zeros(a.shape[1])
+    penalty = np.r_[np.ones(a.shape[1] - 1), 0.0]
+    for _ in range(50):
+        p = 1 / (1 + np.exp(s * (a @ theta)))  # sigma(-s z)
+        grad = penalty * theta - C * a.T @ (s * p)
+        hessian = np.diag(penalty) + C * (a * (p * (1 - p))[:, None]).T @ a
+        theta -= np.linalg.solve(hessian, grad)
+    assert np.abs(grad).max() < 1e-6  # the reference itself converged
+    z = np.hstack([(x_test - mean) / std, np.ones((len(x_test), 1))]) @ theta
+    return float(((z > 0) == y_test).mean())
+
+
+def test_the_newton_probe_reaches_the_optimum_and_lbfgs_stops_short():
+    data = _ill_conditioned()
+    reference = _reference_accuracy(*data)
+    assert linear_probe(*data, solver="newton-cholesky").test_accuracy == reference
+    assert linear_probe(*data).test_accuracy != reference  # the default (lbfgs) stops before the optimum
+    assert linear_probe(*data) == linear_probe(*data, solver=SOLVERS[0]) == linear_probe(*data, solver="lbfgs")
+
+
+def test_the_newton_probe_solves_in_float64_whatever_the_input_dtype():
+    x_train, y_train, x_test, y_test = _ill_conditioned(seed=1)
+    results = {linear_probe(x_train.astype(dtype), y_train, x_test.astype(dtype), y_test, solver="newton-cholesky")
+               for dtype in (np.float32, np.float64)}
+    assert len(results) == 1
 
 
 def test_extract_features_uses_eval_mode_and_restores_it():
