@@ -1,5 +1,6 @@
 """The package's shape: a light ``import samlib``, an optim that stands alone, a small top level."""
 import ast
+import json
 import re
 import subprocess
 import sys
@@ -7,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-SAMLIB = Path(__file__).resolve().parents[1] / "samlib"
+ROOT = Path(__file__).resolve().parents[1]
+SAMLIB = ROOT / "samlib"
 HEAVY = ("matplotlib", "seaborn", "pandas", "sklearn", "ipywidgets")
 
 
@@ -62,3 +64,33 @@ def test_the_ascent_is_written_once():
         for number, line in enumerate(path.read_text().splitlines(), 1):
             if radius_over_norm.search(line.split("#")[0]):
                 pytest.fail(f"{path.relative_to(SAMLIB)}:{number} divides a radius by a norm: use samlib.optim.ascent")
+
+
+UNCHECKED_OUTPUTS = {  # (chapter, cell id): why nbval may not compare that cell's output with the committed one
+    ("cifar_mnist.ipynb", "1d7e79af"): "L-BFGS probes on pixels: the last digit follows OpenBLAS's kernel",
+    ("cifar_mnist.ipynb", "ba5cef0f"): "L-BFGS probes on trained features: the last digit follows OpenBLAS's kernel",
+    ("cifar_mnist.ipynb", "eae08c08"): "L-BFGS probes on trained features: the last digit follows OpenBLAS's kernel",
+    ("mechanism.ipynb", "1c50eb93"): "the toy's chaotic radii (samlib.toy.results.CHAOTIC_FROM)",
+    ("noise_memorization.ipynb", "6dae03e8"): "progress bars and its wall-clock time",
+    ("noise_memorization.ipynb", "3f462550"): "a progress bar",
+    ("noise_memorization.ipynb", "85073d04"): "progress bars",
+    ("noise_memorization.ipynb", "957554d0"): "progress bars and its wall-clock time",
+    ("sam_in_one_picture.ipynb", "8cb51a00"): "a live widget",
+    ("toy.ipynb", "46ee7187"): "progress bars",
+    ("toy.ipynb", "1364d059"): "the toy's chaotic radii",
+    ("toy.ipynb", "2a8067be"): "the toy's chaotic radii",
+    ("toy.ipynb", "b3f097b6"): "the toy's chaotic radii",
+    ("toy.ipynb", "ff1806be"): "the toy's chaotic radii",
+    ("toy.ipynb", "bdf25200"): "a live widget",
+}
+
+
+def test_only_the_listed_cells_escape_the_notebook_check():
+    """A cell tagged nbval-ignore-output is executed but its output is not compared: each one is listed above with
+    its reason, so that the list cannot grow unnoticed."""
+    tagged = set()
+    for path in sorted(ROOT.glob("book/*.ipynb")):
+        for cell in json.loads(path.read_text())["cells"]:
+            if "nbval-ignore-output" in cell.get("metadata", {}).get("tags", []):
+                tagged.add((path.name, cell["id"]))
+    assert tagged == set(UNCHECKED_OUTPUTS)
