@@ -6,7 +6,6 @@
 Committed outputs are the book (see _config.yml); run this after changing a chapter or
 samlib, then commit the notebooks. CI re-executes them with nbval and compares.
 """
-import os
 import sys
 import time
 from pathlib import Path
@@ -26,10 +25,8 @@ def execute(path: Path) -> float:
 
 
 if __name__ == "__main__":
-    from samlib.repro import BOOK_KERNELS  # the kernel family of the committed outputs, as in .ci/test
-
-    for key, value in BOOK_KERNELS.items():
-        os.environ.setdefault(key, value)
+    # The kernel gets this process's environment, as under nbval in .ci/test: samlib.setup() in each notebook
+    # selects the book's kernels (samlib.repro.BOOK_KERNELS), so nothing is set here that CI does not set.
     if len(sys.argv) < 2:
         sys.exit(__doc__)
     for name in sys.argv[1:]:
