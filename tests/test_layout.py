@@ -1,4 +1,5 @@
-"""The package's shape: a light ``import samlib``, an optim that stands alone, a small top level."""
+"""The package's shape: a light ``import samlib``, an optim that stands alone, a small top level; and the
+book's notebook cells that nbval does not compare."""
 import ast
 import json
 import re
