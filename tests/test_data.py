@@ -336,6 +336,9 @@ def test_pair_difficulty_is_a_probe_error_on_the_pair(debian_fashion):
     assert 0 <= err < 0.05 < hard < 0.5
     with pytest.raises(ValueError, match="positive integer"):
         pair_difficulty(("pullover", "coat"), n=0)
+    assert 0.05 < pair_difficulty(("pullover", "coat"), n=200, seed=0, solver="newton-cholesky") < 0.5
+    with pytest.raises(ValueError, match="solver must be one of"):
+        pair_difficulty(("pullover", "coat"), n=200, solver="sgd")
 
 
 # --- Waterbirds ------------------------------------------------------------------------------------
@@ -406,3 +409,5 @@ def test_the_standin_is_deterministic_and_checks_its_arguments(debian_fashion):
 def test_the_standin_background_is_easier_to_read_than_the_object(debian_fashion):
     errors = pixel_probe_errors(waterbirds_standin("val", 400, seed=0), waterbirds_standin("test", 400, seed=1))
     assert errors["place"] < 0.05 and errors["place"] + 0.1 < errors["y"] < 0.5
+    with pytest.raises(ValueError, match="solver must be one of"):
+        pixel_probe_errors(waterbirds_standin("val", 40, seed=0), waterbirds_standin("test", 40, seed=1), solver="sgd")

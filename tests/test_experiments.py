@@ -221,6 +221,13 @@ def test_cifar_mnist_evaluation_reads_the_half_the_features_see():
     expected = (top_reader(sets.test.images).argmax(1) == sets.test.y).double().mean()
     assert metrics["test_acc"] == pytest.approx(float(expected))
     assert 0 <= metrics["gini_real"] < 1 and 0 <= metrics["gini_phantom"] < 1
+    exact = cifar_mnist.evaluate(top_reader, sets, 0.5, solver="newton-cholesky")  # the chapter's probes
+    assert exact["easy_probe"] > 0.85 and abs(exact["hard_probe"] - 0.5) < 0.1
+    assert {k: exact[k] for k in ("test_acc", "gini_real")} == {k: metrics[k] for k in ("test_acc", "gini_real")}
+    with pytest.raises(ValueError, match="solver must be one of 'lbfgs', 'newton-cholesky'; got str 'sgd'"):
+        cifar_mnist.evaluate(top_reader, sets, 0.5, solver="sgd")
+    with pytest.raises(ValueError, match="solver must be one of"):
+        cifar_mnist.pixel_probes(sets, solver="sgd")
 
 
 def test_group_accuracies_by_hand():
@@ -248,6 +255,9 @@ def test_waterbirds_evaluation_of_a_background_reader():
     assert metrics["background_probe"] > 0.95  # the mean colour tells land from water
     assert metrics["gini_real"] == pytest.approx(0.0, abs=1e-6)  # p = 1/2 for every example: equal weights
     assert metrics["minority_share_real"] == pytest.approx(0.05)  # equal weights: the minority's share is its size
+    assert waterbirds.evaluate(always_land, sets, 0.5, solver="newton-cholesky")["background_probe"] > 0.95
+    with pytest.raises(ValueError, match="solver must be one of"):
+        waterbirds.evaluate(always_land, sets, 0.5, solver="sgd")
 
 
 # --- the levers study ------------------------------------------------------------------------------------

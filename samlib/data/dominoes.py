@@ -208,10 +208,12 @@ def fmnist_mnist_dominoes(split: str, n: int, *, seed: int, agreement: float = 1
                          classes=FIVE_CLASSES, clutter_bottom=clutter, max_uses=DIGIT_USES if root is None else None)
 
 
-def pair_difficulty(pair: tuple[str, str], n: int = 1000, *, seed: int = 0, fashion_root=None) -> float:
+def pair_difficulty(pair: tuple[str, str], n: int = 1000, *, seed: int = 0, fashion_root=None,
+                    solver: str = "lbfgs") -> float:
     """How hard a Fashion-MNIST ``pair`` is: the test error of a logistic-regression probe
     (:func:`samlib.probe.linear_probe`) on raw pixels, trained on ``n`` training images of the pair
-    (drawn with ``seed``) and tested on all of the pair's test images (2,000). Higher = harder."""
+    (drawn with ``seed``) and tested on all of the pair's test images (2,000). Higher = harder. ``solver``: the
+    probe's (:data:`samlib.probe.SOLVERS`)."""
     from ..probe import linear_probe
 
     n = check_count(n)
@@ -219,4 +221,5 @@ def pair_difficulty(pair: tuple[str, str], n: int = 1000, *, seed: int = 0, fash
     test = binary_pair(fashion_mnist("test", fashion_root), pair, FASHION_CLASSES)
     pick = np.random.default_rng(seed).permutation(len(train.labels))[:n]
     flat = lambda x: x.reshape(len(x), -1) / np.float32(255)  # noqa: E731
-    return linear_probe(flat(train.images[pick]), train.labels[pick], flat(test.images), test.labels).test_error
+    return linear_probe(flat(train.images[pick]), train.labels[pick], flat(test.images), test.labels,
+                        solver=solver).test_error

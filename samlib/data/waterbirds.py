@@ -290,12 +290,13 @@ def _check_objects(objects) -> dict:
     return objects
 
 
-def pixel_probe_errors(train: Waterbirds, test: Waterbirds) -> dict[str, float]:
+def pixel_probe_errors(train: Waterbirds, test: Waterbirds, solver: str = "lbfgs") -> dict[str, float]:
     """Test error of linear probes (:func:`samlib.probe.linear_probe`) on raw pixels, trained on ``train``
     and tested on ``test``, for the background (``'place'``) and for the object (``'y'``). Use
-    group-balanced sets: a lower error for place means the background is the easier feature."""
+    group-balanced sets: a lower error for place means the background is the easier feature. ``solver``: the
+    probes' (:data:`samlib.probe.SOLVERS`)."""
     from ..probe import linear_probe
 
     flat = [d.images.reshape(len(d), -1).numpy() for d in (train, test)]
-    return {name: linear_probe(flat[0], getattr(train, name), flat[1], getattr(test, name)).test_error
+    return {name: linear_probe(flat[0], getattr(train, name), flat[1], getattr(test, name), solver=solver).test_error
             for name in ("place", "y")}

@@ -140,23 +140,26 @@ def build_model(config: CifarMnistPreset, sets: DominoSets) -> nn.Module:
     raise ValueError(f"unknown model {config.model!r}: use one of {', '.join(MODELS)}")
 
 
-def pixel_probes(sets: DominoSets) -> dict:
+def pixel_probes(sets: DominoSets, solver: str = "lbfgs") -> dict:
     """Test accuracy of linear probes on raw pixels (no network) for the top (``easy_probe``) and bottom
-    (``hard_probe``) label: fit on ``probe_train``, tested on ``probe_test``. How hard each half is to read."""
+    (``hard_probe``) label: fit on ``probe_train``, tested on ``probe_test``. How hard each half is to read.
+    ``solver``: the probe's (:data:`samlib.probe.SOLVERS`)."""
     flat = [s.images.reshape(len(s), -1) for s in (sets.probe_train, sets.probe_test)]
     return {f"{half}_probe": linear_probe(flat[0], getattr(sets.probe_train, f"y_{side}"), flat[1],
-                                          getattr(sets.probe_test, f"y_{side}")).test_accuracy
+                                          getattr(sets.probe_test, f"y_{side}"), solver=solver).test_accuracy
             for half, side in (("easy", "top"), ("hard", "bottom"))}
 
 
-def evaluate(model: nn.Module, sets: DominoSets, gini_rho: float) -> dict:
+def evaluate(model: nn.Module, sets: DominoSets, gini_rho: float, solver: str = "lbfgs") -> dict:
     """``easy_probe`` / ``hard_probe``: test accuracy of a linear probe (:func:`samlib.probe.linear_probe`) for
     the top / bottom label, fit on ``probe_train``'s features and tested on ``probe_test``'s; ``test_acc``: the
     network's own accuracy on agreeing test dominoes; ``gini_real`` / ``gini_phantom``: Gini of the importance
-    weights on the training set at the real head and at the phantom head of radius ``gini_rho``."""
+    weights on the training set at the real head and at the phantom head of radius ``gini_rho``. ``solver``: the
+    probes' (:data:`samlib.probe.SOLVERS`; the chapter uses ``"newton-cholesky"``, the shipped studies L-BFGS)."""
     train_features, test_features = (extract_features(model, s.images) for s in (sets.probe_train, sets.probe_test))
     probes = {f"{half}_probe": linear_probe(train_features, getattr(sets.probe_train, f"y_{side}"),
-                                            test_features, getattr(sets.probe_test, f"y_{side}")).test_accuracy
+                                            test_features, getattr(sets.probe_test, f"y_{side}"),
+                                            solver=solver).test_accuracy
               for half, side in (("easy", "top"), ("hard", "bottom"))}
     test_acc = float((predict(model, sets.test.images) == sets.test.y).double().mean())
     parts = network_decomposition(model, sets.train.images, sets.train.y, gini_rho)

@@ -114,18 +114,19 @@ def group_accuracies(predictions, data: Waterbirds) -> np.ndarray:
     return np.array([correct[group == g].mean() if (group == g).any() else np.nan for g in range(4)])
 
 
-def evaluate(model: nn.Module, sets: WaterbirdsSets, gini_rho: float) -> dict:
+def evaluate(model: nn.Module, sets: WaterbirdsSets, gini_rho: float, solver: str = "lbfgs") -> dict:
     """On ``test``: ``avg_acc`` (all test images; groups are balanced), ``worst_group_acc`` and ``group_<g>_acc``
     per group; ``core_probe`` / ``background_probe``: test accuracy of linear probes for the object / the
     background refit on ``val``'s features (groups balanced, the network's own head ignored); ``gini_real`` /
     ``gini_phantom``: Gini of the training set's importance weights at the real head and at the phantom head of
     radius ``gini_rho``; ``minority_share_real`` / ``_phantom``: the share of those weights carried by the training
-    images whose background disagrees with the label (the only ones that need the object)."""
+    images whose background disagrees with the label (the only ones that need the object). ``solver``: the probes'
+    (:data:`samlib.probe.SOLVERS`; the chapter uses ``"newton-cholesky"``, the shipped studies L-BFGS)."""
     val_features, test_features = (extract_features(model, s.images) for s in (sets.val, sets.test))
     predictions = head_on_cpu(model)(test_features).argmax(1)  # the test features serve the probes too
     groups = group_accuracies(predictions, sets.test)
     probes = {f"{name}_probe": linear_probe(val_features, getattr(sets.val, label), test_features,
-                                            getattr(sets.test, label)).test_accuracy
+                                            getattr(sets.test, label), solver=solver).test_accuracy
               for name, label in (("core", "y"), ("background", "place"))}
     parts = network_decomposition(model, sets.train.images, sets.train.y, gini_rho)
     minority = (sets.train.place != sets.train.y).numpy()
