@@ -68,9 +68,6 @@ def test_the_ascent_is_written_once():
 
 
 UNCHECKED_OUTPUTS = {  # (chapter, cell id): why nbval may not compare that cell's output with the committed one
-    ("cifar_mnist.ipynb", "1d7e79af"): "L-BFGS probes on pixels: the last digit follows OpenBLAS's kernel",
-    ("cifar_mnist.ipynb", "ba5cef0f"): "L-BFGS probes on trained features: the last digit follows OpenBLAS's kernel",
-    ("cifar_mnist.ipynb", "eae08c08"): "L-BFGS probes on trained features: the last digit follows OpenBLAS's kernel",
     ("mechanism.ipynb", "1c50eb93"): "the toy's chaotic radii (samlib.toy.results.CHAOTIC_FROM)",
     ("noise_memorization.ipynb", "6dae03e8"): "progress bars and its wall-clock time",
     ("noise_memorization.ipynb", "3f462550"): "a progress bar",
