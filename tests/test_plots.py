@@ -417,6 +417,18 @@ def test_seed_results():
     assert ax.get_ylabel() == "probe accuracy"
 
 
+@draws(real_data.plot_seed_sets)
+def test_seed_sets_draw_tuning_then_held_out_between_floor_and_ceiling():
+    frame = pd.concat([_study("hard_probe").assign(seed_set=seed_set) for seed_set in ("tuning", "held out")])
+    fig, axes = plt.subplots(1, 2)
+    real_data.plot_seed_sets(axes, frame, "hard_probe", "probe accuracy", floor=0.2, ceiling=0.9)
+    assert [ax.get_title() for ax in axes] == ["tuning seeds", "held-out seeds"]
+    for ax in axes:
+        assert _legend(ax) == ["one seed", "floor (random init)", "ceiling (hard only)"]
+        assert [line.get_ydata()[0] for line in ax.get_lines()[-2:]] == [0.2, 0.9]
+        assert ax.get_ylabel() == "probe accuracy" and len(ax.collections) == 2 * frame.label.nunique()
+
+
 @draws(real_data.plot_metric_vs_rho)
 def test_metric_vs_rho():
     fig, ax = plt.subplots()

@@ -12,8 +12,8 @@ from ..results import label_order
 from .mechanism import plot_lorenz
 from .style import COLORS
 
-__all__ = ["plot_images", "plot_seed_results", "plot_metric_vs_rho", "plot_gini_vs_rho", "plot_phantom_weights",
-           "plot_curves", "plot_headroom", "plot_paired_gains", "plot_stage_curves"]
+__all__ = ["plot_images", "plot_seed_results", "plot_seed_sets", "plot_metric_vs_rho", "plot_gini_vs_rho",
+           "plot_phantom_weights", "plot_curves", "plot_headroom", "plot_paired_gains", "plot_stage_curves"]
 
 
 def plot_images(axes, images: Tensor, titles) -> None:
@@ -46,6 +46,21 @@ def plot_seed_results(ax, frame: pd.DataFrame, metric: str, ylabel: str, referen
     ax.set_xticks(range(len(order)), order)
     ax.set(ylabel=ylabel, xlim=(-0.6, len(order) - 0.4))
     ax.legend(fontsize="small", loc="best")
+
+
+def plot_seed_sets(axes, frame: pd.DataFrame, metric: str, ylabel: str, floor: float, ceiling: float) -> None:
+    """:func:`plot_seed_results` for each seed set of ``frame`` (column ``seed_set``), the tuning seeds on
+    ``axes[0]`` and the held-out ones on ``axes[1]``, each between the bed's ``floor`` (dashed, random init) and
+    ``ceiling`` (dotted, the hard-only network)."""
+    for ax, seed_set in zip(axes, ("tuning", "held out")):
+        plot_seed_results(ax, frame[frame.seed_set == seed_set], metric, ylabel, reference=floor,
+                          reference_label="floor (random init)")
+        ax.axhline(ceiling, color="0.4", ls=":", lw=1, label="ceiling (hard only)")
+        ax.set_title(f"{seed_set.replace(' ', '-')} seeds")
+        ax.tick_params(axis="x", labelrotation=30)
+        for label in ax.get_xticklabels():
+            label.set_horizontalalignment("right")
+        ax.legend(fontsize="x-small", loc="lower right")
 
 
 def plot_metric_vs_rho(ax, frame: pd.DataFrame, metric: str, ylabel: str) -> None:
