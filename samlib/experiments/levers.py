@@ -1,5 +1,6 @@
-"""The levers of the real-image chapters that their notebooks do not re-run: each setting is the chapter's book
-preset with one thing changed.
+"""The levers of the real-image chapters' first beds, which their notebooks do not re-run: each setting is the bed's
+preset (``cifar_mnist.STAND_IN``, ``waterbirds.BOOK``) with one thing changed. The CIFAR-MNIST chapter has since
+moved to a bed with headroom (``cifar_mnist.CLUTTERED``), whose levers are ``samlib.experiments.testbeds``'.
 
     python -m samlib.experiments.levers cifar_mnist|waterbirds [--checkpoints DIR]
     python -m samlib.experiments.levers cifar_mnist --curves
@@ -24,7 +25,7 @@ from . import cifar_mnist, runs, waterbirds
 __all__ = ["CHAPTERS", "LEVERS", "CURVES", "results_path", "run_lever", "run_curves", "load_levers"]
 
 CHAPTERS = {"cifar_mnist": cifar_mnist, "waterbirds": waterbirds}  # each: preset, load_sets, build_model, evaluate
-CM, WB = cifar_mnist.BOOK, waterbirds.BOOK
+CM, WB = cifar_mnist.STAND_IN, waterbirds.BOOK  # the beds the chapters ran on when these levers were run
 LEVERS = {  # chapter: {lever: (preset with one change, runs {optimizer: radii}, seeds)}
     "cifar_mnist": {
         "no BatchNorm": (replace(CM, batchnorm=False), {"SGD": (0.0,), "SAM": (0.05,), "LSAM": (0.1, 0.5)}, (0,)),

@@ -34,7 +34,6 @@ import pandas as pd
 from .. import results
 from ..checkpoint import write_bytes_atomic, write_text_atomic
 from ..data import pixel_probe_errors
-from ..data.clutter import Clutter
 from . import cifar_mnist, runs, waterbirds
 from .cifar_mnist import CifarMnistPreset
 from .runs import TrainConfig
@@ -77,7 +76,7 @@ class Lever:
 
 
 _PAPER_NET = dict(model="paper_cnn", n_train=3000, n_probe=1000, train=TrainConfig(epochs=20))
-_CLUTTERED_CM = CifarMnistPreset(data="offline", pair=("trouser", "dress"), clutter=Clutter(), **_PAPER_NET)
+_CLUTTERED_CM = cifar_mnist.CLUTTERED
 _FMNIST_MNIST = CifarMnistPreset(data="fmnist_mnist", **_PAPER_NET)
 _GRID = {"SAM": (0.05, 0.2), "LSAM": (0.1, 0.3, 1.0)}
 _VARIED_BIRDS = replace(waterbirds.BOOK, object_sizes=(8, 20), object_contrast=(0.3, 1.0), agreement=1.0)
@@ -103,8 +102,8 @@ def _levers(preset: CifarMnistPreset) -> dict:
 BEDS = {
     "cluttered CIFAR-MNIST": Bed(_CLUTTERED_CM, "MNIST 0/1 over trouser/dress at random scale and place on textures, "
                                                 "the paper's network", _GRID, True, _levers(_CLUTTERED_CM)),
-    "CIFAR-MNIST stand-in": Bed(cifar_mnist.BOOK, "the CIFAR-MNIST chapter's bed: MNIST 0/1 over pullover/coat, "
-                                                  "the book's SmallCNN"),
+    "CIFAR-MNIST stand-in": Bed(cifar_mnist.STAND_IN, "the CIFAR-MNIST chapter's first bed: MNIST 0/1 over "
+                                                      "pullover/coat, the book's SmallCNN"),
     "FMNIST-MNIST": Bed(_FMNIST_MNIST, "MNIST 0-4 over Fashion-MNIST 0-4 (5 classes), the paper's network"),
     "Waterbirds stand-in": Bed(waterbirds.BOOK, "the Waterbirds chapter's bed: tops vs footwear on land or water "
                                                 "photos, the book's SmallCNN; hard: the object, easy: the background"),
