@@ -121,7 +121,7 @@ def evaluate(model: nn.Module, sets: WaterbirdsSets, gini_rho: float, solver: st
     ``gini_phantom``: Gini of the training set's importance weights at the real head and at the phantom head of
     radius ``gini_rho``; ``minority_share_real`` / ``_phantom``: the share of those weights carried by the training
     images whose background disagrees with the label (the only ones that need the object). ``solver``: the probes'
-    (:data:`samlib.probe.SOLVERS`; the chapter uses ``"newton-cholesky"``, the shipped studies L-BFGS)."""
+    (:data:`samlib.probe.SOLVERS`)."""
     val_features, test_features = (extract_features(model, s.images) for s in (sets.val, sets.test))
     predictions = head_on_cpu(model)(test_features).argmax(1)  # the test features serve the probes too
     groups = group_accuracies(predictions, sets.test)
