@@ -79,8 +79,7 @@ BOOK = replace(CLUTTERED, optimizers={"SGD": (0.0,), "SAM": (0.05,), "LSAM": (0.
 """The chapter at book scale: seed 0 of :data:`CLUTTERED`, at the radii its tuning seeds chose."""
 PAPER = CifarMnistPreset(data="real", n_train=10000, n_probe=4000, model="paper_cnn",
                          train=TrainConfig(epochs=50, lr=0.05, weight_decay=5e-4),
-                         optimizers={"SGD": (0.0,), "SAM": (0.05,), "LSAM": (0.1,)}, seeds=(0, 1, 2, 3, 4),
-                         rho_sweep={"SAM": (0.02, 0.2), "LSAM": (0.3, 1.0)})
+                         optimizers={"SGD": (0.0,), "SAM": (0.05,), "LSAM": (0.1,)}, seeds=(0, 1, 2, 3, 4))
 
 
 def preset() -> CifarMnistPreset:
