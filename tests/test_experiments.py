@@ -221,7 +221,7 @@ def test_cifar_mnist_evaluation_reads_the_half_the_features_see():
     expected = (top_reader(sets.test.images).argmax(1) == sets.test.y).double().mean()
     assert metrics["test_acc"] == pytest.approx(float(expected))
     assert 0 <= metrics["gini_real"] < 1 and 0 <= metrics["gini_phantom"] < 1
-    exact = cifar_mnist.evaluate(top_reader, sets, 0.5, solver="newton-cholesky")  # the chapter's probes
+    exact = cifar_mnist.evaluate(top_reader, sets, 0.5, solver="newton-cholesky")  # solved to the optimum
     assert exact["easy_probe"] > 0.85 and abs(exact["hard_probe"] - 0.5) < 0.1
     assert {k: exact[k] for k in ("test_acc", "gini_real")} == {k: metrics[k] for k in ("test_acc", "gini_real")}
     with pytest.raises(ValueError, match="solver must be one of 'lbfgs', 'newton-cholesky'; got str 'sgd'"):
