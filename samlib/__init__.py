@@ -18,15 +18,16 @@ figure and the widgets).
 """
 from . import scale
 from .optim import LSAM, SAM, frozen_bn_stats, lsam_param_groups
-from .repro import BOOK_THREADS, configure
+from .repro import configure
 
 __version__ = "0.1.0"
 __all__ = ["SAM", "LSAM", "lsam_param_groups", "frozen_bn_stats", "setup", "scale"]
 
 
-def setup(seed: int = 0, threads: int | None = BOOK_THREADS) -> None:
-    """Start a chapter: seeds, thread count and deterministic algorithms (:func:`samlib.repro.configure`)
-    and the book's figure style; prints the settings that the chapter's numbers depend on."""
+def setup(seed: int = 0, threads: int | str | None = "book") -> None:
+    """Start a chapter: seeds, the thread count (the book's, :func:`samlib.repro.book_threads`, unless given) and
+    deterministic algorithms (:func:`samlib.repro.configure`), and the book's figure style; prints the settings
+    that the chapter's numbers depend on."""
     import torch
 
     from .plots.style import use_book_style

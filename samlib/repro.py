@@ -13,9 +13,10 @@ import torch
 
 from . import checks
 
-__all__ = ["seed_everything", "configure", "rng_state", "set_rng_state"]
+__all__ = ["seed_everything", "configure", "book_threads", "rng_state", "set_rng_state"]
 
 BOOK_THREADS = 2  # the CPU thread count the committed outputs and CI use
+THREADS_VARIABLE = "SAMLIB_THREADS"  # where set, it replaces BOOK_THREADS (.ci/check_kernels' other thread count)
 BOOK_CPU_CAPABILITY = "avx2"  # torch's CPU kernel family the committed outputs and CI use (ATEN_CPU_CAPABILITY)
 BOOK_KERNELS = {  # the kernel family of every CPU library torch calls, the same on every x86-64 CPU with AVX2
     "ATEN_CPU_CAPABILITY": BOOK_CPU_CAPABILITY,  # torch's own vectorised kernels (reductions, exp/log, BatchNorm)
@@ -36,9 +37,22 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def configure(seed: int = 0, threads: int | None = BOOK_THREADS, deterministic: bool = True) -> None:
-    """Seed everything, fix torch's CPU thread count (``None`` keeps torch's default) and
-    ask for deterministic algorithms (on GPU this also sets ``CUBLAS_WORKSPACE_CONFIG``).
+def book_threads() -> int:
+    """The thread count of a chapter: :data:`BOOK_THREADS`, or ``$SAMLIB_THREADS`` where it is set (a positive
+    integer; ``.ci/check_kernels`` re-runs the chapters under another count to show that no checked output
+    depends on it)."""
+    value = os.environ.get(THREADS_VARIABLE, "").strip()
+    if not value:
+        return BOOK_THREADS
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"${THREADS_VARIABLE}={os.environ[THREADS_VARIABLE]!r}: expected a positive integer such as "
+                         f"1 or 2 (the book's is {BOOK_THREADS}); unset it for the book's")
+    return int(value)
+
+
+def configure(seed: int = 0, threads: int | str | None = "book", deterministic: bool = True) -> None:
+    """Seed everything, fix torch's CPU thread count (``"book"``: :func:`book_threads`; ``None`` keeps torch's
+    default) and ask for deterministic algorithms (on GPU this also sets ``CUBLAS_WORKSPACE_CONFIG``).
 
     Floating-point sums depend on the thread count and on the CPU's kernels, so the book's printed numbers
     are reproducible for a fixed ``threads`` and kernel family: :data:`BOOK_KERNELS` (AVX2 kernels in torch,
@@ -51,6 +65,8 @@ def configure(seed: int = 0, threads: int | None = BOOK_THREADS, deterministic: 
     for name, value in BOOK_KERNELS.items():
         os.environ.setdefault(name, value)
     checks.strict_bool("deterministic", deterministic)
+    if threads == "book":
+        threads = book_threads()
     if threads is not None:
         torch.set_num_threads(checks.positive_int("threads", threads, "or None for torch's default"))
     if deterministic:
