@@ -1,5 +1,7 @@
 """Tables over seeds, shared by every chapter: mean ± sd tables, gains over SGD, paired wins and paired effects
-(medians with a bootstrap interval of their ratio).
+(medians with a bootstrap interval of their ratio), and the book's one statistic with its verdicts
+(:func:`paired_comparison`, :func:`verdict`): the median paired effect with a distribution-free interval, the
+paired wins and an exact sign test.
 
 Every function takes a frame with one row per run and the columns ``optimizer``, ``rho`` and ``seed``
 (plus the metrics; ``label`` is added where missing, from :func:`samlib.optim.registry.run_label`).
@@ -7,7 +9,9 @@ Results are keyed by (optimizer, rho); labels are for display only.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -15,7 +19,9 @@ import pandas as pd
 from . import checks
 from .optim.registry import OPTIMIZERS, run_label
 
-__all__ = ["mean_sd", "label_order", "seed_table", "median_table", "gains_over_sgd", "gain_table", "paired_effect"]
+__all__ = ["mean_sd", "label_order", "seed_table", "median_table", "gains_over_sgd", "gain_table", "paired_effect",
+           "LEVEL", "MIN_SEEDS", "VERDICTS", "sign_test", "median_interval", "PairedEffect", "paired_effect_of",
+           "paired_comparison", "verdict", "describe"]
 
 
 def mean_sd(mean: float, sd: float, digits: int = 3) -> str:
@@ -185,3 +191,150 @@ def paired_effect(frame: pd.DataFrame, optimizer: str, rho: float, value: str, *
                      "ratio high": float(high), "wins": int((other < ref).sum()), "ties": int((other == ref).sum()),
                      "pairs": len(ref)})
     return pd.DataFrame(rows).set_index(by) if by else pd.DataFrame(rows)
+
+
+# --- The book's one statistic and its verdicts -----------------------------------------------------------------
+
+LEVEL = 0.95  # the confidence of every interval the book prints
+MIN_SEEDS = 10  # the fewest held-out seeds on which a verdict other than "too few seeds" is given
+VERDICTS = ("reproduced", "small but consistent", "not detected", "opposite", "too few seeds")
+
+
+def _binomial_tail(n: int, k: int) -> float:
+    """P(X <= k) for X ~ Binomial(n, 1/2), exactly."""
+    return sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n if k >= 0 else 0.0
+
+
+def sign_test(wins: int, losses: int) -> float:
+    """The exact two-sided sign-test p-value of ``wins`` against ``losses`` (ties already dropped)."""
+    wins, losses = checks.non_negative_int("wins", wins), checks.non_negative_int("losses", losses)
+    n = wins + losses
+    return 1.0 if n == 0 else min(1.0, 2 * _binomial_tail(n, min(wins, losses)))
+
+
+def median_interval(values, level: float = LEVEL) -> tuple[float, float, float]:
+    """A distribution-free interval for the median of ``values`` (the sign test inverted): the order statistics
+    (x_(k), x_(n+1-k)) with the largest k whose coverage 1 - 2 P(Binomial(n, 1/2) <= k - 1) is at least ``level``.
+    Returns (low, high, coverage); (NaN, NaN, NaN) when no k reaches ``level``, as for five values or fewer at 95%
+    (even five wins in five have a sign-test p of 0.0625)."""
+    x = np.sort(np.asarray(values, dtype=float))
+    level = checks.real("level", level, low=0, high=1, low_open=True, high_open=True)
+    if x.ndim != 1 or not len(x) or not np.isfinite(x).all():
+        raise ValueError(f"values: expected a 1-D array of finite numbers, got {values!r}")
+    n, best = len(x), None
+    for k in range(1, n // 2 + 1):
+        coverage = 1 - 2 * _binomial_tail(n, k - 1)
+        if coverage >= level:
+            best = (float(x[k - 1]), float(x[n - k]), coverage)
+    return best if best is not None else (math.nan, math.nan, math.nan)
+
+
+@dataclass(frozen=True)
+class PairedEffect:
+    """Paired runs compared (same seed, same data): the per-pair effect is ``run - baseline`` (``scale``
+    "difference") or ``run / baseline`` ("ratio"), and ``better`` says which way a metric improves.
+
+    ``median`` is the median per-pair effect, ``low``/``high`` its distribution-free ``coverage`` interval
+    (:func:`median_interval`), ``wins``/``losses``/``ties`` the pairs in which the run is better / worse / equal,
+    ``p_value`` the exact sign test, ``room`` the bed's room (ceiling - SGD) where known and ``share`` = median /
+    room. ``too_few``: the seeds are too few for the interval to exclude "no effect" at all."""
+
+    n: int
+    median: float
+    low: float
+    high: float
+    coverage: float
+    wins: int
+    losses: int
+    ties: int
+    p_value: float
+    scale: str = "difference"
+    better: str = "higher"
+    room: float = math.nan
+    share: float = math.nan
+
+    @property
+    def null(self) -> float:
+        """The value of no effect: 0 for a difference, 1 for a ratio."""
+        return 0.0 if self.scale == "difference" else 1.0
+
+    @property
+    def too_few(self) -> bool:
+        return math.isnan(self.low)
+
+    def toward_better(self, value: float) -> float:
+        """``value``'s distance from no effect, positive on the better side."""
+        return (value - self.null) * (1 if self.better == "higher" else -1)
+
+    @property
+    def best_allowed(self) -> float:
+        """The largest effect in the better direction that the interval allows (its better end)."""
+        return self.high if self.better == "higher" else self.low
+
+
+def paired_effect_of(run, baseline, *, scale: str = "difference", better: str = "higher", room: float | None = None,
+                     level: float = LEVEL) -> PairedEffect:
+    """:class:`PairedEffect` of ``run`` against ``baseline``, two arrays (n,) of one metric paired by position."""
+    scale = checks.choice("scale", scale, ("difference", "ratio"))
+    better = checks.choice("better", better, ("higher", "lower"))
+    run, baseline = np.asarray(run, dtype=float), np.asarray(baseline, dtype=float)
+    if run.shape != baseline.shape or run.ndim != 1 or not len(run):
+        raise ValueError(f"run and baseline: expected two 1-D arrays of the same length (one value per pair), got "
+                         f"shapes {run.shape} and {baseline.shape}")
+    if scale == "ratio" and not (baseline > 0).all():
+        raise ValueError("scale='ratio' needs a positive baseline in every pair; use scale='difference'")
+    effects = run - baseline if scale == "difference" else run / baseline
+    sign = 1 if better == "higher" else -1
+    gains = sign * (run - baseline)
+    wins, losses = int((gains > 0).sum()), int((gains < 0).sum())
+    low, high, coverage = median_interval(effects, level)
+    median = float(np.median(effects))
+    if room is not None:
+        room = checks.real("room", room, low=0, low_open=True, hint="the bed's ceiling minus SGD's median")
+    return PairedEffect(len(run), median, low, high, coverage, wins, losses, len(run) - wins - losses,
+                        sign_test(wins, losses), scale, better, math.nan if room is None else room,
+                        math.nan if room is None or scale != "difference" else median * sign / room)
+
+
+def paired_comparison(frame: pd.DataFrame, optimizer: str, rho: float, metric: str, *, reference: str = "SGD",
+                      pair_on: str = "seed", **options) -> PairedEffect:
+    """:func:`paired_effect_of` for ``optimizer`` at ``rho`` against its ``reference`` runs of the same
+    ``pair_on`` in ``frame`` (one row per run). ``options``: ``scale``, ``better``, ``room``, ``level``."""
+    _check_columns(frame, [metric, pair_on, "optimizer", "rho"])
+    ref, other = _paired(frame, optimizer, rho, metric, pair_on, reference)
+    return paired_effect_of(other, ref, **options)
+
+
+def verdict(effect: PairedEffect, meaningful: float, min_seeds: int = MIN_SEEDS) -> str:
+    """The book's verdict on ``effect`` (one of :data:`VERDICTS`), fixed before any held-out seed is read:
+
+    * "too few seeds": fewer than ``min_seeds`` pairs (the held-out sets need ten);
+    * "reproduced": the interval lies on the better side of no effect and the median reaches ``meaningful``, an
+      effect in the metric's own units and direction (e.g. a quarter of a bed's room, or a ratio of 0.5);
+    * "small but consistent": the interval lies on the better side, the median short of ``meaningful``;
+    * "opposite": the interval lies on the worse side;
+    * "not detected": the interval holds no effect (its better end, :attr:`PairedEffect.best_allowed`, is the
+      largest effect the data allow)."""
+    min_seeds = checks.positive_int("min_seeds", min_seeds)
+    meaningful = checks.real("meaningful", meaningful, hint="an effect in the metric's units, e.g. 0.04 or 0.5")
+    if effect.n < min_seeds or effect.too_few:
+        return "too few seeds"
+    if min(effect.toward_better(effect.low), effect.toward_better(effect.high)) > 0:
+        return "reproduced" if effect.toward_better(effect.median) >= effect.toward_better(meaningful) else \
+            "small but consistent"
+    if max(effect.toward_better(effect.low), effect.toward_better(effect.high)) < 0:
+        return "opposite"
+    return "not detected"
+
+
+def describe(effect: PairedEffect, run: str = "the run", baseline: str = "SGD", digits: int = 3) -> str:
+    """One line a chapter can print: the median effect, its interval, the wins, the sign test and the share of
+    the room, e.g. 'median +0.013 [+0.003, +0.021] (95% interval), SAM better than SGD on 9 of 10 seeds, sign
+    test p = 0.021, 0.08 of the room'."""
+    signed = "+" if effect.scale == "difference" else ""
+    interval = ("no 95% interval with so few seeds" if effect.too_few else
+                f"[{effect.low:{signed}.{digits}f}, {effect.high:{signed}.{digits}f}] "
+                f"({effect.coverage:.0%} interval)")
+    text = (f"median {effect.median:{signed}.{digits}f} {interval}, {run} better than {baseline} on {effect.wins} "
+            f"of {effect.n} seeds, sign test p = {effect.p_value:.2g}")
+    return text + ("" if math.isnan(effect.share) else f", {effect.share:.2f} of the room")
