@@ -1,9 +1,10 @@
-"""The HTML book's two bridges to a chapter's code: glue (numbers quoted in the prose) and tables."""
+"""The HTML book's bridges to a chapter's code: glue (numbers quoted in the prose), claims (sentences about those
+numbers, checked when the chapter runs) and tables."""
 from __future__ import annotations
 
 import hashlib
 
-__all__ = ["glue", "plain_number", "show", "Table"]
+__all__ = ["glue", "claim", "ClaimError", "plain_number", "show", "Table"]
 
 
 def plain_number(value, digits: int | None = None):
@@ -28,6 +29,30 @@ def glue(name: str, value, digits: int | None = None) -> None:
     except ImportError:
         return
     myst_glue(name, plain_number(value, digits), display=False)
+
+
+class ClaimError(AssertionError):
+    """A chapter's sentence about its numbers no longer holds for the numbers it computed."""
+
+
+def claim(key: str, holds, text: str) -> str:
+    """A sentence that states a direction, a comparison or an order about computed numbers ("rises with ρ",
+    "falls below 1"), checked when the chapter runs: when ``holds`` is true, ``text`` is glued under ``key`` for the
+    prose (``{glue:text}`key```) and returned; when it is false, the chapter stops with a :class:`ClaimError` that
+    quotes the sentence, so that a moved number fails the run instead of leaving false prose."""
+    if not isinstance(key, str) or not key.isidentifier():
+        raise ValueError(f"key: expected a glue name made of letters, digits and underscores, got {key!r}")
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"text: expected the sentence the prose shows, got {text!r}")
+    import numpy as np
+
+    if not isinstance(holds, (bool, np.bool_)):  # numpy's bool is fine, a number is not
+        raise TypeError(f"holds: expected True or False (the condition the sentence states), got {holds!r}")
+    if not holds:
+        raise ClaimError(f"the claim {key!r} does not hold for this run's numbers: {text!r}. The numbers moved: "
+                         "rewrite the sentence (and its condition) to say what they show now")
+    glue(key, text)
+    return text
 
 
 class Table:

@@ -1,7 +1,9 @@
 """Values glued into the prose are plain, rounded Python numbers."""
 import numpy as np
+import pytest
 import torch
 
+from samlib import book
 from samlib.book import plain_number
 
 
@@ -82,3 +84,25 @@ def test_show_splits_a_side_by_side_table_into_one_table_per_group(monkeypatch):
     assert list(shown[1].frame.columns) == ["median", "wins"] and shown[1].frame.iloc[0, 1] == 4
     with pytest.raises(ValueError, match="split"):
         book.show(_frame(), split=True)
+
+
+def test_a_claim_that_holds_is_glued_and_one_that_does_not_stops_the_chapter(monkeypatch):
+    glued = {}
+    monkeypatch.setattr(book, "glue", lambda key, value, digits=None: glued.update({key: value}))
+    ratios = np.array([0.8, 0.9, 1.3])
+    assert book.claim("ratio_rises", bool(np.all(np.diff(ratios) > 0)), "the ratio rises with ρ") == \
+        "the ratio rises with ρ"
+    assert glued == {"ratio_rises": "the ratio rises with ρ"}
+    book.claim("numpy_bool", np.all(ratios > 0), "every ratio is positive")
+    with pytest.raises(book.ClaimError, match="'quotient_below_one' does not hold.*falls below 1"):
+        book.claim("quotient_below_one", bool(ratios[-1] < 1), "the quotient falls below 1")
+    assert "quotient_below_one" not in glued
+
+
+@pytest.mark.parametrize("key, holds, text, error", [
+    ("a key", True, "text", ValueError), ("", True, "text", ValueError), ("k", True, " ", ValueError),
+    ("k", 1, "text", TypeError), ("k", None, "text", TypeError), ("k", "yes", "text", TypeError),
+])
+def test_bad_claims_are_refused(key, holds, text, error):
+    with pytest.raises(error):
+        book.claim(key, holds, text)
