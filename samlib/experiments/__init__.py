@@ -1,7 +1,12 @@
-"""The real-image experiments: ``runs`` (seeded SGD / SAM / LSAM runs of any features-and-head network, their
-summaries over seeds are in :mod:`samlib.results`) and one module per chapter, ``cifar_mnist`` and ``waterbirds``
-(presets, data sets,
-evaluation)."""
+"""The real-image experiments.
+
+* ``runs``: seeded SGD / SAM / LSAM runs of any features-and-head network (their summaries over seeds are in
+  :mod:`samlib.results`), and their first updates in float64;
+* ``cifar_mnist`` and ``waterbirds``: one module per chapter (presets, data sets, evaluation);
+* ``headroom``: the floor, ceiling and SGD of a test bed's hard probe;
+* ``testbeds`` and ``levers``: the shipped studies the chapters print;
+* ``agreement``: a chapter's live networks against the shipped study's runs of the same seed.
+"""
 from . import cifar_mnist, runs, waterbirds
 from .runs import OPTIMIZERS, RunSpec, Study, TrainConfig, run_study, specs
 

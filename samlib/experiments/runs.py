@@ -31,10 +31,11 @@ from ..optim.distributed import world_size
 from ..optim.registry import check_run, run_label
 from ..probe import extract_features
 from ..repro import seed_everything
-from ..train import History, ShardedBatches, TensorBatches, fit, progress_bar
+from ..train import History, ShardedBatches, TensorBatches, fit, progress_bar, train_step
 
 __all__ = ["OPTIMIZERS", "RunSpec", "TrainConfig", "specs", "make_optimizer", "train_run", "Study", "run_study",
-           "evaluate_untrained", "phantom_gini_by_rho", "network_decomposition", "predict", "head_on_cpu"]
+           "evaluate_untrained", "first_steps", "phantom_gini_by_rho", "network_decomposition", "predict",
+           "head_on_cpu"]
 
 OPTIMIZERS = ("SGD", "SAM", "LSAM")  # the names of samlib.optim.registry that image runs take
 
@@ -223,6 +224,33 @@ def evaluate_untrained(build_model: Callable[[], nn.Module], seeds: Sequence[int
         with torch.no_grad():
             rows.append({"optimizer": "random init", "rho": 0.0, "seed": seed, "label": "random init",
                          **evaluate(model, RunSpec("SGD", 0.0, seed))})
+    return pd.DataFrame(rows)
+
+
+def first_steps(build_model: Callable[[], nn.Module], images: Tensor, labels: Tensor, run_specs: Sequence[RunSpec],
+                config: TrainConfig, *, steps: int = 3, dtype: torch.dtype = torch.float64) -> pd.DataFrame:
+    """The first ``steps`` updates of each run in ``dtype``, on the first ``config.batch_size`` images, taken as the
+    training loop takes them (:func:`make_optimizer`, :func:`samlib.train.train_step`) from the run's seeded
+    initialisation: one row per run with the training loss on that batch after 0, 1, ..., ``steps`` updates
+    (``loss 0``, ``loss 1``, ...) and how far the weights moved (``moved``, the L2 norm of the change).
+
+    In float64 a few updates carry no kernel's last-bit difference into the printed digits, so these are the same
+    on every CPU, where a float32 network trained for epochs is not: a chapter checks its optimizers through
+    them. A SAM whose ascent goes the wrong way, or an LSAM that perturbs nothing, changes them."""
+    checks.positive_int("steps", steps, "e.g. steps=3")
+    x, y = images[:config.batch_size].to(dtype), labels[:config.batch_size]
+    rows = []
+    for spec in run_specs:
+        seed_everything(spec.seed)
+        model = build_model().to(dtype).train()
+        start = [p.detach().clone() for p in model.parameters()]
+        optimizer = make_optimizer(model, spec, config)
+        losses = [float(train_step(model, optimizer, F.cross_entropy, x, y)[0]) for _ in range(steps)]
+        with torch.no_grad():
+            losses.append(float(F.cross_entropy(model(x), y)))
+            moved = torch.sqrt(sum((p - p0).pow(2).sum() for p, p0 in zip(model.parameters(), start))).item()
+        rows.append({"optimizer": spec.optimizer, "rho": spec.rho, "seed": spec.seed, "label": spec.label,
+                     **{f"loss {i}": loss for i, loss in enumerate(losses)}, "moved": moved})
     return pd.DataFrame(rows)
 
 

@@ -22,8 +22,8 @@ from ..models import PaperConvNet, SmallCNN, resnet
 from ..probe import extract_features, linear_probe
 from .runs import TrainConfig, head_on_cpu, network_decomposition
 
-__all__ = ["WaterbirdsPreset", "BOOK", "PAPER", "preset", "WaterbirdsSets", "load_sets", "standin_options",
-           "build_model", "group_accuracies", "evaluate"]
+__all__ = ["WaterbirdsPreset", "BOOK", "PAPER", "LIVE_TOLERANCES", "preset", "WaterbirdsSets", "load_sets",
+           "standin_options", "build_model", "group_accuracies", "evaluate"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,14 @@ BOOK = WaterbirdsPreset(data="standin", n_train=3000, n_eval=1500, image_size=32
 PAPER = WaterbirdsPreset(data="real", n_train=0, n_eval=0, image_size=224, model="resnet50",
                train=TrainConfig(epochs=50, lr=1e-3, weight_decay=1e-4, batch_size=64),
                optimizers={"SGD": (0.0,), "SAM": (0.1,), "LSAM": (0.3,)})
+
+
+LIVE_TOLERANCES = {"core_probe": 0.01, "train_loss": 0.01}
+"""How far the chapter's seed-0 networks, trained live, may be from the shipped study's
+(:func:`samlib.experiments.agreement.compare_with_study`). The small CNN with BatchNorm carries a last-bit
+difference onto another trajectory: under the kernel paths of ``.ci/check_kernels`` the same seed's worst-group
+accuracy moved by up to 0.6 and its average accuracy by 0.13, so neither is compared; its core probe stayed within
+0.002 and its final training loss within 0.006."""
 
 
 def preset() -> WaterbirdsPreset:
