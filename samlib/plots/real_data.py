@@ -48,14 +48,16 @@ def plot_seed_results(ax, frame: pd.DataFrame, metric: str, ylabel: str, referen
     ax.legend(fontsize="small", loc="best")
 
 
-def plot_seed_sets(axes, frame: pd.DataFrame, metric: str, ylabel: str, floor: float, ceiling: float) -> None:
+def plot_seed_sets(axes, frame: pd.DataFrame, metric: str, ylabel: str, floor: float | None = None,
+                   ceiling: float | None = None) -> None:
     """:func:`plot_seed_results` for each seed set of ``frame`` (column ``seed_set``), the tuning seeds on
     ``axes[0]`` and the held-out ones on ``axes[1]``, each between the bed's ``floor`` (dashed, random init) and
-    ``ceiling`` (dotted, the hard-only network)."""
+    ``ceiling`` (dotted, the hard-only network) where they are given."""
     for ax, seed_set in zip(axes, ("tuning", "held out")):
         plot_seed_results(ax, frame[frame.seed_set == seed_set], metric, ylabel, reference=floor,
                           reference_label="floor (random init)")
-        ax.axhline(ceiling, color="0.4", ls=":", lw=1, label="ceiling (hard only)")
+        if ceiling is not None:
+            ax.axhline(ceiling, color="0.4", ls=":", lw=1, label="ceiling (hard only)")
         ax.set_title(f"{seed_set.replace(' ', '-')} seeds")
         ax.tick_params(axis="x", labelrotation=30)
         for label in ax.get_xticklabels():
