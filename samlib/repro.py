@@ -21,10 +21,9 @@ BOOK_CPU_CAPABILITY = "avx2"  # torch's CPU kernel family the committed outputs 
 BOOK_KERNELS = {  # the kernel family of every CPU library torch calls, the same on every x86-64 CPU with AVX2
     "ATEN_CPU_CAPABILITY": BOOK_CPU_CAPABILITY,  # torch's own vectorised kernels (reductions, exp/log, BatchNorm)
     "ONEDNN_MAX_CPU_ISA": "AVX2",  # oneDNN's convolutions (AVX-512 and AVX2 kernels round differently)
-    # MKL's conditional numerical reproducibility (its matrix products). Its AVX2 branch rounds otherwise on an
-    # Intel Xeon than on AMD; its COMPATIBLE path brings a float32 test-bed row made on AMD back on the Xeon, but
-    # moves a float64 toy run under torch's scalar kernels (.ci/check_kernels). AVX2 keeps every float64 chapter
-    # the same under both of torch's kernel families, so it stays the book's.
+    # MKL's conditional numerical reproducibility (its matrix products). Its AVX2 branch still rounds otherwise on
+    # an Intel Xeon than on AMD, so no float32 training digit is checked exactly (samlib.experiments.agreement);
+    # .ci/check_kernels re-runs every chapter under its COMPATIBLE path too.
     "MKL_CBWR": "AVX2",
 }
 
