@@ -18,7 +18,7 @@ probe (:mod:`samlib.experiments.headroom`) and then, where the bed has radii, co
 writes ``testbeds_data/testbeds.csv`` beside this module (one row per run; the stages go to ``stages.csv``),
 atomically after each bed and lever; with ``--checkpoints`` an interrupted study resumes where it stopped. With
 ``--levers`` only those levers are (re)run, from the bed's radii in the shipped file. The files ship with samlib,
-so the chapter prints them in Colab too; :func:`load_study` reads them. About two and a half hours on 2 CPU threads.
+so the chapter prints them in Colab too; :func:`load_study` reads them. About three hours on 2 CPU threads.
 """
 from __future__ import annotations
 
@@ -40,14 +40,19 @@ from .runs import TrainConfig
 
 __all__ = ["Bed", "Lever", "BEDS", "TUNING_SEEDS", "HELD_OUT_SEEDS", "COLUMNS", "headroom_runs", "grid_runs",
            "waterbirds_headroom_runs", "best_radii", "best_run", "lever_radii", "staged_runs", "run_lever", "run_bed",
-           "rerun_levers", "comparison", "lever_summary", "paired_gains", "results_path", "load_study", "STAGE_COLUMNS"]
+           "rerun_levers", "meaningful_gain", "comparison", "lever_summary", "paired_gains", "results_path",
+           "load_study", "STAGE_COLUMNS", "WATERBIRDS_COLUMNS", "ROOM_SHARE", "COMPARISON_COLUMNS"]
 
 TUNING_SEEDS = (0, 1, 2, 3, 4)
 HELD_OUT_SEEDS = (100, 101, 102, 103, 104)
-COLUMNS = ["bed", "lever", "seed_set", "label", "optimizer", "rho", "seed", "hard_probe", "easy_probe", "test_acc",
-           "train_acc", "train_loss", "gini_real", "gini_phantom", "worst_group_acc"]
-STAGE_COLUMNS = [*COLUMNS[:7], "epochs", *COLUMNS[7:]]
-GAIN_COLUMNS = ["gain", "spread", "median gain", "gain low", "gain high", "seeds_above_sgd", "seeds", "clears bar"]
+_SHARED_COLUMNS = ["bed", "lever", "seed_set", "label", "optimizer", "rho", "seed", "hard_probe", "easy_probe",
+                   "test_acc", "train_acc", "train_loss", "gini_real", "gini_phantom", "worst_group_acc"]
+WATERBIRDS_COLUMNS = ["group_0_acc", "group_1_acc", "group_2_acc", "group_3_acc", "minority_share_real",
+                      "minority_share_phantom"]  # the Waterbirds beds' own (samlib.experiments.waterbirds.evaluate)
+COLUMNS = [*_SHARED_COLUMNS, *WATERBIRDS_COLUMNS]
+STAGE_COLUMNS = [*_SHARED_COLUMNS[:7], "epochs", *_SHARED_COLUMNS[7:]]  # the stages are the dominoes' levers
+ROOM_SHARE = 0.25  # a meaningful gain on a bed: this share of its room (the ceiling minus SGD's median)
+COMPARISON_COLUMNS = ["median", "median gain", "low", "high", "wins", "seeds", "p", "verdict"]
 
 
 @dataclass(frozen=True)
@@ -106,7 +111,8 @@ BEDS = {
                                                       "pullover/coat, the book's SmallCNN"),
     "FMNIST-MNIST": Bed(_FMNIST_MNIST, "MNIST 0-4 over Fashion-MNIST 0-4 (5 classes), the paper's network"),
     "Waterbirds stand-in": Bed(waterbirds.BOOK, "the Waterbirds chapter's bed: tops vs footwear on land or water "
-                                                "photos, the book's SmallCNN; hard: the object, easy: the background"),
+                                                "photos, the book's SmallCNN; hard: the object, easy: the background",
+                               {opt: radii for opt, radii in waterbirds.BOOK.optimizers.items() if opt != "SGD"}, True),
     "varied-object Waterbirds": Bed(_VARIED_BIRDS, "the Waterbirds stand-in with tops vs footwear at a random size "
                                                    "(8-20 px) and contrast (0.3-1), and a background that always "
                                                    "agrees with the object in training; the book's SmallCNN",
@@ -149,13 +155,14 @@ def headroom_runs(preset: CifarMnistPreset, seeds=TUNING_SEEDS, checkpoints: Pat
 
 def _waterbirds_evaluate(preset: waterbirds.WaterbirdsPreset, sets: waterbirds.WaterbirdsSets, train):
     """The evaluation of a Waterbirds network in the dominoes' columns (see :func:`waterbirds_headroom_runs`), its
-    training accuracy on ``train``."""
+    training accuracy on ``train``, and its group accuracies and minority shares (:data:`WATERBIRDS_COLUMNS`)."""
     def evaluate(model, spec) -> dict:
         scores = waterbirds.evaluate(model, sets, preset.gini_rho)
         accuracy = float((runs.predict(model, train.images) == train.y).double().mean())
         return {"hard_probe": scores["core_probe"], "easy_probe": scores["background_probe"],
                 "test_acc": scores["avg_acc"], "worst_group_acc": scores["worst_group_acc"], "train_acc": accuracy,
-                "gini_real": scores["gini_real"], "gini_phantom": scores["gini_phantom"]}
+                "gini_real": scores["gini_real"], "gini_phantom": scores["gini_phantom"],
+                **{column: scores[column] for column in WATERBIRDS_COLUMNS}}
     return evaluate
 
 
@@ -328,30 +335,53 @@ def rerun_levers(name: str, levers, checkpoints: Path | None = None) -> tuple[pd
     return pd.concat(frames, ignore_index=True), pd.concat(stages, ignore_index=True)
 
 
-def comparison(rows: pd.DataFrame, metric: str = "hard_probe") -> pd.DataFrame:
-    """Each run label of ``rows`` (one seed set) against its same-seed SGD runs: the columns of
-    :func:`samlib.results.gain_table` (``wins``: seeds above SGD) and the ``median`` of ``metric`` over seeds."""
-    medians = rows.groupby("label")[metric].median().rename("median")
-    gains = results.gain_table(rows, metric).set_index("label")[GAIN_COLUMNS]
-    return gains.join(medians).rename(columns={"seeds_above_sgd": "wins"})
+def meaningful_gain(study: pd.DataFrame, bed: str, metric: str = "hard_probe") -> float:
+    """What counts as a meaningful gain on ``bed`` (fixed before its held-out seeds were read): :data:`ROOM_SHARE`
+    of its room on the tuning seeds, the hard-only ceiling (1 for an accuracy such as the worst group's) minus SGD's
+    median."""
+    rows = study[(study.bed == bed) & (study.lever == "bed") & (study.seed_set == "tuning")]
+    sgd = rows[rows.optimizer == "SGD"][metric].median()
+    ceiling = rows[rows.optimizer == "hard only"][metric].median() if metric == "hard_probe" else 1.0
+    if not (ceiling > sgd):
+        raise ValueError(f"bed {bed!r} has no room in {metric} on its tuning seeds (SGD {sgd}, ceiling {ceiling})")
+    return ROOM_SHARE * (ceiling - sgd)
+
+
+def comparison(rows: pd.DataFrame, metric: str = "hard_probe", meaningful: float | None = None) -> pd.DataFrame:
+    """Each run label of ``rows`` (one seed set) against its same-seed SGD runs, by the book's one statistic
+    (:func:`samlib.results.paired_comparison`): the run's ``median`` of ``metric``, the ``median gain`` (the median
+    paired difference) with its distribution-free 95% interval (``low``, ``high``; NaN with five seeds or fewer),
+    the ``wins`` over SGD, the ``seeds``, the sign test's ``p`` and, given the bed's ``meaningful`` gain
+    (:func:`meaningful_gain`), the ``verdict``."""
+    labelled = rows[rows.optimizer != "SGD"].drop_duplicates("label")
+    out = []
+    for run in labelled.itertuples():
+        effect = results.paired_comparison(rows, run.optimizer, run.rho, metric)
+        out.append({"label": run.label, "median": rows[rows.label == run.label][metric].median(),
+                    "median gain": effect.median, "low": effect.low, "high": effect.high, "wins": effect.wins,
+                    "seeds": effect.n, "p": effect.p_value,
+                    "verdict": None if meaningful is None else results.verdict(effect, meaningful)})
+    table = pd.DataFrame(out).set_index("label").loc[[label for label in results.label_order(rows) if label != "SGD"]]
+    return table if meaningful is not None else table.drop(columns="verdict")
 
 
 def lever_summary(study: pd.DataFrame, bed: str, metric: str = "hard_probe") -> pd.DataFrame:
     """One row per (lever, run) of ``bed`` that has held-out seeds: the bed's chosen SAM and LSAM (lever "none"),
-    then each lever's best run. Columns (seed set, value) for the tuning and the held-out seeds: SGD's median,
-    the run's median, its mean gain over SGD, the seed spread, its wins over same-seed SGD runs, the seeds, and
-    whether it clears the bar."""
+    then each lever's best run. Columns (seed set, value) for the tuning and the held-out seeds: SGD's median and
+    the run's, the median paired gain with its interval, the wins, the seeds and the verdict (:func:`comparison`)."""
     rows, keys = [], []
+    meaningful = meaningful_gain(study, bed, metric)
     for lever in ("bed", *BEDS[bed].levers):
         part = study[(study.bed == bed) & (study.lever == lever) & study.optimizer.isin(("SGD", "SAM", "LSAM"))]
-        tables = {name: comparison(part[part.seed_set == name], metric) for name in ("tuning", "held out")}
+        tables = {name: comparison(part[part.seed_set == name], metric, meaningful) for name in ("tuning", "held out")}
         for label in tables["held out"].index:
             row = {}
             for name, table in tables.items():
                 cells = table.loc[label]
                 values = {"SGD": part[(part.seed_set == name) & (part.optimizer == "SGD")][metric].median(),
-                          "median": cells["median"], "gain": cells["gain"], "spread": cells["spread"],
-                          "wins": int(cells["wins"]), "seeds": int(cells["seeds"]), "clears bar": cells["clears bar"]}
+                          "median": cells["median"], "median gain": cells["median gain"], "low": cells["low"],
+                          "high": cells["high"], "wins": int(cells["wins"]), "seeds": int(cells["seeds"]),
+                          "verdict": cells["verdict"]}
                 row.update({(name, key): value for key, value in values.items()})
             rows.append(row)
             keys.append(("none" if lever == "bed" else lever, label))
