@@ -1,5 +1,5 @@
-"""Tables over seeds, shared by every chapter: mean ± sd tables, gains over SGD, paired wins and paired effects
-(medians with a bootstrap interval of their ratio), and the book's one statistic with its verdicts
+"""Tables over seeds, shared by every chapter: mean ± sd and median tables, the toy's paired effects (medians with a
+bootstrap interval of their ratio), and the book's one statistic with its verdicts
 (:func:`paired_comparison`, :func:`verdict`): the median paired effect with a distribution-free interval, the
 paired wins and an exact sign test.
 
@@ -19,7 +19,7 @@ import pandas as pd
 from . import checks
 from .optim.registry import OPTIMIZERS, run_label
 
-__all__ = ["mean_sd", "label_order", "seed_table", "median_table", "gains_over_sgd", "gain_table", "paired_effect",
+__all__ = ["mean_sd", "label_order", "seed_table", "median_table", "paired_effect",
            "LEVEL", "MIN_SEEDS", "VERDICTS", "sign_test", "median_interval", "PairedEffect", "paired_effect_of",
            "paired_comparison", "verdict", "describe"]
 
@@ -95,57 +95,6 @@ def median_table(frame: pd.DataFrame, metric: str, across: str, digits: int = 3)
     stats["cell"] = [f"{m:.{digits}f} [{a:.{digits}f}, {b:.{digits}f}]"
                      for m, a, b in zip(stats["median"], stats["q25"], stats["q75"])]
     return _across_table(stats, across)
-
-
-def gains_over_sgd(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Per non-SGD (optimizer, rho): mean of ``metric`` minus SGD's mean over the same seeds, the seed spread
-    (the larger of the two sample sds), the seeds above SGD's same-seed run, and ``beats_sgd``: gain > spread
-    (our bar: an effect larger than seed-to-seed noise). Indexed by (optimizer, rho); ``label`` for display.
-    Needs an SGD run for every seed."""
-    _check_columns(frame, [metric])
-    frame = _with_labels(frame)
-    sgd = frame[frame.optimizer == "SGD"].set_index("seed")[metric]
-    if sgd.empty:
-        raise ValueError("gains_over_sgd needs SGD runs to compare with")
-    rows = []
-    for label in label_order(frame):
-        if label == "SGD":
-            continue
-        group = frame[frame.label == label]
-        other = group.set_index("seed")[metric]
-        if not set(other.index) <= set(sgd.index):
-            raise ValueError(f"{label} has seeds {sorted(set(other.index) - set(sgd.index))} without an SGD run")
-        gain = other.mean() - sgd[other.index].mean()
-        spread = max(other.std(), sgd[other.index].std())
-        rows.append({"optimizer": group.optimizer.iloc[0], "rho": group.rho.iloc[0], "label": label, "gain": gain,
-                     "spread": spread, "seeds_above_sgd": int((other > sgd[other.index]).sum()), "seeds": len(other),
-                     "beats_sgd": bool(gain > spread)})
-    return pd.DataFrame(rows).set_index(["optimizer", "rho"])
-
-
-def gain_table(frame: pd.DataFrame, metric: str, *, min_win_share: float = 0.8, n_boot: int = 2000,
-               level: float = 0.95, seed: int = 0) -> pd.DataFrame:
-    """:func:`gains_over_sgd` (higher ``metric`` is better) with the paired view: ``median gain``, the median over
-    seeds of the optimizer's ``metric`` minus its same-seed SGD run's, a ``level`` bootstrap interval of it
-    (``gain low``, ``gain high``; ``n_boot`` resamples of the seeds, generator seeded with ``seed``), and
-    ``clears bar``: the mean gain is larger than the seed spread *and* the optimizer is above its SGD twin on at
-    least ``min_win_share`` of the seeds (4 of 5)."""
-    gains = gains_over_sgd(frame, metric)
-    rng = np.random.default_rng(checks.seed("seed", seed))
-    level = checks.real("level", level, low=0, high=1, low_open=True, high_open=True)
-    medians, lows, highs = [], [], []
-    for optimizer, rho in gains.index:
-        ref, other = _paired(frame, optimizer, rho, metric, "seed", "SGD")
-        diff = other - ref
-        draws = np.median(diff[rng.integers(0, len(diff), size=(checks.positive_int("n_boot", n_boot), len(diff)))],
-                          axis=1)
-        medians.append(float(np.median(diff)))
-        low, high = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
-        lows.append(float(low))
-        highs.append(float(high))
-    gains["median gain"], gains["gain low"], gains["gain high"] = medians, lows, highs
-    gains["clears bar"] = gains.beats_sgd & (gains.seeds_above_sgd >= min_win_share * gains.seeds)
-    return gains
 
 
 def _paired(frame: pd.DataFrame, optimizer: str, rho: float, value: str, pair_on: str, reference: str):

@@ -1,4 +1,5 @@
-"""samlib.results: mean ± sd tables, gains over SGD, paired wins and paired effects, checked on hand-made rows."""
+"""samlib.results: mean ± sd tables and the toy's paired effects, checked on hand-made rows (the book's one statistic:
+tests/test_statistic.py)."""
 import numpy as np
 import pandas as pd
 import pytest
@@ -21,19 +22,6 @@ def test_seed_table_by_hand():
     with pytest.raises(KeyError, match="no column"):
         results.seed_table(_rows(), ["worst"])
     assert results.seed_table(_rows().query("seed == 1"), ["acc"]).loc["SGD", "acc"] == "0.720"  # one seed: no sd
-
-
-def test_gains_over_sgd_by_hand():
-    gains = results.gains_over_sgd(_rows(), "acc")
-    assert gains.loc[("LSAM", 0.5), "gain"] == pytest.approx(0.10)
-    assert gains.loc[("LSAM", 0.5), "spread"] == pytest.approx(0.04)  # the larger of the two sds
-    assert gains.loc[("LSAM", 0.5), "beats_sgd"] and gains.loc[("LSAM", 0.5), "seeds_above_sgd"] == 3
-    assert gains.loc[("SAM", 0.05), "gain"] == pytest.approx(-0.01) and not gains.loc[("SAM", 0.05), "beats_sgd"]
-    assert gains.loc[("SAM", 0.05), "seeds_above_sgd"] == 1  # seed 0: 0.71 > 0.70
-    with pytest.raises(ValueError, match="needs SGD"):
-        results.gains_over_sgd(_rows().query("optimizer != 'SGD'"), "acc")
-    with pytest.raises(ValueError, match="without an SGD run"):
-        results.gains_over_sgd(_rows().drop(index=4), "acc")
 
 
 def test_seed_table_across_a_column_is_keyed_by_optimizer_and_rho():
@@ -63,7 +51,6 @@ def test_median_table_gives_the_median_and_quartiles_by_hand():
 def test_labels_are_added_when_missing():
     rows = pd.DataFrame({"optimizer": ["SGD", "LSAM"], "rho": [0.0, 0.5], "seed": [0, 0], "acc": [0.5, 0.6]})
     assert results.label_order(rows) == ["SGD", "LSAM ρ=0.5"]
-    assert results.gains_over_sgd(rows, "acc").loc[("LSAM", 0.5), "label"] == "LSAM ρ=0.5"
 
 
 # --- paired effects: medians, paired wins, a bootstrap interval of the median ratio ------------------------
