@@ -7,7 +7,9 @@ Shared core, for any reuser:
   with a linear head;
 * ``samlib.train``, ``samlib.probe``, ``samlib.repro``, ``samlib.checkpoint``: seeded training with
   checkpoints, linear probes, determinism; ``samlib.models``: models split into features and a head;
-* ``samlib.scale`` (the book/paper switch), ``samlib.book`` (glue), ``samlib.landscape`` (2-D losses).
+* ``samlib.scale`` (the book/paper switch), ``samlib.book`` (glue, checked claims, tables), ``samlib.landscape``
+  (2-D losses), ``samlib.results`` (tables over seeds and the book's one statistic with its verdicts),
+  ``samlib.glance`` (every claim the book tests, measured on the shipped studies).
 
 One package per chapter family: ``samlib.toy`` (data, model, sweep, results, mechanism),
 ``samlib.memorization`` (Chen et al.: data, model, train, results), ``samlib.data`` (real-image loaders

@@ -26,14 +26,14 @@ from samlib.memorization.results import compare_optimizers
 from samlib.memorization.train import Training, train_runs
 from samlib.models import FeaturesAndHead
 from samlib.optim.registry import run_label
-from samlib.plots import landscape, mechanism, memorization, real_data, style, toy, widgets
+from samlib.plots import glance, landscape, mechanism, memorization, real_data, style, toy, widgets
 from samlib.results import label_order
 from samlib.toy.data import make_toy
 from samlib.toy.mechanism import gini_table, lr_scaling_over_batches, matched_loss_gini, weight_by_contribution
 from samlib.toy.results import phantom_ratios, probe_errors, summarize
 from samlib.toy.sweep import Run, ToySettings, grid, train_sweep
 
-MODULES = (landscape, toy, mechanism, memorization, real_data, style, widgets)
+MODULES = (glance, landscape, toy, mechanism, memorization, real_data, style, widgets)
 COVERED: set[str] = set()  # "module.function" of every figure some test draws
 TINY = ToySettings(n=60, hidden=8, steps=20, batch_size=20, log_every=5)
 TURNS, SEEDS, RHOS = [0.5, 1.0], [0, 1], [0.5, 1.0]
@@ -532,6 +532,25 @@ def test_stage_curves_are_medians_per_label_and_seed_set():
     assert list(line.get_xdata()) == [5, 10, 20] and list(line.get_ydata()) == pytest.approx([0.651, 0.701, 0.801])
     assert ax.get_lines()[1].get_linestyle() == "--"
     _labelled(ax)
+
+
+@draws(glance.plot_glance)
+def test_glance_one_row_per_claim_intervals_where_the_seeds_allow_and_the_legend_below_the_axes():
+    frame = pd.DataFrame([
+        {"claim": "a", "seed_set": "tuning", "median": 0.2, "low": 0.1, "high": 0.4},
+        {"claim": "a", "seed_set": "held out", "median": 0.3, "low": 0.1, "high": 0.5},
+        {"claim": "b", "seed_set": "tuning", "median": -0.5, "low": np.nan, "high": np.nan},
+        {"claim": "b", "seed_set": "held out", "median": 1.2, "low": np.nan, "high": np.nan}])
+    fig, ax = plt.subplots()
+    glance.plot_glance(ax, frame, {"a": "claim A", "b": "claim B"})
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["claim B", "claim A"]  # the first claim on top
+    intervals = [line for line in ax.get_lines() if len(line.get_xdata()) == 2 and line.get_linestyle() == "-"
+                 and line.get_xdata()[0] != line.get_xdata()[1]]
+    assert len(intervals) == 2  # claim a on both seed sets; claim b has none
+    assert _legend(ax) == ["tuning seeds", "held-out seeds"]
+    assert ax.get_legend().get_bbox_to_anchor().y0 < ax.bbox.y0  # below the axes, away from the data
+    assert ax.get_xlabel()
+    plt.close(fig)
 
 
 # --- every figure is drawn by some test ---------------------------------------------------------

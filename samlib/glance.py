@@ -1,0 +1,243 @@
+"""Results at a glance: each claim of the papers that this book tests, what the book measured, and the verdict of
+its one statistic (:func:`samlib.results.paired_effect_of`, :func:`samlib.results.verdict`), computed from the
+shipped studies, never typed.
+
+* :data:`CLAIMS`: the claims in reading order: the paper's words, where the paper shows it, the runs that test it
+  (the radius chosen on the tuning seeds), the metric and its direction, what counts as a meaningful effect;
+* :func:`measure`: one claim on one seed set, as a :class:`samlib.results.PairedEffect`, its verdict and how far
+  the run fits its training data;
+* :func:`glance_table`: one row per claim, the held-out seeds' verdict with the tuning seeds' effect beside it.
+
+"Meaningful" is fixed here, before any held-out seed is read, and it is ours, since the papers' own numbers are
+not known to us: for a probe error, half of SGD's (LSAM "halves" it); for the phantom head, a tenth more relative
+weight on the hard feature; on an image bed, a quarter of the room between SGD and the bed's ceiling.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+import pandas as pd
+
+from . import results
+
+__all__ = ["Claim", "CLAIMS", "SEED_SETS", "measure", "glance_table", "effects_frame"]
+
+SEED_SETS = ("tuning", "held out")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim: ``pairs(seed_set)`` gives the run's and its baseline's values, paired, and the run's median final
+    training error (None where the claim was not run on that seed set); ``meaningful`` is the meaningful effect in
+    the metric's units, or a function that computes it from the data (an image bed's share of its room)."""
+
+    key: str
+    paper: str
+    where: str
+    chapter: str
+    run: str
+    pairs: Callable[[str], tuple[np.ndarray, np.ndarray, float] | None]
+    meaningful: float | Callable[[], float]
+    scale: str = "difference"
+    better: str = "higher"
+    baseline: str = "SGD"
+    unit: str = "seeds"
+
+
+# --- the toy (samlib.toy.study) ---------------------------------------------------------------------------------
+
+@cache
+def _toy() -> pd.DataFrame:
+    from .toy import study
+
+    frame = study.load_study()
+    return frame.assign(seed_set=frame.seed_set.replace({"held-out": "held out"}))
+
+
+def _toy_radius(lever: str, optimizer: str) -> float:
+    """The radius with the lowest median hard-probe error on the tuning seeds, averaged over the complexities
+    (:func:`samlib.toy.study.best_radii`'s rule)."""
+    rows = _toy()[(_toy().lever == lever) & (_toy().seed_set == "tuning") & (_toy().optimizer == optimizer)]
+    return float(rows.groupby(["rho", "turns"]).hard_error.median().groupby("rho").mean().idxmin())
+
+
+def _toy_pairs(lever: str, optimizer: str, metric: str = "hard_error", baseline: str | None = None):
+    """Pairs of one toy lever over every (seed, complexity): ``optimizer`` at its tuned radius against SGD's run
+    of the same seed and complexity (or, with ``baseline``, against another column of the same run)."""
+    def pairs(seed_set: str):
+        rows = _toy()[(_toy().lever == lever) & (_toy().seed_set == seed_set)]
+        mine = rows[(rows.optimizer == optimizer) & (rows.rho == _toy_radius(lever, optimizer))]
+        mine = mine.set_index(["seed", "turns"]).sort_index()
+        if baseline is not None:
+            return mine[metric].to_numpy(), mine[baseline].to_numpy(), float(mine.train_error.median())
+        sgd = rows[rows.optimizer == "SGD"].set_index(["seed", "turns"])[metric]
+        return mine[metric].to_numpy(), sgd[mine.index].to_numpy(), float(mine.train_error.median())
+    return pairs
+
+
+# --- the image beds (samlib.experiments.testbeds) ----------------------------------------------------------------
+
+@cache
+def _beds() -> pd.DataFrame:
+    from .experiments import testbeds
+
+    return testbeds.load_study()
+
+
+def _bed_rows(bed: str) -> pd.DataFrame:
+    return _beds()[(_beds().bed == bed) & (_beds().lever == "bed")]
+
+
+def _bed_radius(bed: str, optimizer: str) -> float:
+    from .experiments import testbeds
+
+    tuning = _bed_rows(bed)
+    return testbeds.best_radii(tuning[tuning.seed_set == "tuning"])[optimizer]
+
+
+def _bed_pairs(bed: str, optimizer: str, metric: str = "hard_probe"):
+    def pairs(seed_set: str):
+        rows = _bed_rows(bed)
+        rows = rows[rows.seed_set == seed_set]
+        mine = rows[(rows.optimizer == optimizer) & (rows.rho == _bed_radius(bed, optimizer))].set_index("seed")
+        sgd = rows[rows.optimizer == "SGD"].set_index("seed")[metric]
+        mine = mine.sort_index()
+        return mine[metric].to_numpy(), sgd[mine.index].to_numpy(), float(1 - mine.train_acc.median())
+    return pairs
+
+
+def _lever_pairs(chapter: str, lever: str, optimizer: str, metric: str):
+    """Pairs of a lever of the first beds (:mod:`samlib.experiments.levers`), which ran on one seed set only: its
+    seeds count as tuning seeds, and it has no held-out ones (``None``)."""
+    def pairs(seed_set: str):
+        if seed_set != "tuning":
+            return None
+        from .experiments.levers import load_levers
+
+        rows = load_levers(chapter)
+        rows = rows[rows.lever == lever]
+        mine = rows[rows.optimizer == optimizer].set_index("seed").sort_index()
+        sgd = rows[rows.optimizer == "SGD"].set_index("seed")[metric]
+        return mine[metric].to_numpy(), sgd[mine.index].to_numpy(), math.nan
+    return pairs
+
+
+def _lever_room(chapter: str, lever: str, metric: str = "worst_group_acc") -> float:
+    """A quarter of the room above SGD's median worst-group accuracy in a lever of the first beds."""
+    from .experiments.levers import load_levers
+    from .experiments.testbeds import ROOM_SHARE
+
+    rows = load_levers(chapter)
+    return ROOM_SHARE * (1.0 - rows[(rows.lever == lever) & (rows.optimizer == "SGD")][metric].median())
+
+
+def _room(bed: str, metric: str = "hard_probe") -> float:
+    from .experiments import testbeds
+
+    return testbeds.meaningful_gain(_beds(), bed, metric)
+
+
+CLUTTERED, VARIED, STAND_IN = "cluttered CIFAR-MNIST", "varied-object Waterbirds", "Waterbirds stand-in"
+MORE_DATA = "4,000 training images, 5 seeds"
+CLAIMS = (
+    Claim("toy_lsam", "LSAM learns the toy's hard feature better than SGD", "Fig. 2A", "toy", "LSAM",
+          _toy_pairs("baseline", "LSAM"), 0.5, "ratio", "lower", unit="pairs"),
+    Claim("toy_sam", "SAM (every layer) learns it better too", "Fig. 2A", "toy", "SAM",
+          _toy_pairs("sam", "SAM"), 0.5, "ratio", "lower", unit="pairs"),
+    Claim("toy_open_window", "... by much, where the head cannot grow (our construction, the open window)",
+          "—", "toy", "LSAM", _toy_pairs("open_window", "LSAM"), 0.5, "ratio", "lower", unit="pairs"),
+    Claim("phantom_head", "the phantom head weighs the hard feature more than the real head", "Fig. 2B", "toy",
+          "phantom head", _toy_pairs("baseline", "LSAM", "phantom_ratio", baseline="real_ratio"), 1.1, "ratio",
+          "higher", baseline="real head", unit="runs"),
+    Claim("importance_weighting", "importance weighting alone helps the hard feature", "Fig. 3", "mechanism",
+          "IW-only", _toy_pairs("ablations", "IW-only"), 0.5, "ratio", "lower", unit="pairs"),
+    Claim("lr_scaling", "learning-rate scaling alone helps it", "Fig. 4", "mechanism", "LR-only",
+          _toy_pairs("ablations", "LR-only"), 0.5, "ratio", "lower", unit="pairs"),
+    Claim("cifar_mnist_sam", "SAM's features read the hard half of CIFAR-MNIST better", "Table 1", "cifar_mnist",
+          "SAM", _bed_pairs(CLUTTERED, "SAM"), lambda: _room(CLUTTERED)),
+    Claim("cifar_mnist_lsam", "LSAM's features read it better", "Table 1", "cifar_mnist", "LSAM",
+          _bed_pairs(CLUTTERED, "LSAM"), lambda: _room(CLUTTERED)),
+    Claim("waterbirds_sam", "SAM's features read the Waterbirds object (the core feature) better", "Table 1",
+          "waterbirds", "SAM", _bed_pairs(VARIED, "SAM"), lambda: _room(VARIED)),
+    Claim("waterbirds_lsam", "LSAM's features read it better", "Table 1", "waterbirds", "LSAM",
+          _bed_pairs(VARIED, "LSAM"), lambda: _room(VARIED)),
+    Claim("worst_group_sam", "SAM raises Waterbirds' worst-group accuracy", "—", "waterbirds", "SAM",
+          _bed_pairs(STAND_IN, "SAM", "worst_group_acc"), lambda: _room(STAND_IN, "worst_group_acc")),
+    Claim("worst_group_more_data", "... with 4,000 training images", "—", "waterbirds", "SAM",
+          _lever_pairs("waterbirds", MORE_DATA, "SAM", "worst_group_acc"),
+          lambda: _lever_room("waterbirds", MORE_DATA)),
+)
+
+
+def _meaningful(claim: Claim) -> float:
+    return claim.meaningful() if callable(claim.meaningful) else claim.meaningful
+
+
+def measure(claim: Claim, seed_set: str = "held out") -> tuple[results.PairedEffect | None, str, float]:
+    """``claim`` on ``seed_set``: its :class:`~samlib.results.PairedEffect` (None where the claim was not run on that
+    seed set), its verdict and the run's median final training error."""
+    if seed_set not in SEED_SETS:
+        raise ValueError(f"seed_set: expected one of {SEED_SETS}, got {seed_set!r}")
+    pairs = claim.pairs(seed_set)
+    if pairs is None:
+        return None, "too few seeds", math.nan
+    run, baseline, train_error = pairs
+    effect = results.paired_effect_of(run, baseline, scale=claim.scale, better=claim.better)
+    return effect, results.verdict(effect, _meaningful(claim)), train_error
+
+
+def _effect_text(effect: results.PairedEffect | None) -> str:
+    if effect is None:
+        return "not run"
+    name = "median difference" if effect.scale == "difference" else "median ratio"
+    signed = "+" if effect.scale == "difference" else ""
+    interval = "" if effect.too_few else f" [{effect.low:{signed}.3f}, {effect.high:{signed}.3f}]"
+    return f"{name} {effect.median:{signed}.3f}{interval}"
+
+
+def glance_table() -> pd.DataFrame:
+    """One row per claim of :data:`CLAIMS`: the held-out seeds' effect with its interval, the wins, the sign test
+    and the verdict, the tuning seeds' effect, the run's median training error and what "meaningful" was."""
+    rows = []
+    for claim in CLAIMS:
+        held, verdict, train_error = measure(claim, "held out")
+        tuning, _, _ = measure(claim, "tuning")
+        meaningful = _meaningful(claim)
+        rows.append({
+            "paper's claim": f"{claim.paper} ({claim.where})" if claim.where != "—" else claim.paper,
+            "held-out seeds": "not run" if held is None else
+                              f"{_effect_text(held)}; {claim.run} better on {held.wins} of {held.n} {claim.unit}, "
+                              f"p = {held.p_value:.2g}",
+            "verdict": verdict,
+            "tuning seeds": f"{_effect_text(tuning)}; {tuning.wins} of {tuning.n}",
+            "meaningful": f"{'ratio' if claim.scale == 'ratio' else 'difference'} "
+                          f"{'≤' if claim.better == 'lower' else '≥'} {_signed(meaningful, claim)}",
+            "train error": "–" if math.isnan(train_error) else f"{train_error:.3f}",
+            "chapter": claim.chapter,
+        })
+    return pd.DataFrame(rows, index=pd.Index([c.key for c in CLAIMS], name="claim"))
+
+
+def _signed(value: float, claim: Claim) -> str:
+    return f"{value:+.3f}" if claim.scale == "difference" else f"{value:.2f}"
+
+
+def effects_frame() -> pd.DataFrame:
+    """Every claim on both seed sets, in units of its meaningful effect (0: none, 1: meaningful, negative: the
+    wrong way): one row per (claim, seed set) with the median and the interval's ends (NaN where the seeds are too
+    few for an interval), for the glance figure."""
+    rows = []
+    for claim in CLAIMS:
+        for seed_set in SEED_SETS:
+            effect, verdict, _ = measure(claim, seed_set)
+            if effect is None:
+                continue
+            unit = effect.toward_better(_meaningful(claim))
+            ends = sorted(effect.toward_better(v) / unit for v in (effect.low, effect.high))
+            rows.append({"claim": claim.key, "seed_set": seed_set, "median": effect.toward_better(effect.median) / unit,
+                         "low": ends[0], "high": ends[1], "n": effect.n, "verdict": verdict})
+    return pd.DataFrame(rows)

@@ -1,0 +1,67 @@
+"""Results at a glance (samlib.glance): every claim is computed from the shipped studies with the book's statistic."""
+import math
+
+import numpy as np
+import pytest
+
+from samlib import glance, results
+from samlib.experiments import headroom, testbeds
+from samlib.toy import study
+
+
+def test_every_claim_has_a_verdict_on_both_seed_sets_and_one_row():
+    table = glance.glance_table()
+    assert list(table.index) == [c.key for c in glance.CLAIMS]
+    assert set(table.verdict) <= set(results.VERDICTS)
+    assert list(table.columns) == ["paper's claim", "held-out seeds", "verdict", "tuning seeds", "meaningful",
+                                   "train error", "chapter"]
+    for claim in glance.CLAIMS:
+        effect, verdict, _ = glance.measure(claim, "tuning")
+        assert effect is not None and verdict in results.VERDICTS
+
+
+def test_the_toy_radius_is_the_toy_studys_own_choice():
+    table = study.lever_table(study.load_study(), n_boot=10)
+    chosen = study.best_radii(table)
+    assert glance._toy_radius("baseline", "LSAM") == chosen["baseline"]
+    assert glance._toy_radius("open_window", "LSAM") == chosen["open_window"]
+
+
+def test_the_image_pairs_are_the_same_seeds_as_the_studys_comparison():
+    """The claim's pairs give the median paired gain the headroom chapter prints for the same runs."""
+    frame = testbeds.load_study()
+    rows = frame[(frame.bed == glance.CLUTTERED) & (frame.lever == "bed") & (frame.seed_set == "held out")]
+    run, sgd, _ = glance._bed_pairs(glance.CLUTTERED, "SAM")("held out")
+    rho = testbeds.best_radii(frame[(frame.bed == glance.CLUTTERED) & (frame.lever == "bed")
+                                    & (frame.seed_set == "tuning")])["SAM"]
+    assert np.median(run - sgd) == pytest.approx(testbeds.comparison(rows).loc[f"SAM ρ={rho:g}", "median gain"])
+
+
+def test_meaningful_on_an_image_bed_is_a_quarter_of_its_room():
+    frame = testbeds.load_study()
+    room = headroom.headroom_table(frame[(frame.lever == "bed") & (frame.seed_set == "tuning")]).loc[glance.CLUTTERED]
+    claim = next(c for c in glance.CLAIMS if c.key == "cifar_mnist_sam")
+    assert glance._meaningful(claim) == pytest.approx(0.25 * (room["hard only"] - room["SGD"]))
+
+
+def test_five_held_out_seeds_give_no_verdict_and_a_claim_without_held_out_seeds_says_so():
+    for claim in glance.CLAIMS:
+        effect, verdict, _ = glance.measure(claim, "held out")
+        if effect is None:
+            assert verdict == "too few seeds" and claim.key == "worst_group_more_data"
+        elif effect.n < results.MIN_SEEDS:
+            assert verdict == "too few seeds"
+    assert glance.glance_table().loc["worst_group_more_data", "held-out seeds"] == "not run"
+
+
+def test_the_effects_for_the_figure_are_in_units_of_the_meaningful_effect():
+    frame = glance.effects_frame().set_index(["claim", "seed_set"])
+    effect, _, _ = glance.measure(next(c for c in glance.CLAIMS if c.key == "toy_lsam"), "held out")
+    assert frame.loc[("toy_lsam", "held out"), "median"] == pytest.approx((1 - effect.median) / 0.5)
+    assert math.isnan(frame.loc[("cifar_mnist_sam", "held out"), "low"])  # five seeds: no interval
+    assert ("worst_group_more_data", "held out") not in frame.index
+
+
+def test_a_bad_seed_set_is_refused():
+    with pytest.raises(ValueError, match="seed_set"):
+        glance.measure(glance.CLAIMS[0], "held-out")
