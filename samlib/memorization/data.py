@@ -86,6 +86,7 @@ class PatchData:
 
 def generator(seed: int, stream: str) -> torch.Generator:
     """A CPU generator for one named stream of ``seed`` (streams are independent of each other)."""
+    checks.seed("seed", seed)
     digest = hashlib.sha256(f"memorization/{stream}/{seed}".encode()).digest()
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little"))
 
