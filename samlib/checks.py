@@ -144,7 +144,7 @@ def path(name: str, value, kind: str = "file", writable: bool = True) -> Path:
     text = os.fsdecode(os.fspath(value))
     if not text.strip():
         raise ValueError(f"{name} must be a path, got the empty string {text!r}; pass e.g. {name}={example!r}"
-                         + (", or None for no checkpoint" if kind == "file" else ""))
+                         + (", or None for no checkpoint" if name == "checkpoint" else ""))
     if "\x00" in text:
         raise ValueError(f"{name} holds a NUL character, which no path may hold: {text!r}")
     found = Path(text)

@@ -83,8 +83,8 @@ def _finite_point(name: str, value, shape: tuple | None = None) -> Tensor:
     if point.ndim == 0 or point.numel() == 0 or (shape is not None and tuple(point.shape) != shape):
         raise ValueError(f"{name} must be a point of shape {shape or '(d,)'}, got shape {tuple(point.shape)}")
     if not bool(torch.isfinite(point).all()):
-        raise ValueError(f"{name} must hold finite numbers, got {point.tolist()}: a NaN or infinite start never "
-                         "moves to anything meaningful")
+        raise ValueError(f"{name} must hold finite numbers, got {point.tolist()}: a NaN or infinite point has no "
+                         "meaningful loss, gradient or path")
     return point
 
 

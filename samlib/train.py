@@ -152,6 +152,9 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Loss
     ``torch.amp.GradScaler`` scales the backward passes (and skips steps whose gradients overflow);
     ``ascent_gradient``: SAM's on a DDP-wrapped model, ``"per_device"`` (its default) or ``"synchronized"``.
     """
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}: e.g. "
+                        "torch.optim.SGD(model.parameters(), lr=0.1)")
     amp = scaler is not None or autocast_dtype is not None
     if isinstance(optimizer, LSAM) and hasattr(model, "features") and not amp:
         return optimizer.fast_step(model.features(inputs), lambda outputs: loss_fn(outputs, targets))
@@ -358,9 +361,11 @@ class _Watch:
         grads = [p.grad for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
         if math.isfinite(loss) and _all_finite(grads):
             return
-        what = f"the loss is {loss}" if not math.isfinite(loss) else "a gradient is not finite (the loss was finite)"
-        raise checks.NonFiniteError(f"training stopped at {self.where()}: {what}. Likely cause: "
-                                    f"{self.causes(inputs, targets)}.{self.kept()}")
+        if math.isfinite(loss):
+            what, cause = "a gradient is not finite (the loss was finite)", self.gradient_cause()
+        else:
+            what, cause = f"the loss is {loss}", self.causes(inputs, targets)
+        raise checks.NonFiniteError(f"training stopped at {self.where()}: {what}. Likely cause: {cause}.{self.kept()}")
 
     def end_epoch(self) -> None:
         """With a scaler: refuse an epoch whose every step had a non-finite loss (it cannot be an overflow)."""
@@ -391,6 +396,13 @@ class _Watch:
                  if len(finite) >= 2 else "")
         return f"the learning rate (lr={shown}) is too large for this model and data{trend}: try a tenth of it"
 
+    def gradient_cause(self) -> str:
+        names = [name for name, p in self.model.named_parameters()
+                 if p.grad is not None and not _all_finite([p.grad])]
+        return (f"an operation of the model or of loss_fn ({_name(self.loss_fn)}) without a finite derivative here "
+                "(sqrt or log at 0, a division by zero, a power of a negative number), in the gradient of "
+                f"{', '.join(names[:3]) or 'a parameter'}; or {self.lr_cause()}")
+
     def causes(self, inputs: Tensor, targets: Tensor) -> str:
         found = []
         if inputs.is_floating_point() or inputs.is_complex():
@@ -407,9 +419,9 @@ class _Watch:
             if bool(bad.any()):
                 found.append(f"a label out of range: this batch's labels hold {torch.unique(targets[bad]).tolist()[:5]}"
                              f", which {self.rule[0]} cannot take (class indices 0..C-1)")
-        if not _all_finite([p.detach() for p in self.model.parameters()]) and not found:
-            found.append("the weights: they are no longer finite, so an update diverged")
-        return "; or ".join(found + [self.lr_cause()]) if not found else "; or ".join(found)
+        if not found and not _all_finite([p.detach() for p in self.model.parameters()]):
+            return f"the weights are no longer finite, so an update before this step diverged: {self.lr_cause()}"
+        return "; or ".join(found) if found else self.lr_cause()
 
 
 def _explained(exc: Exception, watch: _Watch, inputs: Tensor, targets: Tensor) -> Exception:

@@ -110,6 +110,9 @@ def _read_metadata(folder: Path):
     if missing:
         raise ValueError(f"{path} lacks column(s) {', '.join(missing)}; it needs {', '.join(_COLUMNS)} "
                          f"(found {', '.join(map(str, table.columns))})")
+    if table.empty:
+        raise ValueError(f"{path} has a header but no rows: it must list every image (one row each); re-download or "
+                         "re-extract the Waterbirds folder")
     for column, codes in _CODES.items():
         allowed = ", ".join(f"{code} ({name})" for code, name in codes.items())
         _check_values(table[column].to_numpy(), tuple(codes), f"{path}: column {column!r}",
@@ -137,9 +140,11 @@ def load_waterbirds(root, split: str, image_size: int = 224) -> Waterbirds:
     columns img_filename, y, place, split (0/1/2), and the images it names), resized and centre-cropped
     to ``image_size``. Memory: N * 3 * image_size**2 * 4 bytes (train at 224: about 2.9 GB).
     Bad codes in metadata.csv, or a split with no rows, raise ValueError naming the file."""
-    if isinstance(root, bool) or not isinstance(root, (str, os.PathLike)) or not str(root).strip():
+    if isinstance(root, bool) or not isinstance(root, (str, os.PathLike)):
         raise TypeError(f"root must be the path of the Waterbirds folder (a str or pathlib.Path), got "
                         f"{type(root).__name__} {root!r}")
+    if not str(root).strip():
+        raise ValueError(f"root must be the path of the Waterbirds folder, got the empty string {root!r}")
     folder, code = Path(root), SPLIT_CODES[_check_split(split)]
     size = check_count(image_size, "image_size")
     table = _read_metadata(folder)
