@@ -484,6 +484,11 @@ def _check_fit_arguments(model, optimizer, loss_fn, evaluate, identity, scaler, 
         raise ValueError(f"model ({type(model).__name__}) has no trainable parameter: all {len(parameters)} are "
                          "frozen (requires_grad=False), so nothing would train; unfreeze some with "
                          "p.requires_grad_(True)")
+    for i, group in enumerate(optimizer.param_groups):
+        for key, value in group.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isfinite(value):
+                raise ValueError(f"the optimizer's {key} (parameter group {i}) is {value}: every weight would turn "
+                                 f"into NaN; pass a finite {key}")
     held = {id(p) for group in optimizer.param_groups for p in group["params"]}
     if not any(id(p) in held for p in trainable):
         raise ValueError(f"optimizer ({type(optimizer).__name__}) holds none of the model's trainable parameters, so "

@@ -126,6 +126,10 @@ class LSAM(SAM):
         with torch.enable_grad():
             outputs = self.head(features.detach())
             loss = loss_fn(outputs)
+            if not isinstance(loss, Tensor) or loss.numel() != 1:
+                shown = f"a tensor of shape {tuple(loss.shape)}" if isinstance(loss, Tensor) else type(loss).__name__
+                raise ValueError(f"{name}'s loss_fn returned {shown}, not a scalar loss: reduce the batch to one "
+                                 "number, e.g. F.cross_entropy(out, y) (reduction='mean', not 'none')")
             grads = torch.autograd.grad(loss, weights)
         with torch.no_grad():
             steps = ascent(grads, group["rho"], params=weights, relative=self.relative, eps=self.eps)

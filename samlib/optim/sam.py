@@ -14,6 +14,8 @@ with the weights instead of shrinking relative to them.
 """
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Callable
 
 import torch
@@ -121,6 +123,10 @@ class SAM(torch.optim.Optimizer):
             raise ValueError("SAM got no parameters: pass model.parameters() or a non-empty list of parameter groups")
         if model is not None and not isinstance(model, torch.nn.Module):
             raise TypeError(f"model must be the torch.nn.Module being trained (or None), got {type(model).__name__}")
+        for key, value in base_kwargs.items():  # the base optimizer checks signs; NaN and infinities pass it
+            if isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isfinite(value):
+                raise ValueError(f"{key} must be a finite number, got {value}: the base optimizer "
+                                 f"{base_optimizer.__name__} would turn every weight into NaN")
         defaults = dict(rho=check_rho(rho), adaptive=checks.strict_bool("adaptive", adaptive), perturb=True,
                         **base_kwargs)
         self.eps = _check_eps(eps)
@@ -149,6 +155,7 @@ class SAM(torch.optim.Optimizer):
     @torch.no_grad()
     def first_step(self, zero_grad: bool = False) -> None:
         """Move every perturbed weight to its phantom value w + eps (saving w)."""
+        checks.strict_bool("zero_grad", zero_grad)
         if self._ascended:
             raise RuntimeError("first_step() was called twice: call second_step() to restore the weights first")
         self._check_gradients("first_step()", "call loss.backward() before first_step(), or use step(closure)")
@@ -166,6 +173,7 @@ class SAM(torch.optim.Optimizer):
     @torch.no_grad()
     def second_step(self, zero_grad: bool = False) -> None:
         """Restore the real weights and apply the base optimizer with the phantom gradients."""
+        checks.strict_bool("zero_grad", zero_grad)
         if not self._ascended:
             raise RuntimeError("second_step() without first_step(): the gradients are not taken at the phantom "
                                "weights, so this would be a plain base-optimizer step; call first_step() after the "

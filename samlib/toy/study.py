@@ -225,7 +225,7 @@ def results_path() -> Path:
 
 def load_study(path: str | Path | None = None) -> pd.DataFrame:
     """The shipped study (:func:`results_path`), or the one at ``path``: one row per run."""
-    path = results_path() if path is None else Path(path)
+    path = results_path() if path is None else checks.path("path", path, writable=False)
     if not path.exists():
         raise FileNotFoundError(f"no toy study at {path}: run python -m samlib.toy.study run")
     return pd.read_csv(path)
