@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 __all__ = ["positive_int", "non_negative_int", "int_at_least", "real", "strict_bool", "seed", "SEED_LIMIT", "choice",
-           "optional", "function", "path", "env_flag", "FLAG_SPELLINGS", "NonFiniteError"]
+           "optional", "function", "items", "path", "env_flag", "FLAG_SPELLINGS", "NonFiniteError"]
 
 SEED_LIMIT = 2 ** 32  # seeds are ints in [0, SEED_LIMIT): NumPy's legacy seeding takes no more
 FLAG_SPELLINGS = {"1": True, "true": True, "on": True, "yes": True, "0": False, "false": False, "off": False,
@@ -129,6 +129,15 @@ def function(name: str, value, hint: str = "") -> Callable:
         fix = f"; {hint}" if hint else ""
         raise TypeError(f"{name} must be callable (a function), got {_shown(value)}{fix}")
     return value
+
+
+def items(name: str, value, hint: str = "") -> list:
+    """``value`` as a list, if it is an iterable of items (a list, tuple, range, ...; not a string, a mapping or a
+    single number), else a ``TypeError`` naming it."""
+    if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
+        fix = f"; {hint}" if hint else ""
+        raise TypeError(f"{name} must be a list or tuple of values, got {_shown(value)}{fix}")
+    return list(value)
 
 
 def path(name: str, value, kind: str = "file", writable: bool = True) -> Path:

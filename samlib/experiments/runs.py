@@ -67,7 +67,13 @@ class RunSpec:
 def specs(optimizers: dict[str, Sequence[float]], seeds: Sequence[int]) -> list[RunSpec]:
     """Every (optimizer, rho) of ``optimizers`` ({'SGD': [0], 'LSAM': [0.1, 0.5]}) times every seed, seeds
     outermost (so a partial study has every optimizer for its first seeds)."""
-    return [RunSpec(opt, rho, seed) for seed in seeds for opt, rhos in optimizers.items() for rho in rhos]
+    if not isinstance(optimizers, Mapping):
+        raise TypeError(f"optimizers must be a dict {{optimizer: radii}}, e.g. {{'SGD': [0.0], 'SAM': [0.05]}}, got "
+                        f"{type(optimizers).__name__}")
+    radii = {opt: checks.items(f"optimizers[{opt!r}]", rhos, "the radii of that optimizer, e.g. [0.05]")
+             for opt, rhos in optimizers.items()}
+    seeds = checks.items("seeds", seeds, "e.g. seeds=[0, 1, 2]")
+    return [RunSpec(opt, rho, seed) for seed in seeds for opt, rhos in radii.items() for rho in rhos]
 
 
 @dataclass(frozen=True)
@@ -295,7 +301,7 @@ def evaluate_untrained(build_model: Callable[[], nn.Module], seeds: Sequence[int
     reference that any learned feature must beat). Rows labelled 'random init'."""
     _check_factory(build_model)
     checks.function("evaluate", evaluate, "a function (model, spec) -> dict of metrics")
-    seeds = [checks.seed("seed", seed) for seed in seeds]
+    seeds = [checks.seed("seed", seed) for seed in checks.items("seeds", seeds, "e.g. seeds=[0, 1, 2]")]
     rows = []
     for seed in seeds:
         seed_everything(seed)
@@ -309,6 +315,7 @@ def evaluate_untrained(build_model: Callable[[], nn.Module], seeds: Sequence[int
 def phantom_gini_by_rho(model: nn.Module, images: Tensor, labels: Tensor, rhos: Sequence[float]) -> dict:
     """Gini of the importance weights of one trained network on ``images`` (N, ...) with class ``labels``: at the
     real head (key 0.0) and at the phantom head of each radius in ``rhos``. Features are computed once."""
+    rhos = checks.items("rhos", rhos, "the radii of the phantom heads, e.g. [0.1, 0.5]")
     features, head = extract_features(model, images), head_on_cpu(model)
     ginis = {0.0: gini(decompose(features, labels, head, 0.0, "cross_entropy").weights)}
     for rho in rhos:

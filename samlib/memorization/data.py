@@ -70,6 +70,8 @@ class Run:
 
 def grid_runs(ns, mu_norms, seeds, taus=(0.0,)) -> list[Run]:
     """Every combination, ordered n, then ‖μ‖, then seed, then τ."""
+    ns, mu_norms, seeds, taus = (checks.items(name, value, "e.g. [20, 40]") for name, value in
+                                 (("ns", ns), ("mu_norms", mu_norms), ("seeds", seeds), ("taus", taus)))
     return [Run(n, float(mu), seed, float(tau)) for n, mu, seed, tau in product(ns, mu_norms, seeds, taus)]
 
 

@@ -139,7 +139,13 @@ class SweepResult:
 def grid(optimizers_rhos: dict[str, list[float]], turns: list[float], seeds: list[int]) -> list[Run]:
     """Every (optimizer, rho) x turns x seed combination,
     e.g. ``grid({"SGD": [0], "LSAM": [0.1, 0.2]}, [0.5], range(5))``."""
-    return [Run(opt, rho, t, s) for opt, rhos in optimizers_rhos.items() for rho in rhos for t in turns for s in seeds]
+    if not isinstance(optimizers_rhos, dict):
+        raise TypeError(f"optimizers_rhos must be a dict {{optimizer: radii}}, e.g. {{'SGD': [0], 'LSAM': [0.5]}}, "
+                        f"got {type(optimizers_rhos).__name__}")
+    radii = {opt: checks.items(f"optimizers_rhos[{opt!r}]", rhos, "the radii of that optimizer, e.g. [0.5]")
+             for opt, rhos in optimizers_rhos.items()}
+    turns, seeds = checks.items("turns", turns, "e.g. [0.5, 1.0]"), checks.items("seeds", seeds, "e.g. range(5)")
+    return [Run(opt, rho, t, s) for opt, rhos in radii.items() for rho in rhos for t in turns for s in seeds]
 
 
 def training_data(runs: list[Run], settings: ToySettings) -> list[ToyData]:
