@@ -376,8 +376,9 @@ class _Watch:
                 f"a loss that is never finite is not: check the inputs, the labels and the learning rate.{self.kept()}")
 
     def check_weights(self, parameters) -> None:
-        """Before an epoch's evaluation and checkpoint: the weights must be finite (the last update's gradient)."""
-        if not _all_finite([p.detach() for p in parameters]):
+        """Before an epoch's evaluation and checkpoint: the trained weights must be finite (a frozen parameter may
+        hold an infinity on purpose, e.g. a mask)."""
+        if not _all_finite([p.detach() for p in parameters if p.requires_grad]):
             raise checks.NonFiniteError(
                 f"training stopped at the end of epoch {self.epoch} ({self.where()} was its last step): the weights "
                 f"are no longer finite, so the last update diverged. Likely cause: {self.lr_cause()}.{self.kept()}")
@@ -419,7 +420,7 @@ class _Watch:
             if bool(bad.any()):
                 found.append(f"a label out of range: this batch's labels hold {torch.unique(targets[bad]).tolist()[:5]}"
                              f", which {self.rule[0]} cannot take (class indices 0..C-1)")
-        if not found and not _all_finite([p.detach() for p in self.model.parameters()]):
+        if not found and not _all_finite([p.detach() for p in self.model.parameters() if p.requires_grad]):
             return f"the weights are no longer finite, so an update before this step diverged: {self.lr_cause()}"
         return "; or ".join(found) if found else self.lr_cause()
 

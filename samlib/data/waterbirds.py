@@ -167,7 +167,7 @@ def load_waterbirds(root, split: str, image_size: int = 224) -> Waterbirds:
 def download_waterbirds(root) -> Path:
     """Download and unpack group-DRO's Waterbirds tarball (:data:`WATERBIRDS_URL`, about 0.5 GB) into
     ``root``; returns the folder to pass to :func:`load_waterbirds`. Skips what is already there."""
-    root = Path(root)
+    root = checks.path("root", root, "folder")
     folder = root / "waterbird_complete95_forest2water2"
     if (folder / "metadata.csv").is_file():
         return folder

@@ -317,7 +317,7 @@ def train_table(runs, setting: DataSetting = DataSetting(), training: Training =
     """:meth:`Result.table` of :func:`train_runs` (on ``device``) and the seconds it took: all runs in one
     batch, or with ``by_n`` one batch per training-set size (the same numbers, in less memory)."""
     runs = list(runs)
-    sizes = sorted({run.n for run in runs}) if by_n else [None]
+    sizes = sorted({run.n for run in runs}) if checks.strict_bool("by_n", by_n) else [None]
     results = [train_runs([r for r in runs if size is None or r.n == size], setting, training, progress,
                           desc if size is None else f"{desc}, n = {size}", device=device) for size in sizes]
     import pandas as pd
