@@ -69,16 +69,16 @@ def real(name: str, value, *, low: float | None = None, high: float | None = Non
          high_open: bool = False, hint: str = "") -> float:
     """``value`` as a finite float in the interval [low, high] (open at an end with ``low_open``/``high_open``;
     ``None``: unbounded). NaN and infinities are refused."""
-    fix = f"; {hint}" if hint else ""
-    interval = _interval(low, high, low_open, high_open)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a finite number {interval}, got {_shown(value)}{fix}")
+        raise TypeError(f"{name} must be a finite number {_interval(low, high, low_open, high_open)}, got "
+                        f"{_shown(value)}{'; ' + hint if hint else ''}")
     value = float(value)
     inside = math.isfinite(value) and not (
         low is not None and (value < low or (low_open and value == low))) and not (
         high is not None and (value > high or (high_open and value == high)))
     if not inside:
-        raise ValueError(f"{name} must be a finite number {interval}, got {value}{fix}")
+        raise ValueError(f"{name} must be a finite number {_interval(low, high, low_open, high_open)}, got "
+                         f"{value}{'; ' + hint if hint else ''}")
     return value
 
 

@@ -63,9 +63,8 @@ def ascent(grads: Sequence[Tensor], rho, *, perturbed=True, params: Sequence[Ten
     masks = _each(perturbed, len(grads), "perturbed")
     flags = _each(adaptive, len(grads), "adaptive")
     radii = _each(rho, len(grads), "rho")
-    for r in radii:  # numbers are checked here; a (R,) tensor of radii is the caller's (checking it would sync)
-        if isinstance(r, numbers.Number):
-            checks.real("rho", r, low=0, hint="the radius of the ascent step, e.g. rho=0.05")
+    for r in {r for r in radii if isinstance(r, numbers.Number)}:  # a (R,) tensor of radii is the caller's to check
+        checks.real("rho", r, low=0, hint="the radius of the ascent step, e.g. rho=0.05")
     scaled = [g * w.abs() if a else g for g, w, a in zip(grads, weights, flags)]
     device = grads[0].device
     norm = torch.sqrt(sum(m * _per_run_square_sum(s, runs).to(device) for s, m in zip(scaled, masks)))

@@ -158,8 +158,7 @@ class SAM(torch.optim.Optimizer):
         checks.strict_bool("zero_grad", zero_grad)
         if self._ascended:
             raise RuntimeError("first_step() was called twice: call second_step() to restore the weights first")
-        self._check_gradients("first_step()", "call loss.backward() before first_step(), or use step(closure)")
-        chosen = [(g, p) for g in self.param_groups if g["perturb"] for p in g["params"] if p.grad is not None]
+        chosen = self._with_gradients("first_step()", "call loss.backward() before first_step(), or use step(closure)")
         if chosen:
             steps = ascent([p.grad for _, p in chosen], [g["rho"] for g, _ in chosen], params=[p for _, p in chosen],
                            adaptive=[g["adaptive"] for g, _ in chosen], relative=self.relative, eps=self.eps)
@@ -225,19 +224,25 @@ class SAM(torch.optim.Optimizer):
     def _has_gradients(self) -> bool:
         return any(p.grad is not None for group in self.param_groups for p in group["params"])
 
-    def _check_gradients(self, where: str, fix: str) -> None:
-        """A ``RuntimeError`` unless some parameter has a gradient, none of them sparse."""
-        found = False
+    def _with_gradients(self, where: str, fix: str) -> list[tuple[dict, Tensor]]:
+        """The (group, parameter) pairs of the perturbed groups that have a gradient; a ``RuntimeError`` if no
+        parameter at all has one, or one is sparse."""
+        chosen, found = [], False
         for group in self.param_groups:
             for p in group["params"]:
-                if p.grad is not None:
-                    found = True
-                    if p.grad.is_sparse:
-                        raise RuntimeError(f"{where} got a sparse gradient (a parameter of shape {tuple(p.shape)}): "
-                                           "SAM's ascent norm needs dense gradients; build the layer with dense "
-                                           "gradients, e.g. nn.Embedding(..., sparse=False)")
+                grad = p.grad
+                if grad is None:
+                    continue
+                found = True
+                if grad.is_sparse:
+                    raise RuntimeError(f"{where} got a sparse gradient (a parameter of shape {tuple(p.shape)}): "
+                                       "SAM's ascent norm needs dense gradients; build the layer with dense "
+                                       "gradients, e.g. nn.Embedding(..., sparse=False)")
+                if group["perturb"]:
+                    chosen.append((group, p))
         if not found:
             raise RuntimeError(f"{where} found no gradient on any parameter: nothing to take a step with; {fix}")
+        return chosen
 
     @torch.no_grad()
     def _restore(self) -> None:
