@@ -106,11 +106,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     """Load a checkpoint written by :func:`save_atomic` (tensors, numbers, strings, lists, dicts only), its digest
     checked and removed. A file that cannot be read, or whose contents do not match the digest written with them,
     raises :class:`CheckpointCorrupt`; a dict without a digest (not written by save_atomic) is returned as it is."""
-    return _load(checks.path("path", path, writable=False))[0]
-
-
-def _load(path: Path) -> tuple[dict, bool]:
-    """:func:`load_checkpoint` of ``path``, and whether the file held a digest (then checked)."""
+    path = checks.path("path", path, writable=False)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -133,8 +129,11 @@ def _load(path: Path) -> tuple[dict, bool]:
                 f"{str(written)[:40]}, found {found[:40]}), so some of its bytes changed after it was saved (a disk "
                 "or copy error). Its weights cannot be trusted: restore the file from a copy, or move it away to "
                 "start the run afresh")
-        return state, True
-    return state, False
+    elif isinstance(state, dict) and state.get("format") == FORMAT:
+        raise CheckpointCorrupt(f"checkpoint {path} is corrupt: it is marked {FORMAT} but lacks the digest of its "
+                                f"contents ({DIGEST_KEY!r}), so they cannot be checked; move it away to start the run "
+                                "afresh")
+    return state
 
 
 def payload_digest(state: dict) -> str:
@@ -204,13 +203,10 @@ def load_resumable(path: str | os.PathLike, kind: str, fingerprint: dict[str, st
     ``state["fingerprint"]`` is what the run goes on with: the file's (``fingerprint`` for an older file)."""
     choice("resume", resume, RESUME)
     path = checks.path("checkpoint", path, writable=False)
-    state, checked = _load(path)
+    state = load_checkpoint(path)
     away = "move it away (or pass another checkpoint path) to start the run afresh"
     if not isinstance(state, dict) or ("format" not in state and not set(required) <= set(state)):
         raise CheckpointError(f"{path} is not a samlib {kind} checkpoint (it lacks {', '.join(required)}); {away}")
-    if state.get("format") == FORMAT and not checked:
-        raise CheckpointCorrupt(f"checkpoint {path} is corrupt: it is marked {FORMAT} but lacks the digest of its "
-                                f"contents ({DIGEST_KEY!r}), so they cannot be checked; {away}")
     if state.get("format") != FORMAT:
         if resume != "force":
             what = ("has a fingerprint but no digest of its contents, so nothing shows they are intact"

@@ -49,10 +49,10 @@ class WaterbirdsPreset:
     def __post_init__(self):
         from .cifar_mnist import _check_common
 
-        for name, value, options in (("data", self.data, ("standin", "real")),
-                                     ("model", self.model, ("small_cnn", "paper_cnn", "resnet50"))):
-            if value not in options:
-                raise ValueError(f"unknown {name} {value!r}: use one of {', '.join(map(repr, options))}")
+        if self.data not in ("standin", "real"):
+            raise ValueError(f"unknown data {self.data!r}: use 'standin' or 'real'")
+        if self.model not in ("small_cnn", "paper_cnn", "resnet50"):
+            raise ValueError(f"unknown model {self.model!r}: use 'small_cnn', 'paper_cnn' or 'resnet50'")
         count = checks.positive_int if self.data == "standin" else checks.non_negative_int
         for name in ("n_train", "n_eval"):
             count(name, getattr(self, name), "a number of images (the real splits are fixed: 0 there)")
