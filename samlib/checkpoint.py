@@ -1,15 +1,23 @@
-"""Checkpoints: written atomically, stamped with a fingerprint of the run, and refused when the run differs.
+"""Checkpoints: written atomically, checksummed, stamped with a fingerprint of the run, and refused when the run
+differs.
 
 * :func:`save_atomic` / :func:`write_text_atomic`: a crash mid-write never leaves a half file behind; the next
   save removes the temporary file a killed write left, and files get ordinary permissions (the umask's).
+* **A digest of the payload**: :func:`save_atomic` writes a checkpoint (a dict) with a blake2b digest of every
+  tensor's bytes and every other value in it (:func:`payload_digest`), and :func:`load_checkpoint` recomputes it:
+  a file whose bytes changed since it was written (a flipped bit on disk, a truncated copy) is refused with
+  :class:`CheckpointCorrupt`, instead of resuming a run from weights that are not the ones it saved.
 * :func:`stamped` / :func:`load_resumable`: a resumable checkpoint carries its ``kind`` (``"fit"``,
   ``"toy sweep"``) and a **fingerprint**, a flat {field: text} dict of what determines the run (optimizer and
   hyperparameters, model shapes, a digest of the training data, ...). Resuming compares it with the new run's
-  and refuses a mismatch, naming the fields that differ; ``resume="force"`` skips the comparison.
+  and refuses a mismatch, naming the fields that differ; ``resume="force"`` skips the comparison (never the
+  digest).
 """
 from __future__ import annotations
 
 import hashlib
+import math
+import numbers
 import os
 import tempfile
 from pathlib import Path
@@ -17,18 +25,24 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from . import checks
 from .checks import choice
 
 __all__ = ["save_atomic", "write_text_atomic", "write_bytes_atomic", "load_checkpoint", "CheckpointError",
-           "CheckpointMismatch", "FORMAT", "RESUME", "stamped", "load_resumable", "tensor_digest", "module_fingerprint",
-           "optimizer_fingerprint"]
+           "CheckpointCorrupt", "CheckpointMismatch", "FORMAT", "RESUME", "DIGEST_KEY", "stamped", "load_resumable",
+           "payload_digest", "tensor_digest", "module_fingerprint", "optimizer_fingerprint"]
 
-FORMAT = "samlib-checkpoint-2"  # the marker of a fingerprinted checkpoint (older samlib wrote none)
-RESUME = ("check", "force")  # resume= values: compare fingerprints, or trust the file
+FORMAT = "samlib-checkpoint-3"  # the marker of a fingerprinted, checksummed checkpoint (2: no digest; older: neither)
+RESUME = ("check", "force")  # resume= values: compare fingerprints, or trust the file's settings
+DIGEST_KEY = "payload_digest"  # the key under which save_atomic stores the digest of the rest of the dict
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint file exists but cannot be used: corrupt, not samlib's, or of another kind."""
+
+
+class CheckpointCorrupt(CheckpointError):
+    """A checkpoint's bytes are not the ones samlib wrote: unreadable, truncated, or its digest does not match."""
 
 
 class CheckpointMismatch(CheckpointError, ValueError):
@@ -49,7 +63,7 @@ def _remove_stale_temporaries(path: Path) -> None:
 
 def _write_atomic(path: str | os.PathLike, write) -> Path:
     """``write(binary file)`` to a temporary file beside ``path``, flushed, then renamed over ``path``."""
-    path = Path(path)
+    path = checks.path("path", path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -66,9 +80,16 @@ def _write_atomic(path: str | os.PathLike, write) -> Path:
     return path
 
 
-def save_atomic(obj, path: str | os.PathLike) -> Path:
-    """``torch.save(obj)`` to ``path`` atomically."""
-    return _write_atomic(path, lambda f: torch.save(obj, f))
+def save_atomic(obj: dict, path: str | os.PathLike) -> Path:
+    """``torch.save`` of the checkpoint ``obj`` (a dict of tensors, numbers, strings, lists and dicts) to ``path``
+    atomically, with the digest of its contents (:func:`payload_digest`) under :data:`DIGEST_KEY`."""
+    if not isinstance(obj, dict):
+        raise TypeError(f"save_atomic saves a checkpoint, a dict of tensors, numbers and strings, got "
+                        f"{type(obj).__name__}: put it in a dict, e.g. {{'model': model.state_dict()}}")
+    if DIGEST_KEY in obj:
+        raise ValueError(f"the key {DIGEST_KEY!r} is save_atomic's own (the digest it writes): rename that entry")
+    payload = {**obj, DIGEST_KEY: payload_digest(obj)}
+    return _write_atomic(path, lambda f: torch.save(payload, f))
 
 
 def write_text_atomic(text: str, path: str | os.PathLike) -> Path:
@@ -82,18 +103,83 @@ def write_bytes_atomic(data: bytes, path: str | os.PathLike) -> Path:
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
-    """Load a checkpoint written by :func:`save_atomic` (tensors, numbers, strings, lists, dicts only)."""
-    path = Path(path)
+    """Load a checkpoint written by :func:`save_atomic` (tensors, numbers, strings, lists, dicts only), its digest
+    checked and removed. A file that cannot be read, or whose contents do not match the digest written with them,
+    raises :class:`CheckpointCorrupt`; a dict without a digest (not written by save_atomic) is returned as it is."""
+    path = checks.path("path", path, writable=False)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise
     except Exception as exc:
         cause = (str(exc).strip().splitlines() or [""])[0][:160]
-        raise CheckpointError(
+        raise CheckpointCorrupt(
             f"checkpoint {path} is corrupt or not a samlib checkpoint ({type(exc).__name__}: {cause}); "
             "move it away to start the run afresh"
         ) from exc
+    if isinstance(state, dict) and DIGEST_KEY in state:
+        written = state.pop(DIGEST_KEY)
+        try:
+            found = payload_digest(state)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            found = f"(not computable: {exc})"
+        if written != found:
+            raise CheckpointCorrupt(
+                f"checkpoint {path} is corrupt: its contents do not match the digest written with them (written "
+                f"{str(written)[:40]}, found {found[:40]}), so some of its bytes changed after it was saved (a disk "
+                "or copy error). Its weights cannot be trusted: restore the file from a copy, or move it away to "
+                "start the run afresh")
+    elif isinstance(state, dict) and state.get("format") == FORMAT:
+        raise CheckpointCorrupt(f"checkpoint {path} is corrupt: it is marked {FORMAT} but lacks the digest of its "
+                                f"contents ({DIGEST_KEY!r}), so they cannot be checked; move it away to start the run "
+                                "afresh")
+    return state
+
+
+def payload_digest(state: dict) -> str:
+    """A blake2b digest of a checkpoint's contents: every key and value, in order; each tensor by its dtype, shape
+    and bytes (on any device); numbers by value (an int and a NumPy int alike), strings, lists, tuples and dicts
+    by their items. Equal contents, equal digest; one changed byte of a weight, a different one."""
+    h = hashlib.blake2b(digest_size=16)
+    _feed(h, state)
+    return "blake2b-128:" + h.hexdigest()
+
+
+def _feed(h, value) -> None:
+    """Add ``value`` to the hash ``h``, with a tag of its kind so that [1, 2] and (1, 2) or '1' and 1 differ."""
+    if isinstance(value, Tensor):
+        t = value.detach().to("cpu").contiguous().reshape(-1)
+        h.update(f"T{t.dtype}{tuple(value.shape)}|".encode())
+        if t.numel():
+            h.update(t.view(torch.uint8).numpy())
+    elif isinstance(value, dict):
+        h.update(f"D{len(value)}|".encode())
+        for key, item in value.items():
+            _feed(h, key)
+            _feed(h, item)
+    elif isinstance(value, (list, tuple)):
+        h.update(f"{'L' if isinstance(value, list) else 'U'}{len(value)}|".encode())
+        for item in value:
+            _feed(h, item)
+    elif isinstance(value, str):
+        data = value.encode("utf-8", "surrogatepass")
+        h.update(f"S{len(data)}|".encode() + data)
+    elif isinstance(value, bytes):
+        h.update(f"B{len(value)}|".encode() + value)
+    elif value is None or isinstance(value, bool):
+        h.update(f"N{value}|".encode())
+    elif isinstance(value, numbers.Integral):
+        h.update(f"I{int(value)}|".encode())
+    elif isinstance(value, numbers.Real):
+        number = float(value)
+        h.update(f"F{number.hex() if math.isfinite(number) else number}|".encode())
+    elif isinstance(value, numbers.Complex):
+        h.update(f"C{complex(value)!r}|".encode())
+    elif isinstance(value, (torch.dtype, torch.device)):
+        h.update(f"O{value}|".encode())
+    else:
+        raise TypeError(f"a checkpoint holds tensors, numbers, strings, lists, tuples and dicts, not "
+                        f"{type(value).__name__} {value!r:.60}")
 
 
 def stamped(kind: str, fingerprint: dict[str, str], state: dict) -> dict:
@@ -116,16 +202,18 @@ def load_resumable(path: str | os.PathLike, kind: str, fingerprint: dict[str, st
     :class:`CheckpointError` (:class:`CheckpointMismatch` for other settings) that names the file and the fix.
     ``state["fingerprint"]`` is what the run goes on with: the file's (``fingerprint`` for an older file)."""
     choice("resume", resume, RESUME)
-    path = Path(path)
+    path = checks.path("checkpoint", path, writable=False)
     state = load_checkpoint(path)
     away = "move it away (or pass another checkpoint path) to start the run afresh"
     if not isinstance(state, dict) or ("format" not in state and not set(required) <= set(state)):
         raise CheckpointError(f"{path} is not a samlib {kind} checkpoint (it lacks {', '.join(required)}); {away}")
     if state.get("format") != FORMAT:
         if resume != "force":
-            raise CheckpointError(
-                f"{path} was written by an older samlib and has no fingerprint, so nothing shows it was made with "
-                f"this run's settings; {away}, or pass resume='force' if you are sure it was")
+            what = ("has a fingerprint but no digest of its contents, so nothing shows they are intact"
+                    if state.get("format") == "samlib-checkpoint-2" else
+                    "has no fingerprint, so nothing shows it was made with this run's settings")
+            raise CheckpointError(f"{path} was written by an older samlib and {what}; {away}, or pass "
+                                  "resume='force' if you are sure it was")
     elif state.get("kind") != kind:
         raise CheckpointError(f"{path} is a samlib {state.get('kind')!r} checkpoint, not a {kind!r} one; {away}")
     elif resume == "check" and (diffs := _differences(state["fingerprint"], fingerprint)):

@@ -86,10 +86,23 @@ def _weights_of(grads: Tensor, loss: str) -> Tensor:
 
 
 def _as_head(head: nn.Linear | Head) -> Head:
+    """``head`` as (weight, bias or None): from an ``nn.Linear`` or a (weight, bias) pair; anything else refused."""
     if isinstance(head, nn.Module):
         check_head(head)
         return head.weight, head.bias
-    return head
+    if isinstance(head, Tensor) or not (isinstance(head, (tuple, list)) and len(head) == 2):
+        shown = (f"a bare tensor of shape {tuple(head.shape)}" if isinstance(head, Tensor) else
+                 f"a {type(head).__name__} of {len(head)}" if isinstance(head, (tuple, list)) else type(head).__name__)
+        raise TypeError(f"head must be an nn.Linear or a (weight, bias) pair with bias None for none, got {shown}: "
+                        "e.g. head=model.head or head=(weight, None)")
+    weight, bias = head
+    if not isinstance(weight, Tensor) or not (bias is None or isinstance(bias, Tensor)):
+        raise TypeError(f"head must be a (weight, bias) pair of tensors (bias may be None), got "
+                        f"({type(weight).__name__}, {type(bias).__name__})")
+    if not weight.is_floating_point() or (bias is not None and bias.dtype != weight.dtype):
+        raise TypeError(f"the head's weight and bias must be floating point of one dtype, got {weight.dtype} and "
+                        f"{None if bias is None else bias.dtype}")
+    return weight, bias
 
 
 def _outputs(features: Tensor, head: Head) -> Tensor:
@@ -153,6 +166,16 @@ def decompose(features: Tensor, y: Tensor, head: nn.Linear | Head, rho: float, l
 
     For a :class:`samlib.models.FeaturesAndHead` model: ``decompose(model.features(x), y, model.head, rho, loss)``.
     """
+    checks.choice("loss", loss, LOSSES, "'logistic' for one output and labels -1/+1, else 'cross_entropy'")
+    check_rho(rho)
+    if not isinstance(features, Tensor):
+        raise TypeError(f"features must be a torch.Tensor (N, D), got {type(features).__name__}")
+    if not isinstance(y, Tensor):
+        raise TypeError(f"y must be a torch.Tensor of targets (N,), got {type(y).__name__}: convert with "
+                        "torch.as_tensor")
+    if not features.is_floating_point():
+        raise TypeError(f"features must be floating point (the backbone's output), got {features.dtype}: pass e.g. "
+                        "features.float()")
     if features.ndim != 2:
         raise ValueError(f"features must be (N, D), got shape {tuple(features.shape)}")
     if features.shape[0] == 0:
@@ -162,6 +185,9 @@ def decompose(features: Tensor, y: Tensor, head: nn.Linear | Head, rho: float, l
         raise ValueError(f"features hold NaN or infinite values in {bad} of {len(features)} rows: a diverged network "
                          "or broken inputs; decompose finite features only")
     real = tuple(t.detach() if t is not None else None for t in _as_head(head))
+    if real[0].dtype != features.dtype:
+        raise TypeError(f"features are {features.dtype} but the head's weight is {real[0].dtype}: convert one, e.g. "
+                        f"features.to({real[0].dtype})")
     if real[0].ndim != 2 or features.shape[1] != real[0].shape[1]:
         raise ValueError(f"features have {features.shape[1]} columns but the head's weight has shape "
                          f"{tuple(real[0].shape)}: pass the head (C, {features.shape[1]}) that reads these features")

@@ -19,6 +19,7 @@ from torch import Tensor
 
 from . import checks
 from .optim import SAM
+from .optim.sam import check_rho
 
 __all__ = ["product_loss", "Path", "sam_path", "sharpness", "grid_points", "valley_points", "sam_objective",
            "first_step_table", "endpoints_table", "valley_minimum"]
@@ -51,8 +52,11 @@ class Path:
 def sam_path(loss: Loss2D, start, rho: float, lr: float, steps: int) -> Path:
     """Run ``samlib.SAM`` around plain gradient descent (lr) for ``steps`` steps from ``start``
     (float64), recording real and phantom points. ``rho=0`` is gradient descent."""
+    checks.function("loss", loss, "a function of the weights w (2,), e.g. samlib.landscape.product_loss")
     steps = checks.non_negative_int("steps", steps, "pass the number of SAM steps, e.g. steps=20")
     checks.real("lr", lr, low=0, low_open=True)
+    check_rho(rho)
+    _finite_point("start", start)
     w = torch.nn.Parameter(torch.as_tensor(start, dtype=torch.float64).clone())
     opt = SAM([w], torch.optim.SGD, rho=rho, lr=lr)
     points, phantoms = [w.detach().clone()], []
@@ -69,8 +73,27 @@ def sam_path(loss: Loss2D, start, rho: float, lr: float, steps: int) -> Path:
     return Path(rho, lr, points, phantoms, loss(points).detach())
 
 
+def _finite_point(name: str, value, shape: tuple | None = None) -> Tensor:
+    """``value`` as a float64 tensor of finite numbers (of ``shape`` if given), else an error naming it."""
+    try:
+        point = torch.as_tensor(value, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{name} must be a point, a sequence or tensor of numbers such as [1.0, 2.0], got "
+                        f"{type(value).__name__} {value!r:.60}") from None
+    if point.ndim == 0 or point.numel() == 0 or (shape is not None and tuple(point.shape) != shape):
+        raise ValueError(f"{name} must be a point of shape {shape or '(d,)'}, got shape {tuple(point.shape)}")
+    if not bool(torch.isfinite(point).all()):
+        raise ValueError(f"{name} must hold finite numbers, got {point.tolist()}: a NaN or infinite point has no "
+                         "meaningful loss, gradient or path")
+    return point
+
+
 def sharpness(loss: Loss2D, w: Tensor) -> float:
     """Top eigenvalue of the Hessian of ``loss`` at ``w`` (2,)."""
+    checks.function("loss", loss, "a function of the weights w")
+    if not isinstance(w, Tensor):
+        raise TypeError(f"w must be a tensor of weights, got {type(w).__name__}")
+    _finite_point("w", w.detach())
     hessian = torch.autograd.functional.hessian(loss, w.detach().to(torch.float64))
     return torch.linalg.eigvalsh(hessian)[-1].item()
 
@@ -82,6 +105,10 @@ def grid_points(xs: Tensor, ys: Tensor) -> Tensor:
 
 def valley_points(ts: Tensor) -> Tensor:
     """Points (t, 1/t) of the valley of :func:`product_loss`, (T,) -> (T, 2)."""
+    if not isinstance(ts, Tensor):
+        raise TypeError(f"ts must be a tensor of valley positions t, got {type(ts).__name__}")
+    if not bool((torch.isfinite(ts) & (ts != 0)).all()):
+        raise ValueError("ts must hold finite, non-zero positions t (the valley point is (t, 1/t))")
     return torch.stack([ts, 1 / ts], dim=-1)
 
 
@@ -92,6 +119,13 @@ def sam_objective(loss: Loss2D, points: Tensor, rho: float, directions: int = 36
     up to the angular resolution when L has no local maximum inside the disk (true for
     :func:`product_loss`, whose only interior critical points are minima and a saddle).
     """
+    check_rho(rho)
+    checks.positive_int("directions", directions, "the number of points on the circle, e.g. 360")
+    if not isinstance(points, Tensor) or points.ndim == 0 or points.shape[-1] != 2:
+        raise ValueError(f"points must be a tensor (..., 2) of weights, got "
+                         f"{tuple(points.shape) if isinstance(points, Tensor) else type(points).__name__}")
+    if not bool(torch.isfinite(points).all()):
+        raise ValueError("points must hold finite weights, got NaN or infinite ones")
     if rho == 0:
         return loss(points)
     angles = torch.linspace(0, 2 * torch.pi, directions + 1, dtype=points.dtype)[:-1]
@@ -127,6 +161,7 @@ def endpoints_table(loss: Loss2D, paths: list[Path], last: int = 50) -> pd.DataF
 
 def valley_minimum(loss: Loss2D, rho: float, ts: Tensor | None = None) -> tuple[float, float]:
     """Where along the valley (t, 1/t) SAM's objective is lowest: (t, objective there)."""
+    check_rho(rho)
     ts = torch.linspace(0.3, 3.0, 2701, dtype=torch.float64) if ts is None else ts
     values = sam_objective(loss, valley_points(ts), rho)
     return ts[values.argmin()].item(), values.min().item()

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from . import checks
+
 __all__ = ["FeaturesAndHead", "SmallCNN", "PaperConvNet", "resnet"]
 
 
@@ -42,6 +44,10 @@ class SmallCNN(FeaturesAndHead):
                  batchnorm: bool = False):
         if not widths:
             raise ValueError("widths must name at least one conv block, e.g. (32, 64, 128)")
+        checks.positive_int("in_channels", in_channels)
+        checks.positive_int("num_classes", num_classes)
+        for width in widths:
+            checks.positive_int("every width", width, f"widths={widths!r} must hold channel counts, e.g. (32, 64)")
         blocks = [layer for cin, cout in zip((in_channels, *widths), widths)
                   for layer in _conv_block(cin, cout, batchnorm)]
         features = nn.Sequential(*blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten())
@@ -65,6 +71,8 @@ class PaperConvNet(FeaturesAndHead):
     e.g. 3,584 for a 56x28 domino."""
 
     def __init__(self, in_channels: int = 3, num_classes: int = 2, image_size: tuple[int, int] = (64, 32)):
+        checks.positive_int("in_channels", in_channels)
+        checks.positive_int("num_classes", num_classes)
         if not (isinstance(image_size, (tuple, list)) and len(image_size) == 2
                 and all(isinstance(s, int) and s >= 8 for s in image_size)):
             raise ValueError(f"image_size must be the input's (H, W), both at least 8 pixels, got {image_size!r}")

@@ -44,9 +44,15 @@ def extract_features(model: nn.Module, inputs: Tensor, batch_size: int = 512) ->
     """``model.features`` of ``inputs`` (N, ...) -> (N, D) on the CPU, in eval mode (the mode is restored)."""
     if not hasattr(model, "features"):
         raise TypeError(f"{type(model).__name__} has no .features: wrap it in samlib.models.FeaturesAndHead")
+    if not isinstance(inputs, Tensor):
+        raise TypeError(f"inputs must be a torch.Tensor (N, ...), got {type(inputs).__name__}")
+    batch_size = checks.positive_int("batch_size", batch_size, "the number of inputs per forward pass, e.g. 512")
+    if inputs.ndim == 0 or len(inputs) == 0:
+        raise ValueError(f"inputs hold no examples (shape {tuple(inputs.shape)}): extract features of at least one")
     was_training = model.training
     model.eval()
-    device = next(model.parameters()).device
+    parameter = next(model.parameters(), None)
+    device = parameter.device if parameter is not None else inputs.device
     try:
         chunks = [model.features(inputs[i:i + batch_size].to(device)).cpu() for i in range(0, len(inputs), batch_size)]
     finally:
@@ -77,6 +83,14 @@ def linear_probe(train_features, train_labels, test_features, test_labels, *, C:
     for x, y, split in zip(xs, ys, ("train", "test")):
         if x.ndim != 2 or y.ndim != 1 or len(x) != len(y):
             raise ValueError(f"{split} features must be (N, D) and labels (N,), got {x.shape} and {y.shape}")
+        if len(x) == 0 or x.shape[1] == 0:
+            raise ValueError(f"{split} features hold no {'examples' if len(x) == 0 else 'columns'} (shape "
+                             f"{x.shape}): a probe needs at least one example with at least one feature")
+        if x.dtype.kind not in "fiub":
+            raise TypeError(f"{split} features must be numbers, got dtype {x.dtype}")
+        if y.dtype.kind == "f" and not (np.isfinite(y).all() and (y == np.round(y)).all()):
+            raise ValueError(f"{split} labels must be discrete classes (integers or names), got continuous values "
+                             f"such as {y[~(np.isfinite(y) & (y == np.round(y)))][:3].tolist()}")
         if not np.isfinite(x).all():
             raise ValueError(f"{split} features contain NaN or infinite values: the network diverged?")
     if xs[0].shape[1] != xs[1].shape[1]:

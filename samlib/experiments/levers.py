@@ -8,7 +8,9 @@ moved to a bed with headroom (``cifar_mnist.CLUTTERED``), whose levers are ``sam
 Writes ``levers_data/<chapter>.csv`` (one row per run; with ``--curves``, ``<chapter>_curves.csv``, one row per
 run and epoch) beside this module, atomically; the files ship with samlib, so the chapters print them in Colab
 too, and :func:`load_levers` reads them. About 9 minutes per chapter on 2 CPU
-threads; with ``--checkpoints`` an interrupted study resumes where it stopped.
+threads; with ``--checkpoints`` an interrupted study resumes where it stopped. ``--curves`` for a chapter that has
+none, ``--curves`` with ``--checkpoints`` (the curves keep none) and a checkpoint folder that is a file are refused
+with argparse's usage line.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .. import checks
 from ..checkpoint import write_text_atomic
 from . import cifar_mnist, runs, waterbirds
 
@@ -90,12 +93,22 @@ def load_levers(chapter: str, curves: bool = False) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m samlib.experiments.levers", description=__doc__.splitlines()[0])
     parser.add_argument("chapter", choices=sorted(LEVERS))
     parser.add_argument("--curves", action="store_true", help="per-epoch curves instead of the levers")
     parser.add_argument("--checkpoints", type=Path, default=None, help="folder for per-run checkpoints (resume)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.curves and args.chapter not in CURVES:
+        parser.error(f"--curves exists for {', '.join(sorted(CURVES))} only, not {args.chapter}: drop --curves to "
+                     f"run {args.chapter}'s levers")
+    if args.curves and args.checkpoints is not None:
+        parser.error("--curves keeps no checkpoints (each of its runs is short): drop --checkpoints")
+    if args.checkpoints is not None:
+        try:
+            checks.path("--checkpoints", args.checkpoints, "folder")
+        except (TypeError, ValueError) as e:
+            parser.error(str(e))
     from .. import setup
 
     setup()

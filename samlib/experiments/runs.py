@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import checks, scale
+from ..checkpoint import RESUME
 from ..decompose import Decomposition, decompose, gini
 from ..optim import LSAM, SAM
 from ..optim.distributed import world_size
@@ -67,7 +68,13 @@ class RunSpec:
 def specs(optimizers: dict[str, Sequence[float]], seeds: Sequence[int]) -> list[RunSpec]:
     """Every (optimizer, rho) of ``optimizers`` ({'SGD': [0], 'LSAM': [0.1, 0.5]}) times every seed, seeds
     outermost (so a partial study has every optimizer for its first seeds)."""
-    return [RunSpec(opt, rho, seed) for seed in seeds for opt, rhos in optimizers.items() for rho in rhos]
+    if not isinstance(optimizers, Mapping):
+        raise TypeError(f"optimizers must be a dict {{optimizer: radii}}, e.g. {{'SGD': [0.0], 'SAM': [0.05]}}, got "
+                        f"{type(optimizers).__name__}")
+    radii = {opt: checks.items(f"optimizers[{opt!r}]", rhos, "the radii of that optimizer, e.g. [0.05]")
+             for opt, rhos in optimizers.items()}
+    seeds = checks.items("seeds", seeds, "e.g. seeds=[0, 1, 2]")
+    return [RunSpec(opt, rho, seed) for seed in seeds for opt, rhos in radii.items() for rho in rhos]
 
 
 @dataclass(frozen=True)
@@ -130,12 +137,23 @@ def train_run(build_model: Callable[[], nn.Module], images: Tensor, labels: Tens
     per-epoch history (train_loss, train_acc, ...). Under ``torchrun`` see the module docstring;
     ``ascent_gradient`` (``"per_device"``, the default there, or ``"synchronized"``) is SAM's and LSAM's
     (:func:`samlib.optim.sam_step`). ``autocast_dtype``: mixed precision, ``torch.bfloat16`` or ``torch.float16``
-    (which gets a ``torch.amp.GradScaler``, checkpointed with the run)."""
-    if len(images) != len(labels) or len(labels) == 0:
-        raise ValueError(f"need as many labels as images (and at least one), got {len(images)} and {len(labels)}")
+    (which gets a ``torch.amp.GradScaler``, checkpointed with the run). Every argument is checked before the
+    model is built: ``build_model`` must be a factory (a module instance is refused), the labels class indices."""
+    _check_factory(build_model)
+    _check_data(images, labels)
+    if not isinstance(spec, RunSpec):
+        raise TypeError(f"spec must be a samlib.experiments.runs.RunSpec, got {type(spec).__name__}: e.g. "
+                        "RunSpec('SAM', 0.05, seed=0)")
+    _check_config(config)
+    checks.choice("resume", resume, RESUME)
+    checkpoint = checks.optional(checks.path, "checkpoint", checkpoint)
+    checks.optional(checks.function, "evaluate_each_epoch", evaluate_each_epoch, "a function of the model that returns "
+                    "a dict of metrics")
+    checks.optional(checks.choice, "autocast_dtype", autocast_dtype, (torch.bfloat16, torch.float16),
+                    "or None for float32")
     seed_everything(spec.seed)
     device = _process_device()
-    model = build_model().to(device)
+    model = _built(build_model).to(device)
     optimizer = make_optimizer(model, spec, config)
     scaler = torch.amp.GradScaler(device.type) if autocast_dtype == torch.float16 else None
     identity = {"spec": spec, **config.without_epochs()}
@@ -144,6 +162,55 @@ def train_run(build_model: Callable[[], nn.Module], images: Tensor, labels: Tens
                   progress=progress, identity=identity, desc=f"{spec.label}, seed {spec.seed}",
                   ascent_gradient=ascent_gradient, autocast_dtype=autocast_dtype, scaler=scaler)
     return model.eval(), history
+
+
+def _check_factory(build_model) -> None:
+    """``build_model`` must be a function that returns a fresh model, not a model."""
+    if isinstance(build_model, nn.Module):
+        raise TypeError(f"build_model must be a factory, a function that returns a fresh model, but got the module "
+                        f"{type(build_model).__name__} itself: every run needs its own initialisation, so pass e.g. "
+                        f"lambda: {type(build_model).__name__}(...)")
+    checks.function("build_model", build_model, "a function of no arguments that returns a fresh nn.Module")
+
+
+def _built(build_model) -> nn.Module:
+    model = build_model()
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"build_model() must return a fresh torch.nn.Module, got {type(model).__name__}")
+    return model
+
+
+def _check_data(images, labels) -> None:
+    """Images (N, ...) and N class labels (integers >= 0), as tensors."""
+    for name, value in (("images", images), ("labels", labels)):
+        if not isinstance(value, Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}: convert with torch.as_tensor")
+    if len(images) != len(labels) or len(labels) == 0 or labels.ndim != 1:
+        raise ValueError(f"need as many labels as images (and at least one), labels of shape (N,): got "
+                         f"{tuple(images.shape)} images and {tuple(labels.shape)} labels")
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise TypeError(f"labels must be integer class indices (int64) for cross-entropy, got {labels.dtype}: pass "
+                        "labels.long()")
+    if not images.is_floating_point():
+        raise TypeError(f"images must be floating point (e.g. float32 in [0, 1]), got {images.dtype}: pass "
+                        "images.float() / 255 for uint8 pixels")
+
+
+def _check_config(config) -> None:
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a samlib.experiments.runs.TrainConfig, got {type(config).__name__}: e.g. "
+                        "TrainConfig(epochs=8)")
+
+
+def _metrics(metrics, who: str) -> Mapping:
+    """What an evaluation returned, if it is a mapping of metric names to values."""
+    if not isinstance(metrics, Mapping):
+        raise TypeError(f"{who} must return a dict of metrics (name -> number), got {type(metrics).__name__} "
+                        f"{metrics!r:.60}: e.g. lambda model, spec: {{'test_acc': accuracy(model)}}")
+    bad = [key for key in metrics if not isinstance(key, str)]
+    if bad:
+        raise TypeError(f"{who} must name its metrics by strings, got the key {bad[0]!r}")
+    return metrics
 
 
 def _process_device() -> torch.device:
@@ -195,18 +262,34 @@ def run_study(build_model: Callable[[], nn.Module], images: Tensor, labels: Tens
     (a dict of numbers, run without gradients). ``checkpoint_dir``: one checkpoint file per run there, so an
     interrupted study resumes where it stopped (long paper-scale runs); a file made with another config, data set
     or model is refused (see :func:`train_run`) unless ``resume="force"``. ``ascent_gradient`` and
-    ``autocast_dtype``: see :func:`train_run`."""
+    ``autocast_dtype``: see :func:`train_run`. Every argument is checked before the first run trains."""
+    _check_factory(build_model)
+    _check_data(images, labels)
+    if isinstance(run_specs, (str, bytes, RunSpec)) or not hasattr(run_specs, "__iter__"):
+        raise TypeError(f"run_specs must be a list of RunSpecs, got {type(run_specs).__name__}: e.g. "
+                        "specs({'SGD': [0.0], 'SAM': [0.05]}, seeds=[0, 1])")
+    run_specs = list(run_specs)
     if not run_specs or len(set(run_specs)) != len(run_specs):
         raise ValueError("run_specs must be a non-empty list of distinct RunSpecs (see samlib.experiments.runs.specs)")
+    strangers = [spec for spec in run_specs if not isinstance(spec, RunSpec)]
+    if strangers:
+        raise TypeError(f"run_specs must hold RunSpecs only, got {type(strangers[0]).__name__} {strangers[0]!r:.40}")
+    _check_config(config)
+    checks.function("evaluate", evaluate, "a function (model, spec) -> dict of metrics")
+    checks.choice("resume", resume, RESUME)
+    checks.optional(checks.strict_bool, "progress", progress, "or None to follow $SAMLIB_PROGRESS")
     if checkpoint_dir is not None:
-        Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)
+        checks.path("checkpoint_dir", checkpoint_dir, "folder").mkdir(parents=True, exist_ok=True)
     rows, models, histories = [], {}, {}
     for spec in progress_bar(run_specs, progress, desc="runs"):
         checkpoint = None if checkpoint_dir is None else Path(checkpoint_dir) / f"{spec.name}.pt"
         model, history = train_run(build_model, images, labels, spec, config, checkpoint=checkpoint, resume=resume,
                                    progress=False, ascent_gradient=ascent_gradient, autocast_dtype=autocast_dtype)
+        if any(model is other for other in models.values()):
+            raise ValueError("build_model returned the same module for two runs, so they trained one network: it "
+                             "must build a new one at every call, e.g. lambda: SmallCNN(...), not lambda: net")
         with torch.no_grad():
-            metrics = evaluate(model, spec)
+            metrics = _metrics(evaluate(model, spec), "evaluate")
         rows.append({"optimizer": spec.optimizer, "rho": spec.rho, "seed": spec.seed, "label": spec.label,
                      "train_loss": history.last["train_loss"], **metrics})
         models[spec], histories[spec] = model, history
@@ -217,13 +300,16 @@ def evaluate_untrained(build_model: Callable[[], nn.Module], seeds: Sequence[int
                        evaluate: Callable[[nn.Module, RunSpec], dict]) -> pd.DataFrame:
     """``evaluate`` on the untrained network of each seed: the starting point of every run with that seed (and a
     reference that any learned feature must beat). Rows labelled 'random init'."""
+    _check_factory(build_model)
+    checks.function("evaluate", evaluate, "a function (model, spec) -> dict of metrics")
+    seeds = [checks.seed("seed", seed) for seed in checks.items("seeds", seeds, "e.g. seeds=[0, 1, 2]")]
     rows = []
     for seed in seeds:
         seed_everything(seed)
-        model = build_model().eval()
+        model = _built(build_model).eval()
         with torch.no_grad():
             rows.append({"optimizer": "random init", "rho": 0.0, "seed": seed, "label": "random init",
-                         **evaluate(model, RunSpec("SGD", 0.0, seed))})
+                         **_metrics(evaluate(model, RunSpec("SGD", 0.0, seed)), "evaluate")})
     return pd.DataFrame(rows)
 
 
@@ -257,6 +343,7 @@ def first_steps(build_model: Callable[[], nn.Module], images: Tensor, labels: Te
 def phantom_gini_by_rho(model: nn.Module, images: Tensor, labels: Tensor, rhos: Sequence[float]) -> dict:
     """Gini of the importance weights of one trained network on ``images`` (N, ...) with class ``labels``: at the
     real head (key 0.0) and at the phantom head of each radius in ``rhos``. Features are computed once."""
+    rhos = checks.items("rhos", rhos, "the radii of the phantom heads, e.g. [0.1, 0.5]")
     features, head = extract_features(model, images), head_on_cpu(model)
     ginis = {0.0: gini(decompose(features, labels, head, 0.0, "cross_entropy").weights)}
     for rho in rhos:

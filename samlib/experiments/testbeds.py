@@ -19,6 +19,8 @@ writes ``testbeds_data/testbeds.csv`` beside this module (one row per run; the s
 atomically after each bed and lever; with ``--checkpoints`` an interrupted study resumes where it stopped. With
 ``--levers`` only those levers are (re)run, from the bed's radii in the shipped file. The files ship with samlib,
 so the chapter prints them in Colab too; :func:`load_study` reads them. About three hours on 2 CPU threads.
+A lever that none of the chosen beds has, a bed or lever named twice, and a checkpoint folder that is a file are
+refused with argparse's usage line before anything trains.
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import results
+from .. import checks, results
 from ..checkpoint import write_bytes_atomic, write_text_atomic
 from ..data import pixel_probe_errors
 from . import cifar_mnist, runs, waterbirds
@@ -419,7 +421,7 @@ def load_study(stages: bool = False) -> pd.DataFrame:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m samlib.experiments.testbeds", description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["run"])
     parser.add_argument("--beds", nargs="+", choices=sorted(BEDS), default=list(BEDS),
                         help="the test beds to (re)run; the others keep their rows")
@@ -427,6 +429,7 @@ def main(argv=None) -> None:
                         help="rerun only these levers of the beds that have them; the other rows are kept")
     parser.add_argument("--checkpoints", type=Path, default=None, help="folder for per-run checkpoints (resume)")
     args = parser.parse_args(argv)
+    _check_arguments(parser, args)
     from .. import setup
 
     setup()
@@ -439,6 +442,25 @@ def main(argv=None) -> None:
             _write_merged(frame, stages, name, lever)
             print(f"{name}{'' if lever is None else ', ' + lever}: {len(frame)} runs in {time.time() - start:.0f} s "
                   f"-> {results_path()}", flush=True)
+
+
+def _check_arguments(parser: argparse.ArgumentParser, args) -> None:
+    """What argparse's choices cannot check: names given twice, levers the chosen beds lack, the folder."""
+    for option, names in (("--beds", args.beds), ("--levers", args.levers or [])):
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            parser.error(f"{option} names {twice} twice")
+    for lever in args.levers or []:
+        owners = [name for name in args.beds if lever in BEDS[name].levers]
+        if not owners:
+            beds = [name for name, bed in BEDS.items() if lever in bed.levers]
+            parser.error(f"lever {lever!r} is not a lever of the chosen bed(s) {args.beds}: it belongs to {beds}; "
+                         f"add --beds {' '.join(repr(b) for b in beds)}")
+    if args.checkpoints is not None:
+        try:
+            checks.path("--checkpoints", args.checkpoints, "folder")
+        except (TypeError, ValueError) as e:
+            parser.error(str(e))
 
 
 def _write_merged(frame: pd.DataFrame, stages: pd.DataFrame, bed: str, lever: str | None) -> None:

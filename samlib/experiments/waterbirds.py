@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from torch import nn
 
-from .. import scale
+from .. import checks, scale
 from ..data import Waterbirds, load_waterbirds, waterbirds_standin
 from ..decompose import gini
 from ..models import PaperConvNet, SmallCNN, resnet
@@ -45,6 +45,19 @@ class WaterbirdsPreset:
     objects: dict | None = None  # the stand-in's two objects (None: tops vs footwear, samlib.data.waterbirds)
     object_sizes: tuple[int, int] | None = None  # the stand-in's object side drawn per image (None: 5/8 of it)
     object_contrast: tuple[float, float] | None = None  # the stand-in's object brightness factor per image
+
+    def __post_init__(self):
+        from .cifar_mnist import _check_common
+
+        if self.data not in ("standin", "real"):
+            raise ValueError(f"unknown data {self.data!r}: use 'standin' or 'real'")
+        if self.model not in ("small_cnn", "paper_cnn", "resnet50"):
+            raise ValueError(f"unknown model {self.model!r}: use 'small_cnn', 'paper_cnn' or 'resnet50'")
+        count = checks.positive_int if self.data == "standin" else checks.non_negative_int
+        for name in ("n_train", "n_eval"):
+            count(name, getattr(self, name), "a number of images (the real splits are fixed: 0 there)")
+        checks.positive_int("image_size", self.image_size, "the side of the images in pixels")
+        _check_common(self)
 
 
 BOOK = WaterbirdsPreset(data="standin", n_train=3000, n_eval=1500, image_size=32, model="small_cnn",

@@ -70,6 +70,8 @@ class Run:
 
 def grid_runs(ns, mu_norms, seeds, taus=(0.0,)) -> list[Run]:
     """Every combination, ordered n, then ‖μ‖, then seed, then τ."""
+    ns, mu_norms, seeds, taus = (checks.items(name, value, "e.g. [20, 40]") for name, value in
+                                 (("ns", ns), ("mu_norms", mu_norms), ("seeds", seeds), ("taus", taus)))
     return [Run(n, float(mu), seed, float(tau)) for n, mu, seed, tau in product(ns, mu_norms, seeds, taus)]
 
 
@@ -86,6 +88,7 @@ class PatchData:
 
 def generator(seed: int, stream: str) -> torch.Generator:
     """A CPU generator for one named stream of ``seed`` (streams are independent of each other)."""
+    checks.seed("seed", seed)
     digest = hashlib.sha256(f"memorization/{stream}/{seed}".encode()).digest()
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little"))
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from .. import scale
+from .. import checks, scale
 from .data import DataSetting, Run, grid_runs
 from .train import Training
 
@@ -35,6 +35,16 @@ class MemorizationPreset:
     stop_cells: tuple[tuple[int, float], ...] = ((40, 4.0), (40, 6.0))
     radii: tuple[float, ...] = (0.1, 0.2, 1.0)
     radius_ns: tuple[int, ...] = (20, 160)
+
+    def __post_init__(self):
+        if not isinstance(self.setting, DataSetting) or not isinstance(self.training, Training):
+            raise TypeError("setting must be a samlib.memorization DataSetting and training a Training, got "
+                            f"{type(self.setting).__name__} and {type(self.training).__name__}")
+        if not isinstance(self.seeds, tuple) or not self.seeds:
+            raise TypeError(f"seeds must be a non-empty tuple of seeds, e.g. (0, 1, 2), got {self.seeds!r}")
+        for seed in self.seeds:
+            checks.seed("seed", seed)
+        checks.strict_bool("by_n", self.by_n)
 
     def grid_runs(self) -> list[Run]:
         """The map: every n, ‖μ‖ and seed, with SGD and SAM at ``tau``."""

@@ -11,6 +11,10 @@ not depend on which other runs share the batch (up to floating-point summation o
 The steps run on a ``device`` (by default :func:`samlib.scale.device`, the CPU at book scale). Data,
 initial weights and batch orders are drawn on the CPU whatever the device, the bookkeeping (sizes,
 radii, active runs, epochs) stays there, and the :class:`Result` comes back on the CPU.
+
+A run whose loss stops being finite stops training with :class:`~samlib.checks.NonFiniteError` at the end of that
+epoch (one check per epoch, on the device), naming the first step of the epoch whose loss was not finite, the runs
+and the likely cause.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ import torch
 from torch import Tensor
 
 from .. import checks, scale
+from ..checks import NonFiniteError
 from ..train import progress_bar
 from .data import DataSetting, PatchData, Run, generator, held_out_data, training_data
 from .model import (
@@ -64,6 +69,9 @@ class Training:
         for name in ("log_every", "eval_every"):
             checks.optional(checks.positive_int, name, getattr(self, name), "a number of epochs, or None")
         checks.choice("dtype", self.dtype, (torch.float32, torch.float64))
+        for name in ("init_std", "lr"):
+            checks.real(name, getattr(self, name), high=torch.finfo(self.dtype).max,
+                        hint=f"it must fit in {self.dtype}")
 
 
 @dataclass
@@ -162,8 +170,9 @@ def _batch_slots(rows: Tensor, stack: _Stack, gens: list, batch_size: int) -> Te
 
 
 def _train_epoch(W: Tensor, rows: Tensor, tau: Tensor | None, stack: _Stack, gens: list,
-                 training: Training, active_counts: Tensor) -> None:
-    """One epoch for ``rows`` (sorted by n, largest first), updating W and active_counts in place."""
+                 training: Training, active_counts: Tensor, first_bad: Tensor) -> None:
+    """One epoch for ``rows`` (sorted by n, largest first), updating W and active_counts in place, and
+    ``first_bad`` (R,): the first batch slot of the epoch whose loss was not finite, per run (-1: none)."""
     B = training.batch_size
     slots, steps = _batch_slots(rows, stack, gens, B).to(W.device), -(-stack.n[rows] // B)
     rows = rows.to(W.device)
@@ -176,11 +185,30 @@ def _train_epoch(W: Tensor, rows: Tensor, tau: Tensor | None, stack: _Stack, gen
         x = stack.x.flatten(0, 1).index_select(0, flat).reshape(k, B, *stack.x.shape[2:])
         y = stack.y.flatten().index_select(0, flat).reshape(k, B)
         out = optimizer_step(Wk[:k], x, y, ok, training.lr, None if tau is None else tau[:k])
+        seen = first_bad[rows[:k]]
+        first_bad[rows[:k]] = torch.where((seen < 0) & ~torch.isfinite(out.loss), b, seen)
         noise_patch = 1 - stack.signal_patch.flatten().index_select(0, flat).reshape(k, B)
         active_counts[rows[:k], 0] += _noise_active(out.real, noise_patch, y, ok)
         active_counts[rows[:k], 1] += _noise_active(out.phantom, noise_patch, y, ok)
         active_counts[rows[:k], 2] += ok.sum(dim=1) * W.shape[2]
     W[rows] = Wk
+
+
+def _check_finite(epoch: int, first_bad: Tensor, W: Tensor, runs: list, training: Training) -> None:
+    """Stop at the end of an epoch in which a run's loss, or its weights after the update, stopped being finite."""
+    diverged = ~torch.isfinite(W).flatten(1).all(1)
+    if not bool(((first_bad >= 0) | diverged).any()):
+        return
+    slots, diverged = first_bad.cpu(), diverged.cpu()
+    bad = ((slots >= 0) | diverged).nonzero().flatten().tolist()
+    shown = "; ".join(f"run {i} ({runs[i]}): " + (f"its loss at step {int(slots[i]) + 1} of the epoch" if slots[i] >= 0
+                                                   else "its weights after the epoch's last update")
+                      for i in bad[:3])
+    mus = sorted({runs[i].mu_norm for i in bad})
+    raise NonFiniteError(f"training stopped in epoch {epoch}: {len(bad)} of {len(runs)} runs are no longer finite, "
+                         f"e.g. {shown}. Likely cause: the learning rate (lr={training.lr:g}) is too large for a "
+                         f"signal of norm {', '.join(f'{m:g}' for m in mus)} (or the radius tau of a SAM run): try a "
+                         "tenth of it")
 
 
 def _by_n(rows: Tensor, stack: _Stack):
@@ -232,9 +260,16 @@ def train_runs(runs, setting: DataSetting = DataSetting(), training: Training = 
                device: torch.device | str | None = None) -> Result:
     """Train every run in ``runs`` (a list of :class:`Run`) simultaneously, on ``device`` (``None``:
     :func:`samlib.scale.device`); see the module docstring. The result is on the CPU."""
+    if isinstance(runs, (str, bytes, Run)) or not hasattr(runs, "__iter__"):
+        raise TypeError(f"runs must be a list of Run(n, mu_norm, seed, tau), got {type(runs).__name__}: e.g. "
+                        "grid_runs(...)")
     runs = list(runs)
     if not runs or not all(isinstance(r, Run) for r in runs):
         raise ValueError("runs must be a non-empty list of Run(n, mu_norm, seed, tau), e.g. from grid_runs(...)")
+    for name, value, kind in (("setting", setting, DataSetting), ("training", training, Training)):
+        if not isinstance(value, kind):
+            raise TypeError(f"{name} must be a samlib.memorization {kind.__name__}, got {type(value).__name__}")
+    checks.optional(checks.strict_bool, "progress", progress, "or None to follow $SAMLIB_PROGRESS")
     start = time.perf_counter()
     device = scale.device() if device is None else torch.device(device)
     stack = _Stack(runs, setting, training.dtype, device)
@@ -247,6 +282,7 @@ def train_runs(runs, setting: DataSetting = DataSetting(), training: Training = 
     active, epochs = torch.ones(len(runs), dtype=torch.bool), torch.zeros(len(runs), dtype=torch.long)
     log = {key: [] for key in ("epochs", "loss", "signal", "noise", "noise_active", "test_error")}
     counts = torch.zeros(len(runs), 3, dtype=training.dtype, device=device)
+    first_bad = torch.full((len(runs),), -1, dtype=torch.long, device=device)
     tests = {} if training.eval_every is not None else None  # test sets kept for repeated evaluation
     _log(log, 0, W, stack, counts, runs, setting, tests)
     for epoch in progress_bar(range(1, training.max_epochs + 1), progress, desc=desc):
@@ -254,7 +290,8 @@ def train_runs(runs, setting: DataSetting = DataSetting(), training: Training = 
         for rows, sam in groups:
             rows = rows[active[rows]]
             if len(rows):
-                _train_epoch(W, rows, tau[rows].to(device) if sam else None, stack, gens, training, counts)
+                _train_epoch(W, rows, tau[rows].to(device) if sam else None, stack, gens, training, counts, first_bad)
+        _check_finite(epoch, first_bad, W, runs, training)
         epochs[active] = epoch
         if training.stop_loss is not None:
             loss, _ = _train_loss_and_error(W, active.nonzero().flatten(), stack)
@@ -280,7 +317,7 @@ def train_table(runs, setting: DataSetting = DataSetting(), training: Training =
     """:meth:`Result.table` of :func:`train_runs` (on ``device``) and the seconds it took: all runs in one
     batch, or with ``by_n`` one batch per training-set size (the same numbers, in less memory)."""
     runs = list(runs)
-    sizes = sorted({run.n for run in runs}) if by_n else [None]
+    sizes = sorted({run.n for run in runs}) if checks.strict_bool("by_n", by_n) else [None]
     results = [train_runs([r for r in runs if size is None or r.n == size], setting, training, progress,
                           desc if size is None else f"{desc}, n = {size}", device=device) for size in sizes]
     import pandas as pd

@@ -14,10 +14,13 @@ radius (``rho`` of shape (R,)) and its own choice of perturbed tensors (``pertur
 """
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor
+
+from .. import checks
 
 __all__ = ["ascent"]
 
@@ -60,6 +63,8 @@ def ascent(grads: Sequence[Tensor], rho, *, perturbed=True, params: Sequence[Ten
     masks = _each(perturbed, len(grads), "perturbed")
     flags = _each(adaptive, len(grads), "adaptive")
     radii = _each(rho, len(grads), "rho")
+    for r in {r for r in radii if isinstance(r, numbers.Number)}:  # a (R,) tensor of radii is the caller's to check
+        checks.real("rho", r, low=0, hint="the radius of the ascent step, e.g. rho=0.05")
     scaled = [g * w.abs() if a else g for g, w, a in zip(grads, weights, flags)]
     device = grads[0].device
     norm = torch.sqrt(sum(m * _per_run_square_sum(s, runs).to(device) for s, m in zip(scaled, masks)))

@@ -28,6 +28,9 @@ def frozen_bn_stats(model: nn.Module | None):
     if model is None:
         yield
         return
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be the torch.nn.Module whose norm statistics to freeze (or None), got "
+                        f"{type(model).__name__}")
     saved = [
         (buffer, buffer.detach().clone())
         for module in model.modules() if isinstance(module, _NormBase)

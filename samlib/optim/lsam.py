@@ -89,8 +89,9 @@ class LSAM(SAM):
     def fast_step(self, features: Tensor, loss_fn: Callable[[Tensor], Tensor]) -> tuple[Tensor, Tensor]:
         """One LSAM step from one backbone pass.
 
-        features: (B, D) backbone output, attached to the graph; loss_fn: head outputs (B, C) -> scalar.
-        Zeroes the gradients itself. Returns the loss and head outputs at the real weights (detached).
+        features: (B, D) backbone output, attached to the graph (features that do not require grad are refused
+        when the backbone has trainable parameters: they would never be trained); loss_fn: head outputs (B, C)
+        -> scalar. Zeroes the gradients itself. Returns the loss and head outputs at the real weights (detached).
         """
         loss, outputs, _, phantom = self._phantom_head(features, loss_fn)
         self.zero_grad()
@@ -103,14 +104,37 @@ class LSAM(SAM):
         """The loss and outputs at the real head (detached), the head's weights [weight, (bias)] and the
         phantom ones [weight + eps, (bias + eps)], from features (B, D) of one backbone pass."""
         refuse_under_distributed(f"{type(self).__name__}.fast_step")
+        name = f"{type(self).__name__}.fast_step"
+        if not isinstance(features, Tensor):
+            raise TypeError(f"{name} takes the backbone's features, a (batch, {self.head.in_features}) tensor, got "
+                            f"{type(features).__name__}: does the backbone return a tuple? pass its feature tensor")
+        if not callable(loss_fn):
+            raise TypeError(f"{name}'s loss_fn must be callable (head outputs -> scalar loss), got "
+                            f"{type(loss_fn).__name__}, e.g. lambda out: F.cross_entropy(out, y)")
         if features.ndim != 2 or features.shape[1] != self.head.in_features:
             raise ValueError(f"features must have shape (batch, {self.head.in_features}), got {tuple(features.shape)}")
+        if not features.is_floating_point():
+            raise TypeError(f"features are {features.dtype}, but a linear head reads floating-point features: pass "
+                            f"the backbone's output (e.g. features.to({self.head.weight.dtype}))")
+        if not features.requires_grad and self._backbone_trains():
+            raise ValueError(f"{name} got features that do not require grad (computed under torch.no_grad(), or "
+                             "detached), while the backbone has trainable parameters: the backbone would never be "
+                             "trained. Compute the features with gradients (model.features(x) outside no_grad), or "
+                             "freeze the backbone (requires_grad_(False)) if only the head should learn")
         weights = [self.head.weight] + ([self.head.bias] if self.head.bias is not None else [])
         group = next(g for g in self.param_groups if g["perturb"])
         with torch.enable_grad():
             outputs = self.head(features.detach())
             loss = loss_fn(outputs)
+            if not isinstance(loss, Tensor) or loss.numel() != 1:
+                shown = f"a tensor of shape {tuple(loss.shape)}" if isinstance(loss, Tensor) else type(loss).__name__
+                raise ValueError(f"{name}'s loss_fn returned {shown}, not a scalar loss: reduce the batch to one "
+                                 "number, e.g. F.cross_entropy(out, y) (reduction='mean', not 'none')")
             grads = torch.autograd.grad(loss, weights)
         with torch.no_grad():
             steps = ascent(grads, group["rho"], params=weights, relative=self.relative, eps=self.eps)
         return loss.detach(), outputs.detach(), weights, [w + e for w, e in zip(weights, steps)]
+
+    def _backbone_trains(self) -> bool:
+        """Whether a parameter outside the head (a ``perturb=False`` group) requires grad."""
+        return any(p.requires_grad for g in self.param_groups if not g["perturb"] for p in g["params"])

@@ -14,6 +14,8 @@ with the weights instead of shrinking relative to them.
 """
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Callable
 
 import torch
@@ -55,6 +57,30 @@ def _check_base_optimizer(base_optimizer) -> None:
         raise TypeError(
             f"base_optimizer must be a torch.optim.Optimizer subclass such as torch.optim.SGD, got {base_optimizer!r}"
         )
+    if issubclass(base_optimizer, SAM):
+        raise TypeError(f"base_optimizer is {base_optimizer.__name__}, itself a SAM optimizer: SAM inside SAM would "
+                        "take four passes and perturb twice; pass the plain update, e.g. torch.optim.SGD, and set the "
+                        "radius with rho=")
+    if issubclass(base_optimizer, torch.optim.LBFGS):
+        raise TypeError(f"base_optimizer {base_optimizer.__name__} re-evaluates its own closure several times per "
+                        "step, which SAM's two fixed passes cannot give it: use a first-order optimizer such as "
+                        "torch.optim.SGD or torch.optim.Adam")
+    if issubclass(base_optimizer, torch.optim.SparseAdam):
+        raise TypeError("base_optimizer SparseAdam takes sparse gradients only, and SAM's ascent needs dense ones: "
+                        "use torch.optim.Adam (and dense gradients, e.g. nn.Embedding(sparse=False))")
+
+
+def _check_params(params) -> list:
+    """``params`` as a list: tensors or parameter-group dicts (not a module, a method or a single number)."""
+    if isinstance(params, torch.nn.Module):
+        raise TypeError(f"params must be the parameters to optimize, got the module {type(params).__name__} itself: "
+                        "pass model.parameters()")
+    if isinstance(params, Tensor):
+        return [params]
+    if callable(params) or isinstance(params, (str, bytes, dict)) or not hasattr(params, "__iter__"):
+        raise TypeError(f"params must be an iterable of parameters or of parameter-group dicts, got "
+                        f"{type(params).__name__}: pass model.parameters() (called, with its parentheses)")
+    return list(params)
 
 
 class SAM(torch.optim.Optimizer):
@@ -92,11 +118,15 @@ class SAM(torch.optim.Optimizer):
                  adaptive: bool = False, *, relative: bool = False, eps: float = 1e-12,
                  model: torch.nn.Module | None = None, **base_kwargs):
         _check_base_optimizer(base_optimizer)
-        params = list(params)
+        params = _check_params(params)
         if not params:
             raise ValueError("SAM got no parameters: pass model.parameters() or a non-empty list of parameter groups")
         if model is not None and not isinstance(model, torch.nn.Module):
             raise TypeError(f"model must be the torch.nn.Module being trained (or None), got {type(model).__name__}")
+        for key, value in base_kwargs.items():  # the base optimizer checks signs; NaN and infinities pass it
+            if isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isfinite(value):
+                raise ValueError(f"{key} must be a finite number, got {value}: the base optimizer "
+                                 f"{base_optimizer.__name__} would turn every weight into NaN")
         defaults = dict(rho=check_rho(rho), adaptive=checks.strict_bool("adaptive", adaptive), perturb=True,
                         **base_kwargs)
         self.eps = _check_eps(eps)
@@ -110,6 +140,11 @@ class SAM(torch.optim.Optimizer):
         self._ascended = False  # between first_step and second_step
 
     def add_param_group(self, param_group: dict) -> None:
+        if not isinstance(param_group, dict):
+            raise TypeError(f"a parameter group must be a dict such as {{'params': [...], 'lr': 0.1}}, got "
+                            f"{type(param_group).__name__}")
+        members = param_group.get("params")
+        param_group["params"] = [members] if isinstance(members, Tensor) else _check_params(members)
         _check_group(param_group)
         if not hasattr(self, "base_optimizer"):  # called by Optimizer.__init__
             return super().add_param_group(param_group)
@@ -120,9 +155,10 @@ class SAM(torch.optim.Optimizer):
     @torch.no_grad()
     def first_step(self, zero_grad: bool = False) -> None:
         """Move every perturbed weight to its phantom value w + eps (saving w)."""
+        checks.strict_bool("zero_grad", zero_grad)
         if self._ascended:
             raise RuntimeError("first_step() was called twice: call second_step() to restore the weights first")
-        chosen = [(g, p) for g in self.param_groups if g["perturb"] for p in g["params"] if p.grad is not None]
+        chosen = self._with_gradients("first_step()", "call loss.backward() before first_step(), or use step(closure)")
         if chosen:
             steps = ascent([p.grad for _, p in chosen], [g["rho"] for g, _ in chosen], params=[p for _, p in chosen],
                            adaptive=[g["adaptive"] for g, _ in chosen], relative=self.relative, eps=self.eps)
@@ -136,10 +172,16 @@ class SAM(torch.optim.Optimizer):
     @torch.no_grad()
     def second_step(self, zero_grad: bool = False) -> None:
         """Restore the real weights and apply the base optimizer with the phantom gradients."""
+        checks.strict_bool("zero_grad", zero_grad)
         if not self._ascended:
             raise RuntimeError("second_step() without first_step(): the gradients are not taken at the phantom "
                                "weights, so this would be a plain base-optimizer step; call first_step() after the "
                                "first backward pass, or use step(closure)")
+        if not self._has_gradients():
+            self._restore()  # never leave the weights at the phantom point
+            raise RuntimeError("second_step() found no gradient on any parameter: run the second forward and "
+                               "backward pass (at the phantom weights that first_step() set) before second_step(); "
+                               "the real weights are restored")
         self._restore()
         self._base_step()
         if zero_grad:
@@ -165,6 +207,10 @@ class SAM(torch.optim.Optimizer):
         closure = torch.enable_grad()(closure)
         self.zero_grad()
         loss = _check_closure_loss(closure(), "first")
+        if not self._has_gradients():
+            raise RuntimeError("the closure produced no gradient: a SAM closure must run forward and backward (call "
+                               "loss.backward() on a loss of these parameters) and return the loss, e.g. "
+                               "lambda: backward(loss_fn(model(x), y))")
         self.first_step(zero_grad=True)
         try:
             with frozen_bn_stats(self.model):
@@ -174,6 +220,29 @@ class SAM(torch.optim.Optimizer):
             raise
         self.second_step()
         return loss
+
+    def _has_gradients(self) -> bool:
+        return any(p.grad is not None for group in self.param_groups for p in group["params"])
+
+    def _with_gradients(self, where: str, fix: str) -> list[tuple[dict, Tensor]]:
+        """The (group, parameter) pairs of the perturbed groups that have a gradient; a ``RuntimeError`` if no
+        parameter at all has one, or one is sparse."""
+        chosen, found = [], False
+        for group in self.param_groups:
+            for p in group["params"]:
+                grad = p.grad
+                if grad is None:
+                    continue
+                found = True
+                if grad.is_sparse:
+                    raise RuntimeError(f"{where} got a sparse gradient (a parameter of shape {tuple(p.shape)}): "
+                                       "SAM's ascent norm needs dense gradients; build the layer with dense "
+                                       "gradients, e.g. nn.Embedding(..., sparse=False)")
+                if group["perturb"]:
+                    chosen.append((group, p))
+        if not found:
+            raise RuntimeError(f"{where} found no gradient on any parameter: nothing to take a step with; {fix}")
+        return chosen
 
     @torch.no_grad()
     def _restore(self) -> None:
@@ -192,6 +261,7 @@ class SAM(torch.optim.Optimizer):
         return self.base_optimizer.state_dict()
 
     def load_state_dict(self, state_dict: dict) -> None:
+        _check_state_fits(state_dict, self.param_groups)
         self.base_optimizer.load_state_dict(state_dict)
         self.param_groups = self.base_optimizer.param_groups
         for group in self.param_groups:
@@ -201,8 +271,34 @@ class SAM(torch.optim.Optimizer):
             _check_group(group)
 
 
+def _check_state_fits(state_dict, groups: list[dict]) -> None:
+    """A ``ValueError`` unless ``state_dict`` (an optimizer's) has as many groups and parameters as ``groups``, and
+    every saved per-parameter tensor (momentum, Adam's moments) has its parameter's shape."""
+    if not (isinstance(state_dict, dict) and isinstance(state_dict.get("state"), dict)
+            and isinstance(state_dict.get("param_groups"), list)):
+        raise ValueError(f"state_dict must be what an optimizer's state_dict() returned (a dict with 'state' and "
+                         f"'param_groups'), got {type(state_dict).__name__}")
+    saved = state_dict["param_groups"]
+    if len(saved) != len(groups):
+        raise ValueError(f"state_dict has {len(saved)} parameter group(s) but this optimizer {len(groups)}: it was "
+                         "saved from an optimizer of another model or grouping; load it into that one")
+    for i, (old, group) in enumerate(zip(saved, groups)):
+        if not isinstance(old, dict) or len(old.get("params", ())) != len(group["params"]):
+            raise ValueError(f"state_dict's parameter group {i} holds {len(old.get('params', ()))} parameters but "
+                             f"this optimizer's {len(group['params'])}: it was saved from another model")
+        for index, p in zip(old["params"], group["params"]):
+            for key, value in state_dict["state"].get(index, {}).items():
+                if isinstance(value, Tensor) and value.ndim > 0 and value.shape != p.shape:
+                    raise ValueError(f"state_dict does not fit these parameters: its {key!r} of parameter {index} "
+                                     f"(group {i}) has shape {tuple(value.shape)}, the parameter {tuple(p.shape)}; it "
+                                     "was saved from a model of another shape: load it into that model's optimizer")
+
+
 def _check_group(group: dict) -> None:
-    """The SAM options of a parameter group: rho a number >= 0, adaptive and perturb True/False."""
+    """The SAM options of a parameter group: rho a number >= 0, adaptive and perturb True/False; some parameters."""
+    if not group.get("params"):
+        raise ValueError("a parameter group has no parameters ({'params': []}): drop the empty group, or pass the "
+                         "parameters it should hold")
     if "rho" in group:
         check_rho(group["rho"], "a parameter group's rho")
     for key in ("adaptive", "perturb"):

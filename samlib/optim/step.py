@@ -41,6 +41,9 @@ def _backward(loss, scaler, which: str) -> None:
         raise TypeError(f"compute_loss's {which} call returned {type(loss).__name__} {loss!r}: it must run the "
                         "forward pass and return the loss tensor (sam_step runs backward), "
                         "e.g. lambda: loss_fn(model(x), y)")
+    if loss.numel() != 1:
+        raise ValueError(f"compute_loss's {which} call returned a tensor of shape {tuple(loss.shape)}, not a scalar "
+                         "loss: reduce the batch to one number (reduction='mean', not 'none')")
     (loss if scaler is None else scaler.scale(loss)).backward()
 
 

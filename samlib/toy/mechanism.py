@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .. import checks
 from ..decompose import Decomposition, ablation_loss, binned_median, decompose, feature_contributions, gini, head_loss
 from .data import ToyData
 from .model import to_module
@@ -111,7 +112,9 @@ def lr_scaling_over_batches(result: SweepResult, runs: list[int], batches: int =
                             seed: int = 0, step: int | None = None) -> pd.DataFrame:
     """v~_k / v_k of each run in ``runs`` on ``batches`` random mini-batches of its training data (the
     same batch indices for every run): one row per (run, batch) with columns ``easy`` and ``hard``."""
-    g = torch.Generator().manual_seed(seed)
+    checks.positive_int("batches", batches, "the number of mini-batches to draw, e.g. 100")
+    checks.positive_int("batch_size", batch_size, "e.g. batch_size=50")
+    g = torch.Generator().manual_seed(checks.seed("seed", seed))
     picks = [torch.randperm(result.settings.n, generator=g)[:batch_size] for _ in range(batches)]
     rows = []
     for i in runs:

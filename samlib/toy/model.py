@@ -42,7 +42,7 @@ def init_params(seeds: list[int], hidden: int = 64, dtype: torch.dtype = torch.f
         raise ValueError("seeds is empty: pass one seed per model to create")
     runs = []
     for seed in seeds:
-        g = torch.Generator().manual_seed(int(seed))
+        g = torch.Generator().manual_seed(checks.seed("seed", seed))
         run = {}
         for name, (shape, fan_in) in _SHAPES.items():
             bound = 1 / math.sqrt(hidden if fan_in == "h" else fan_in)

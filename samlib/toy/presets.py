@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from .. import scale
+from .. import checks, scale
 from .sweep import BOOK_SETTINGS, Run, ToySettings, grid
 
 __all__ = ["OPEN_WINDOW", "ToyPreset", "TOY_BOOK", "TOY_PAPER", "toy_preset",
@@ -43,6 +43,9 @@ class ToyPreset:
     window_rho: float = 0.5
     window_turns: float = 1.0
 
+    def __post_init__(self):
+        _check_preset(self, ("settings", "window_settings"))
+
     def main_runs(self) -> list[Run]:
         """SGD and LSAM over ``lsam_rhos``, every complexity and seed."""
         return grid({"SGD": [0.0], "LSAM": self.lsam_rhos}, self.turns, self.seeds)
@@ -59,6 +62,19 @@ class ToyPreset:
         """The open-window pair shown in the figures: SGD and LSAM at ``window_rho``, ``window_turns``,
         ``show_seed`` (train them with ``window_settings``)."""
         return grid({"SGD": [0.0], "LSAM": [self.window_rho]}, [self.window_turns], [self.show_seed])
+
+
+def _check_preset(preset, settings: tuple[str, ...]) -> None:
+    """The settings are ToySettings, the seeds are seeds (the show seed among them), the turns tuples."""
+    for name in settings:
+        value = getattr(preset, name)
+        if not isinstance(value, ToySettings):
+            raise TypeError(f"{name} must be a samlib.toy.sweep.ToySettings, got {type(value).__name__}")
+    for name in ("seeds", "turns"):
+        if not isinstance(getattr(preset, name), tuple) or not getattr(preset, name):
+            raise TypeError(f"{name} must be a non-empty tuple, got {getattr(preset, name)!r}")
+    for seed in (*preset.seeds, preset.show_seed):
+        checks.seed("seed", seed)
 
 
 TOY_BOOK = ToyPreset()
@@ -88,6 +104,12 @@ class MechanismPreset:
     show_seed: int = 0
     match_loss: float = 1e-3
     checkpoint_step: int = 400
+
+    def __post_init__(self):
+        _check_preset(self, ("settings",))
+        checks.positive_int("checkpoint_step", self.checkpoint_step)
+        for step in self.snapshots:
+            checks.positive_int("a snapshot step", step)
 
     def runs(self) -> list[Run]:
         """SGD, and LSAM, IW-only and LR-only over ``rhos``, every complexity and seed (one sweep)."""

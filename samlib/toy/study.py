@@ -11,7 +11,10 @@ the **held-out** seeds, which were used only after every choice was made. A clai
 ``run`` writes ``study_data/levers.csv`` beside this module (one row per run, atomically); the file ships with
 samlib, so the chapters print it in Colab too, and :func:`load_study` reads it. About 40 minutes on 2 CPU
 threads; with ``--checkpoints`` an interrupted study resumes where it stopped. ``check`` re-runs one lever on
-two seed sets of your choice and prints them side by side (:func:`held_out_check`).
+two seed sets of your choice and prints them side by side (:func:`held_out_check`). Both refuse, with argparse's
+usage line and before training, an unknown lever, a lever without LSAM runs to check, a radius the lever does not
+have, a seed range that is malformed, empty, negative or overlapping, fewer than :data:`MIN_SEEDS` seeds a set and
+fewer than :data:`MIN_STEPS` steps (the statistics they print need more).
 """
 from __future__ import annotations
 
@@ -89,6 +92,8 @@ LEVERS = {  # name: Lever; the toy chapter prints them in this order
                                  replace(B, batch_size=None, lr=0.02, steps=5000), (1.0,), turns=(0.5, 0.75)),
 }
 SEED_SETS = {"tuning": TUNING_SEEDS, "held-out": HELD_OUT_SEEDS}
+MIN_SEEDS = 2  # a seed set of the check command: the paired wins and the bootstrap interval need two pairs
+MIN_STEPS = 2  # the phantom ratios are medians over the logged steps after the first: step 0 and the last
 
 
 def run_lever(name: str, lever: Lever, seeds, seed_set: str, checkpoint: Path | None = None,
@@ -220,25 +225,81 @@ def results_path() -> Path:
 
 def load_study(path: str | Path | None = None) -> pd.DataFrame:
     """The shipped study (:func:`results_path`), or the one at ``path``: one row per run."""
-    path = results_path() if path is None else Path(path)
+    path = results_path() if path is None else checks.path("path", path, writable=False)
     if not path.exists():
         raise FileNotFoundError(f"no toy study at {path}: run python -m samlib.toy.study run")
     return pd.read_csv(path)
 
 
 def _seed_range(text: str) -> tuple[int, ...]:
-    start, _, stop = text.partition(":")
+    """START:STOP as the seeds START, ..., STOP - 1: integers, 0 <= START, STOP <= 2**32, at least MIN_SEEDS."""
+    start, colon, stop = text.partition(":")
     try:
-        return tuple(range(int(start), int(stop)))
+        start, stop = int(start), int(stop)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected START:STOP (e.g. 300:320), got {text!r}") from None
+    if not colon or start < 0 or stop > checks.SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"seeds must lie in [0, 2**32), got {text!r}: pass e.g. 300:320")
+    if stop - start < MIN_SEEDS:
+        raise argparse.ArgumentTypeError(f"{text!r} holds {max(stop - start, 0)} seed(s), and the check's paired "
+                                         f"statistics need at least {MIN_SEEDS}: pass START:STOP with STOP >= "
+                                         f"START + {MIN_SEEDS}, e.g. 300:320")
+    return tuple(range(start, stop))
+
+
+def _lever_names(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",")]
+    unknown = [name for name in names if name not in LEVERS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown lever(s) {unknown}: use some of {', '.join(LEVERS)}")
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise argparse.ArgumentTypeError(f"lever(s) {twice} listed twice")
+    return names
+
+
+def _folder(text: str) -> Path:
+    try:
+        return checks.path("--checkpoints", text, "folder")
+    except (TypeError, ValueError) as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _checked(parser: argparse.ArgumentParser, args) -> None:
+    """What argparse cannot check alone: the lever of ``check``, its radius, the seed sets, the steps."""
+    if args.command != "check":
+        return
+    if args.lever not in LEVERS:
+        parser.error(f"unknown lever {args.lever!r}: use one of {', '.join(LEVERS)}")
+    lever = LEVERS[args.lever]
+    if "LSAM" not in lever.optimizers or lever.hard_only:
+        parser.error(f"lever {args.lever} has no LSAM runs to check; pick one of "
+                     f"{[n for n, x in LEVERS.items() if 'LSAM' in x.optimizers and not x.hard_only]}")
+    if args.rho is not None and args.rho not in lever.rhos:
+        parser.error(f"lever {args.lever} has radii {list(lever.rhos)}; got --rho {args.rho:g}")
+    common = sorted(set(args.tuning) & set(args.held_out))
+    if common:
+        parser.error(f"the --tuning and --held-out seeds must be disjoint; both hold {common[:5]}"
+                     f"{' ...' if len(common) > 5 else ''}")
+    if args.steps is not None and args.steps < MIN_STEPS:
+        parser.error(f"--steps {args.steps} is too few: the phantom ratios the check prints are medians over the "
+                     f"logged steps after the first, so it needs at least {MIN_STEPS} steps")
+
+
+def _negative_ranges_joined(argv: list[str]) -> list[str]:
+    """``--tuning -3:2`` as ``--tuning=-3:2``, so that argparse hands the range to :func:`_seed_range` (which says
+    what is wrong with it) instead of taking it for an option."""
+    out = []
+    for arg in argv:
+        if out and out[-1] in ("--tuning", "--held-out") and arg[:1] == "-" and arg[1:2].isdigit():
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
 
 
 def _run(args) -> None:
-    names = list(LEVERS) if args.levers is None else args.levers.split(",")
-    unknown = sorted(set(names) - set(LEVERS))
-    if unknown:
-        raise SystemExit(f"unknown levers {unknown}: use some of {list(LEVERS)}")
+    names = list(LEVERS) if args.levers is None else args.levers
     path = results_path()
     for name in names:
         frames = [run_lever(name, LEVERS[name], seeds, seed_set,
@@ -258,15 +319,8 @@ def _merge(path: Path, name: str, frame: pd.DataFrame) -> None:
 
 
 def _check(args) -> None:
-    if args.lever not in LEVERS:
-        raise SystemExit(f"unknown lever {args.lever!r}: use one of {list(LEVERS)}")
     lever = LEVERS[args.lever]
-    if "LSAM" not in lever.optimizers or lever.hard_only:
-        raise SystemExit(f"lever {args.lever} has no LSAM runs to check; pick one of "
-                         f"{[n for n, x in LEVERS.items() if 'LSAM' in x.optimizers and not x.hard_only]}")
     if args.rho is not None:
-        if args.rho not in lever.rhos:
-            raise SystemExit(f"lever {args.lever} has radii {list(lever.rhos)}; got --rho {args.rho:g}")
         lever = replace(lever, rhos=(args.rho,))
     if args.steps is not None:
         lever = replace(lever, settings=replace(lever.settings, steps=args.steps))
@@ -279,8 +333,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m samlib.toy.study", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="train the levers on the tuning and held-out seeds; write the study")
-    run.add_argument("--levers", help=f"comma-separated names (default: all of {', '.join(LEVERS)})")
-    run.add_argument("--checkpoints", help="a folder for resumable checkpoints")
+    run.add_argument("--levers", type=_lever_names,
+                     help=f"comma-separated names (default: all of {', '.join(LEVERS)})")
+    run.add_argument("--checkpoints", type=_folder, help="a folder for resumable checkpoints")
     check = commands.add_parser("check", help="one lever on two disjoint seed sets, side by side")
     check.add_argument("lever", help=f"one of {', '.join(LEVERS)}")
     check.add_argument("--rho", type=float, help="one LSAM radius of the lever (default: all)")
@@ -288,7 +343,8 @@ def main(argv: list[str] | None = None) -> None:
     check.add_argument("--held-out", type=_seed_range, default=tuple(range(300, 320)),
                        help="START:STOP (default 300:320)")
     check.add_argument("--steps", type=int, help="shorter runs, for a quick look (default: the lever's)")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_negative_ranges_joined(sys.argv[1:] if argv is None else list(argv)))
+    _checked(check, args)
     from .. import setup
 
     setup()  # the book's seed, threads and kernels (samlib.repro.configure), as the chapters run

@@ -34,7 +34,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .. import checks, scale
-from ..checkpoint import load_resumable, save_atomic, stamped
+from ..checkpoint import RESUME, load_resumable, save_atomic, stamped
+from ..checks import NonFiniteError
 from ..optim.ablation import recombined_loss
 from ..optim.ascent import ascent
 from ..optim.registry import OPTIMIZERS, check_run
@@ -138,7 +139,13 @@ class SweepResult:
 def grid(optimizers_rhos: dict[str, list[float]], turns: list[float], seeds: list[int]) -> list[Run]:
     """Every (optimizer, rho) x turns x seed combination,
     e.g. ``grid({"SGD": [0], "LSAM": [0.1, 0.2]}, [0.5], range(5))``."""
-    return [Run(opt, rho, t, s) for opt, rhos in optimizers_rhos.items() for rho in rhos for t in turns for s in seeds]
+    if not isinstance(optimizers_rhos, dict):
+        raise TypeError(f"optimizers_rhos must be a dict {{optimizer: radii}}, e.g. {{'SGD': [0], 'LSAM': [0.5]}}, "
+                        f"got {type(optimizers_rhos).__name__}")
+    radii = {opt: checks.items(f"optimizers_rhos[{opt!r}]", rhos, "the radii of that optimizer, e.g. [0.5]")
+             for opt, rhos in optimizers_rhos.items()}
+    turns, seeds = checks.items("turns", turns, "e.g. [0.5, 1.0]"), checks.items("seeds", seeds, "e.g. range(5)")
+    return [Run(opt, rho, t, s) for opt, rhos in radii.items() for rho in rhos for t in turns for s in seeds]
 
 
 def training_data(runs: list[Run], settings: ToySettings) -> list[ToyData]:
@@ -297,6 +304,45 @@ def _checkpoint_state(step, params, buffers, history, generator, snapshots):
             "generator": generator.get_state(), "snapshots": snapshots}
 
 
+def _kept(checkpoint, saved) -> str:
+    if checkpoint is None:
+        return ""
+    if saved is None:
+        return f" No checkpoint was written to {checkpoint} yet."
+    return f" The checkpoint {checkpoint} (step {saved}) is kept: fix the cause and rerun to resume from it."
+
+
+def _cause(settings: ToySettings, runs: list[Run], bad: list[int]) -> str:
+    radii = sorted({runs[i].rho for i in bad})
+    return (f"the learning rate (lr={settings.lr:g}) or the radius (rho={', '.join(f'{r:g}' for r in radii)}) is "
+            f"too large for these settings (easy_scale={settings.easy_scale:g}, noise={settings.noise:g}): try a "
+            "tenth of it")
+
+
+def _stopped(step: int, loss: Tensor, params, runs: list[Run], settings: ToySettings, checkpoint, saved) -> str:
+    """The message of a sweep whose loss is not finite at ``step`` (0-based) in some runs."""
+    bad = (~torch.isfinite(loss)).nonzero().flatten().tolist()
+    shown = ", ".join(f"run {i} ({runs[i].optimizer} rho={runs[i].rho:g}, turns={runs[i].turns:g}, "
+                      f"seed={runs[i].seed}; loss {loss[i].item()})" for i in bad[:3])
+    diverged = not all(bool(torch.isfinite(p[bad]).all()) for p in params.values())
+    before = " (weights already non-finite: the update of the step before diverged)" if diverged else ""
+    epoch = step * (settings.batch_size or settings.n) // settings.n + 1
+    return (f"toy sweep stopped at step {step + 1} of {settings.steps} (epoch {epoch} over the data): {len(bad)} of "
+            f"{len(runs)} runs have a non-finite loss{before}, e.g. {shown}. Likely cause: "
+            f"{_cause(settings, runs, bad)}.{_kept(checkpoint, saved)}")
+
+
+def _check_weights(step: int, params, runs: list[Run], settings: ToySettings, checkpoint, saved) -> None:
+    """Before a checkpoint and at the end: every run's parameters finite (the last update's gradient was)."""
+    finite = torch.stack([torch.isfinite(p).flatten(1).all(1) for p in params.values()]).all(0)
+    if not bool(finite.all()):
+        bad = (~finite).nonzero().flatten().tolist()
+        raise NonFiniteError(f"toy sweep stopped after step {step} of {settings.steps}: the parameters of {len(bad)} "
+                             f"of {len(runs)} runs are no longer finite (their last update diverged), e.g. run "
+                             f"{bad[0]} ({runs[bad[0]]}). Likely cause: {_cause(settings, runs, bad)}."
+                             f"{_kept(checkpoint, saved)}")
+
+
 def sweep_fingerprint(runs: list[Run], settings: ToySettings) -> dict[str, str]:
     """What determines a sweep apart from its length: its runs (count and a digest) and every setting but ``steps``."""
     digest = hashlib.blake2b(repr(runs).encode(), digest_size=12).hexdigest()
@@ -319,12 +365,25 @@ def train_sweep(runs: list[Run], settings: ToySettings = ToySettings(), *, check
 
     With ``checkpoint`` (a file path), the state is written atomically (CPU tensors) every
     ``checkpoint_every`` steps and an interrupted sweep resumes from it to the same result. A checkpoint of other
-    runs or settings (:func:`sweep_fingerprint`; ``steps`` aside) is refused unless ``resume="force"``."""
+    runs or settings (:func:`sweep_fingerprint`; ``steps`` aside) is refused unless ``resume="force"``, and so is a
+    file whose bytes changed since it was written.
+
+    A run whose loss stops being finite stops the sweep with :class:`~samlib.checks.NonFiniteError`, naming the
+    step, the run and the likely cause, before anything more is written: the last good checkpoint is kept."""
+    if isinstance(runs, (str, bytes, Run)) or not hasattr(runs, "__iter__"):
+        raise TypeError(f"runs must be a list of samlib.toy.sweep.Run, got {type(runs).__name__}: build them with "
+                        "grid(...)")
+    runs = list(runs)
     if not runs or not all(isinstance(r, Run) for r in runs):
         raise ValueError("runs must be a non-empty list of samlib.toy.sweep.Run: build them with grid(...)")
     if not isinstance(settings, ToySettings):
         raise TypeError(f"settings must be a samlib.toy.sweep.ToySettings, got {type(settings).__name__}")
     checks.positive_int("checkpoint_every", checkpoint_every, "save every that many steps, e.g. 500")
+    checks.choice("resume", resume, RESUME)
+    checkpoint = checks.optional(checks.path, "checkpoint", checkpoint)
+    checks.optional(checks.strict_bool, "progress", progress, "or None to follow $SAMLIB_PROGRESS")
+    if isinstance(snapshots, (str, bytes)) or not hasattr(snapshots, "__iter__"):
+        raise TypeError(f"snapshots must be a tuple of step counts, got {type(snapshots).__name__}")
     if any(isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= settings.steps for k in snapshots):
         raise ValueError(f"snapshots must be step counts in [1, steps={settings.steps}], got {list(snapshots)}")
     device = scale.device() if device is None else torch.device(device)
@@ -340,8 +399,10 @@ def train_sweep(runs: list[Run], settings: ToySettings = ToySettings(), *, check
     history: dict[str, list] = {"steps": [], "loss": [], "error": [], "v": [], "v_phantom": []}
     kept: dict[int, dict[str, Tensor]] = {}
     start, fingerprint = 0, sweep_fingerprint(runs, settings)
-    if checkpoint is not None and Path(checkpoint).exists():
+    saved = None  # the step of the checkpoint on disk
+    if checkpoint is not None and checkpoint.exists():
         state = load_resumable(checkpoint, "toy sweep", fingerprint, _STATE_KEYS, resume)
+        saved = state["step"]
         if state["step"] > settings.steps:
             raise ValueError(f"checkpoint {checkpoint} is at step {state['step']}, past steps={settings.steps}: ask "
                              "for at least that many steps, or pass another checkpoint path")
@@ -357,13 +418,18 @@ def train_sweep(runs: list[Run], settings: ToySettings = ToySettings(), *, check
         v_before = params[HEAD].clone()
         loss, error, v_phantom = sweep_step(params, buffers, (x_easy[:, idx], x_hard[:, idx], y[:, idx]), rho,
                                             perturb_all, settings, parts)
+        if not bool(torch.isfinite(loss).all()):
+            raise NonFiniteError(_stopped(step, loss, params, runs, settings, checkpoint, saved))
         if step % settings.log_every == 0 or step == settings.steps - 1:
             for key, value in zip(history, (step, loss, error, v_before, v_phantom)):
                 history[key].append(value if key == "steps" else value.cpu())
         if step + 1 in snapshots:
             kept[step + 1] = {k: p.to("cpu", copy=True) for k, p in params.items()}
         if checkpoint is not None and (step + 1) % checkpoint_every == 0 and step + 1 < settings.steps:
+            _check_weights(step + 1, params, runs, settings, checkpoint, saved)
             save_atomic(stamped("toy sweep", fingerprint,
                                 _checkpoint_state(step + 1, params, buffers, history, batches, kept)), checkpoint)
+            saved = step + 1
+    _check_weights(settings.steps, params, runs, settings, checkpoint, saved)
     stacked = {k: torch.tensor(v) if k == "steps" else torch.stack(v) for k, v in history.items()}
     return SweepResult(list(runs), settings, _cpu(params), stacked, kept)
