@@ -24,7 +24,7 @@ import pandas as pd
 
 from . import results
 
-__all__ = ["Claim", "CLAIMS", "SEED_SETS", "measure", "glance_table", "effects_frame"]
+__all__ = ["Claim", "CLAIMS", "LABELS", "SEED_SETS", "measure", "glance_table", "effects_frame"]
 
 SEED_SETS = ("tuning", "held out")
 
@@ -173,6 +173,14 @@ CLAIMS = (
 )
 
 
+LABELS = {"toy_lsam": "toy: LSAM", "toy_sam": "toy: SAM", "toy_open_window": "toy: LSAM, open window",
+          "phantom_head": "toy: phantom head", "importance_weighting": "toy: IW-only", "lr_scaling": "toy: LR-only",
+          "cifar_mnist_sam": "CIFAR-MNIST: SAM", "cifar_mnist_lsam": "CIFAR-MNIST: LSAM",
+          "waterbirds_sam": "Waterbirds core: SAM", "waterbirds_lsam": "Waterbirds core: LSAM",
+          "worst_group_sam": "Waterbirds worst group: SAM", "worst_group_more_data": "... 4,000 images"}
+"""A short name of each claim, for the table's first column and the figure's rows."""
+
+
 def _meaningful(claim: Claim) -> float:
     return claim.meaningful() if callable(claim.meaningful) else claim.meaningful
 
@@ -208,6 +216,7 @@ def glance_table() -> pd.DataFrame:
         tuning, _, _ = measure(claim, "tuning")
         meaningful = _meaningful(claim)
         rows.append({
+            "claim": LABELS[claim.key],
             "paper's claim": f"{claim.paper} ({claim.where})" if claim.where != "—" else claim.paper,
             "held-out seeds": "not run" if held is None else
                               f"{_effect_text(held)}; {claim.run} better on {held.wins} of {held.n} {claim.unit}, "

@@ -13,8 +13,9 @@ def test_every_claim_has_a_verdict_on_both_seed_sets_and_one_row():
     table = glance.glance_table()
     assert list(table.index) == [c.key for c in glance.CLAIMS]
     assert set(table.verdict) <= set(results.VERDICTS)
-    assert list(table.columns) == ["paper's claim", "held-out seeds", "verdict", "tuning seeds", "meaningful",
+    assert list(table.columns) == ["claim", "paper's claim", "held-out seeds", "verdict", "tuning seeds", "meaningful",
                                    "train error", "chapter"]
+    assert set(glance.LABELS) == set(table.index)
     for claim in glance.CLAIMS:
         effect, verdict, _ = glance.measure(claim, "tuning")
         assert effect is not None and verdict in results.VERDICTS
