@@ -1,7 +1,7 @@
-"""Tables over seeds, shared by every chapter: mean ± sd and median tables, the toy's paired effects (medians with a
-bootstrap interval of their ratio), and the book's one statistic with its verdicts
-(:func:`paired_comparison`, :func:`verdict`): the median paired effect with a distribution-free interval, the
-paired wins and an exact sign test.
+"""Tables over seeds, shared by every chapter: mean ± sd and median tables, and the book's one statistic with its
+verdicts (:func:`paired_effect_of`, :func:`paired_comparison`, :func:`verdict`): the median paired effect with a
+distribution-free interval, the paired wins and an exact sign test; :func:`paired_effect` reads it by group (the
+toy's complexities).
 
 Every function takes a frame with one row per run and the columns ``optimizer``, ``rho`` and ``seed``
 (plus the metrics; ``label`` is added where missing, from :func:`samlib.optim.registry.run_label`).
@@ -110,38 +110,6 @@ def _paired(frame: pd.DataFrame, optimizer: str, rho: float, value: str, pair_on
     return ref.sort_index().to_numpy(float), other[ref.sort_index().index].to_numpy(float)
 
 
-def _median_ratio(ref: np.ndarray, other: np.ndarray) -> np.ndarray:
-    """median(other) / median(ref) along the last axis (NaN where the reference's median is 0)."""
-    top, bottom = np.median(other, axis=-1), np.median(ref, axis=-1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(bottom > 0, top / np.where(bottom > 0, bottom, 1.0), np.nan)
-
-
-def paired_effect(frame: pd.DataFrame, optimizer: str, rho: float, value: str, *, by: Sequence[str] = ("turns",),
-                  pair_on: str = "seed", reference: str = "SGD", n_boot: int = 2000, level: float = 0.95,
-                  seed: int = 0) -> pd.DataFrame:
-    """How ``optimizer`` at ``rho`` compares with its ``reference`` twins (same ``pair_on``), per group of ``by``
-    (lower ``value`` is better, e.g. a probe error): the two medians, their ratio, the pairs in which the
-    optimizer is below / equal to its twin, and a ``level`` bootstrap interval of the median ratio (``n_boot``
-    resamples of the pairs, with replacement, from a generator seeded with ``seed``). One row per group."""
-    by = list(by)
-    _check_columns(frame, [value, pair_on, *by])
-    n_boot = checks.positive_int("n_boot", n_boot)
-    level = checks.real("level", level, low=0, high=1, low_open=True, high_open=True)
-    rng = np.random.default_rng(checks.seed("seed", seed))
-    rows = []
-    for key, group in frame.groupby(by) if by else [((), frame)]:
-        ref, other = _paired(group, optimizer, rho, value, pair_on, reference)
-        draws = rng.integers(0, len(ref), size=(n_boot, len(ref)))
-        low, high = np.nanquantile(_median_ratio(ref[draws], other[draws]), [(1 - level) / 2, (1 + level) / 2])
-        rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))),
-                     f"{reference} median": float(np.median(ref)), f"{optimizer} median": float(np.median(other)),
-                     "median ratio": float(_median_ratio(ref, other)), "ratio low": float(low),
-                     "ratio high": float(high), "wins": int((other < ref).sum()), "ties": int((other == ref).sum()),
-                     "pairs": len(ref)})
-    return pd.DataFrame(rows).set_index(by) if by else pd.DataFrame(rows)
-
-
 # --- The book's one statistic and its verdicts -----------------------------------------------------------------
 
 LEVEL = 0.95  # the confidence of every interval the book prints
@@ -168,8 +136,9 @@ def median_interval(values, level: float = LEVEL) -> tuple[float, float, float]:
     (even five wins in five have a sign-test p of 0.0625)."""
     x = np.sort(np.asarray(values, dtype=float))
     level = checks.real("level", level, low=0, high=1, low_open=True, high_open=True)
-    if x.ndim != 1 or not len(x) or not np.isfinite(x).all():
-        raise ValueError(f"values: expected a 1-D array of finite numbers, got {values!r}")
+    if x.ndim != 1 or not len(x) or np.isnan(x).any():
+        raise ValueError(f"values: expected a 1-D array of numbers that are not NaN (finite, or +inf for a ratio over "
+                         f"a zero baseline), got {values!r}")
     n, best = len(x), None
     for k in range(1, n // 2 + 1):
         coverage = 1 - 2 * _binomial_tail(n, k - 1)
@@ -221,6 +190,13 @@ class PairedEffect:
         return self.high if self.better == "higher" else self.low
 
 
+def _ratios(run: np.ndarray, baseline: np.ndarray) -> np.ndarray:
+    """run / baseline per pair; where the baseline is 0 the ratio is 1 if the run is 0 too, and +inf otherwise (the
+    run is worse by any factor), so that the ratios keep the pairs' order around 1 that the sign test reads."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(baseline > 0, run / np.where(baseline > 0, baseline, 1.0), np.where(run > 0, np.inf, 1.0))
+
+
 def paired_effect_of(run, baseline, *, scale: str = "difference", better: str = "higher", room: float | None = None,
                      level: float = LEVEL) -> PairedEffect:
     """:class:`PairedEffect` of ``run`` against ``baseline``, two arrays (n,) of one metric paired by position."""
@@ -230,9 +206,10 @@ def paired_effect_of(run, baseline, *, scale: str = "difference", better: str = 
     if run.shape != baseline.shape or run.ndim != 1 or not len(run):
         raise ValueError(f"run and baseline: expected two 1-D arrays of the same length (one value per pair), got "
                          f"shapes {run.shape} and {baseline.shape}")
-    if scale == "ratio" and not (baseline > 0).all():
-        raise ValueError("scale='ratio' needs a positive baseline in every pair; use scale='difference'")
-    effects = run - baseline if scale == "difference" else run / baseline
+    if scale == "ratio" and not ((baseline >= 0).all() and (run >= 0).all()):
+        raise ValueError("scale='ratio' needs a run and a baseline of at least 0 in every pair (an error, a loss); "
+                         "use scale='difference'")
+    effects = run - baseline if scale == "difference" else _ratios(run, baseline)
     sign = 1 if better == "higher" else -1
     gains = sign * (run - baseline)
     wins, losses = int((gains > 0).sum()), int((gains < 0).sum())
@@ -252,6 +229,27 @@ def paired_comparison(frame: pd.DataFrame, optimizer: str, rho: float, metric: s
     _check_columns(frame, [metric, pair_on, "optimizer", "rho"])
     ref, other = _paired(frame, optimizer, rho, metric, pair_on, reference)
     return paired_effect_of(other, ref, **options)
+
+
+def paired_effect(frame: pd.DataFrame, optimizer: str, rho: float, value: str, *, by: Sequence[str] = ("turns",),
+                  pair_on: str = "seed", reference: str = "SGD", meaningful: float = 0.5) -> pd.DataFrame:
+    """The one statistic by group of ``by`` (the toy's complexities) for an error (lower is better): per group, the two
+    medians, the median paired ratio ``optimizer`` at ``rho`` over its ``reference`` twin (same ``pair_on``) with its
+    distribution-free interval (``ratio low``, ``ratio high``), the wins (the optimizer below its twin), ties and
+    pairs, the sign test's ``p`` and the :func:`verdict` against ``meaningful``, a ratio. One row per group."""
+    by = list(by)
+    _check_columns(frame, [value, pair_on, *by])
+    meaningful = checks.real("meaningful", meaningful, low=0, low_open=True, hint="a ratio below 1, e.g. 0.5")
+    rows = []
+    for key, group in frame.groupby(by) if by else [((), frame)]:
+        ref, other = _paired(group, optimizer, rho, value, pair_on, reference)
+        effect = paired_effect_of(other, ref, scale="ratio", better="lower")
+        rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))),
+                     f"{reference} median": float(np.median(ref)), f"{optimizer} median": float(np.median(other)),
+                     "median ratio": effect.median, "ratio low": effect.low, "ratio high": effect.high,
+                     "wins": effect.wins, "ties": effect.ties, "pairs": effect.n, "p": effect.p_value,
+                     "verdict": verdict(effect, meaningful)})
+    return pd.DataFrame(rows).set_index(by) if by else pd.DataFrame(rows)
 
 
 def verdict(effect: PairedEffect, meaningful: float, min_seeds: int = MIN_SEEDS) -> str:
@@ -276,14 +274,15 @@ def verdict(effect: PairedEffect, meaningful: float, min_seeds: int = MIN_SEEDS)
     return "not detected"
 
 
-def describe(effect: PairedEffect, run: str = "the run", baseline: str = "SGD", digits: int = 3) -> str:
+def describe(effect: PairedEffect, run: str = "the run", baseline: str = "SGD", digits: int = 3,
+             unit: str = "seeds") -> str:
     """One line a chapter can print: the median effect, its interval, the wins, the sign test and the share of
     the room, e.g. 'median +0.013 [+0.003, +0.021] (95% interval), SAM better than SGD on 9 of 10 seeds, sign
-    test p = 0.021, 0.08 of the room'."""
+    test p = 0.021, 0.08 of the room'. ``unit`` names what was paired: seeds, or pairs of seed and cell."""
     signed = "+" if effect.scale == "difference" else ""
     interval = ("no 95% interval with so few seeds" if effect.too_few else
                 f"[{effect.low:{signed}.{digits}f}, {effect.high:{signed}.{digits}f}] "
                 f"({effect.coverage:.0%} interval)")
     text = (f"median {effect.median:{signed}.{digits}f} {interval}, {run} better than {baseline} on {effect.wins} "
-            f"of {effect.n} seeds, sign test p = {effect.p_value:.2g}")
+            f"of {effect.n} {unit}, sign test p = {effect.p_value:.2g}")
     return text + ("" if math.isnan(effect.share) else f", {effect.share:.2f} of the room")

@@ -22,7 +22,7 @@ def test_every_claim_has_a_verdict_on_both_seed_sets_and_one_row():
 
 
 def test_the_toy_radius_is_the_toy_studys_own_choice():
-    table = study.lever_table(study.load_study(), n_boot=10)
+    table = study.lever_table(study.load_study())
     chosen = study.best_radii(table)
     assert glance._toy_radius("baseline", "LSAM") == chosen["baseline"]
     assert glance._toy_radius("open_window", "LSAM") == chosen["open_window"]

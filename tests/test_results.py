@@ -53,7 +53,7 @@ def test_labels_are_added_when_missing():
     assert results.label_order(rows) == ["SGD", "LSAM ρ=0.5"]
 
 
-# --- paired effects: medians, paired wins, a bootstrap interval of the median ratio ------------------------
+# --- paired effects by group: the one statistic on the ratio scale --------------------------------------------
 
 
 def _pairs(sgd, lsam, turns=0.5):
@@ -62,31 +62,45 @@ def _pairs(sgd, lsam, turns=0.5):
                                             for s, v in enumerate(lsam)])
 
 
-def test_paired_effect_matches_a_hand_count_and_a_brute_force_bootstrap():
+def test_paired_effect_matches_a_hand_count():
     paired_effect = results.paired_effect
     sgd, lsam = [0.4, 0.2, 0.3, 0.5, 0.1], [0.1, 0.2, 0.35, 0.05, 0.0]
-    row = paired_effect(_pairs(sgd, lsam), "LSAM", 1.0, "err", n_boot=500, seed=3).loc[0.5]
-    assert row["SGD median"] == 0.3 and row["LSAM median"] == 0.1 and row["median ratio"] == pytest.approx(1 / 3)
+    row = paired_effect(_pairs(sgd, lsam), "LSAM", 1.0, "err").loc[0.5]
+    assert row["SGD median"] == 0.3 and row["LSAM median"] == 0.1
+    assert row["median ratio"] == pytest.approx(0.25)  # the ratios 0.25, 1, 7/6, 0.1, 0: their median
     assert (row.wins, row.ties, row.pairs) == (3, 1, 5)  # 0.1<0.4, 0.05<0.5, 0<0.1; 0.2 ties; 0.35>0.3
-    rng = np.random.default_rng(3)  # the same resamples, drawn and summarised by hand
-    ratios = []
-    for _ in range(500):
-        idx = rng.integers(0, 5, 5)
-        s, m = np.median(np.array(sgd)[idx]), np.median(np.array(lsam)[idx])
-        ratios.append(m / s if s > 0 else np.nan)
-    low, high = np.nanquantile(ratios, [0.025, 0.975])
-    assert (row["ratio low"], row["ratio high"]) == pytest.approx((low, high))
-    assert row["ratio low"] <= row["median ratio"] <= row["ratio high"]
+    assert np.isnan(row["ratio low"]) and row.verdict == "too few seeds"  # five pairs: no 95% interval
+    assert row.p == pytest.approx(2 * 5 / 16)  # 3 wins, 1 loss: 2 P(X <= 1 | n = 4)
+
+
+def test_paired_effect_gives_the_verdict_against_the_meaningful_ratio():
+    sgd = [0.4, 0.3, 0.5, 0.35, 0.45, 0.3, 0.4, 0.5, 0.6, 0.2]
+    halved = [0.3 * v for v in sgd]                       # every pair at a ratio of 0.3
+    row = results.paired_effect(_pairs(sgd, halved), "LSAM", 1.0, "err").loc[0.5]
+    assert row["median ratio"] == pytest.approx(0.3) and row.wins == 10 and row.verdict == "reproduced"
+    assert (row["ratio low"], row["ratio high"]) == pytest.approx((0.3, 0.3))
+    row = results.paired_effect(_pairs(sgd, [0.9 * v for v in sgd]), "LSAM", 1.0, "err").loc[0.5]
+    assert row.verdict == "small but consistent"           # 10 of 10 below, but by a tenth, not a half
+    row = results.paired_effect(_pairs(sgd, [0.9 * v for v in sgd]), "LSAM", 1.0, "err", meaningful=0.95).loc[0.5]
+    assert row.verdict == "reproduced"
+
+
+def test_a_zero_baseline_gives_a_ratio_of_1_or_infinity():
+    effect = results.paired_effect_of([0.0, 0.1, 0.1], [0.0, 0.0, 0.2], scale="ratio", better="lower")
+    assert (effect.wins, effect.losses, effect.ties) == (1, 1, 1)  # 0/0 ties, 0.1/0 loses, 0.1/0.2 wins
+    assert effect.median == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="at least 0"):
+        results.paired_effect_of([0.1], [-0.1], scale="ratio", better="lower")
 
 
 def test_paired_effect_groups_by_complexity_and_refuses_unpaired_runs():
     paired_effect = results.paired_effect
     frame = pd.concat([_pairs([0.4, 0.2], [0.1, 0.3], 0.5), _pairs([0.3, 0.3], [0.3, 0.3], 1.0)])
-    table = paired_effect(frame, "LSAM", 1.0, "err", n_boot=50)
+    table = paired_effect(frame, "LSAM", 1.0, "err")
     assert list(table.index) == [0.5, 1.0] and table.loc[1.0, "ties"] == 2 and table.loc[1.0, "wins"] == 0
     with pytest.raises(ValueError, match="same seeds"):
         paired_effect(frame[~((frame.optimizer == "SGD") & (frame.seed == 1))], "LSAM", 1.0, "err")
     with pytest.raises(ValueError, match="needs SGD runs and SAM runs"):
         paired_effect(frame, "SAM", 0.1, "err")
-    with pytest.raises(ValueError, match="level must be a finite number in"):
-        paired_effect(frame, "LSAM", 1.0, "err", level=1.0)
+    with pytest.raises(ValueError, match="meaningful"):
+        paired_effect(frame, "LSAM", 1.0, "err", meaningful=-0.5)

@@ -107,7 +107,7 @@ def test_paired_comparison_pairs_by_seed_whatever_the_row_order():
 
 @pytest.mark.parametrize("call, error, match", [
     (lambda: paired_effect_of([0.1, 0.2], [0.1]), ValueError, "same length"),
-    (lambda: paired_effect_of([0.1], [0.0], scale="ratio"), ValueError, "positive baseline"),
+    (lambda: paired_effect_of([0.1], [-0.1], scale="ratio"), ValueError, "at least 0"),
     (lambda: paired_effect_of([0.1], [0.2], scale="log"), ValueError, "scale"),
     (lambda: paired_effect_of([0.1], [0.2], better="up"), ValueError, "better"),
     (lambda: paired_effect_of([0.1], [0.2], room=0), ValueError, "room"),

@@ -18,17 +18,21 @@ def _frame(sgd, lsam, seed_set="tuning", lever="x", turns=0.5):
                          "seed_set": seed_set})
 
 
-def test_lever_table_by_hand_and_the_bar():
-    halves = _frame([0.4, 0.3, 0.2, 0.5], [0.1, 0.1, 0.25, 0.1])   # medians 0.35 and 0.1, 3 of 4 wins
-    too_easy = _frame([0.05, 0.06, 0.04, 0.05], [0.0, 0.0, 0.0, 0.0], turns=0.25)  # SGD's median below 0.1
-    table = study.lever_table(pd.concat([halves, too_easy]), n_boot=200)
+def test_lever_table_by_hand_and_the_verdict():
+    halves = _frame([0.4, 0.3, 0.2, 0.5], [0.1, 0.1, 0.25, 0.1])   # ratios 0.25, 1/3, 1.25, 0.2; 3 of 4 wins
+    table = study.lever_table(halves)
     row = table.loc[("x", "tuning", "LSAM", 1.0, 0.5)]
     assert row["SGD median"] == pytest.approx(0.35) and row["median"] == pytest.approx(0.1)
-    assert row["median ratio"] == pytest.approx(0.1 / 0.35) and row["wins"] == 3 and row["pairs"] == 4
-    assert row["win share"] == 0.75 and bool(row["halves SGD"])
-    assert row["ratio low"] <= row["median ratio"] <= row["ratio high"]
-    assert not table.loc[("x", "tuning", "LSAM", 1.0, 0.25), "halves SGD"]  # no headroom: never counts
-    fits = study.lever_table(halves.assign(train_error=[0.0, 0.0, 0.1, 0.0, 0.2, 0.3, 0.2, 0.1]), n_boot=10)
+    assert row["median ratio"] == pytest.approx((0.25 + 1 / 3) / 2) and row["wins"] == 3 and row["pairs"] == 4
+    assert row["win share"] == 0.75 and row.verdict == "too few seeds"   # four pairs: no verdict
+    sgd = [0.4, 0.3, 0.2, 0.5, 0.45, 0.35, 0.3, 0.25, 0.4, 0.5]
+    ten = study.lever_table(pd.concat([_frame(sgd, [0.4 * v for v in sgd]),
+                                       _frame(sgd, [0.8 * v for v in sgd], turns=0.75),
+                                       _frame(sgd, [1.2 * v for v in sgd], turns=1.0)]))
+    verdicts = ten.xs(("x", "tuning", "LSAM", 1.0), level=("lever", "seed_set", "optimizer", "rho")).verdict
+    assert verdicts.to_dict() == {0.5: "reproduced", 0.75: "small but consistent", 1.0: "opposite"}
+    assert study.MEANINGFUL_RATIO == 0.5
+    fits = study.lever_table(halves.assign(train_error=[0.0, 0.0, 0.1, 0.0, 0.2, 0.3, 0.2, 0.1]))
     row = fits.loc[("x", "tuning", "LSAM", 1.0, 0.5)]
     assert row["SGD train error"] == pytest.approx(0.0) and row["train error"] == pytest.approx(0.2)
 
@@ -36,7 +40,7 @@ def test_lever_table_by_hand_and_the_bar():
 def test_side_by_side_puts_the_seed_sets_next_to_each_other():
     frame = pd.concat([_frame([0.4, 0.3, 0.2], [0.1, 0.1, 0.25]), _frame([0.3, 0.3, 0.3], [0.3, 0.2, 0.4],
                                                                        seed_set="held-out")])
-    wide = study.side_by_side(study.lever_table(frame, n_boot=100), "x")
+    wide = study.side_by_side(study.lever_table(frame), "x")
     assert list(wide.columns.get_level_values(0).unique()) == ["tuning", "held-out"]
     assert wide.loc[(1.0, 0.5), ("tuning", "median")] == pytest.approx(0.1)
     assert wide.loc[(1.0, 0.5), ("held-out", "median")] == pytest.approx(0.3)
@@ -50,7 +54,7 @@ def _two_radii():
     tuning = pd.concat([tuning, rho2(_frame([0.4, 0.3, 0.2], [0.3, 0.3, 0.3]))])
     held = _frame([0.4, 0.3, 0.2], [0.3, 0.3, 0.3], seed_set="held-out")
     held = pd.concat([held, rho2(_frame([0.4, 0.3, 0.2], [0.0, 0.0, 0.0], seed_set="held-out"))])
-    return study.lever_table(pd.concat([tuning, held]), n_boot=100)
+    return study.lever_table(pd.concat([tuning, held]))
 
 
 def test_best_radii_and_the_lever_summary_pick_the_radius_on_the_tuning_seeds():
@@ -67,15 +71,16 @@ def test_best_radii_and_the_lever_summary_pick_the_radius_on_the_tuning_seeds():
 def test_the_ablation_summary_lists_each_optimizer_against_sgd():
     frame = _frame([0.4, 0.3, 0.2], [0.1, 0.1, 0.25])
     iw = frame[frame.optimizer == "LSAM"].assign(optimizer="IW-only", hard_error=[0.4, 0.3, 0.3])
-    table = study.lever_table(pd.concat([frame, iw]), n_boot=100)
+    table = study.lever_table(pd.concat([frame, iw]))
     out = study.ablation_summary(table, "x")
-    assert out.loc[("tuning", 0.5), "IW-only ratio"] == "1.00" and out.loc[("tuning", 0.5), "IW-only wins"] == "0/3"
-    assert out.loc[("tuning", 0.5), "LSAM ratio"] == "0.33" and out.loc[("tuning", 0.5), "SGD median"] == "0.300"
+    assert out.loc[("tuning", 0.5), "IW-only"] == "1.00 (0/3): too few seeds"  # ratios 1, 1, 1.5
+    assert out.loc[("tuning", 0.5), "LSAM"] == "0.33 (2/3): too few seeds"  # ratios 0.25, 1/3, 1.25
+    assert out.loc[("tuning", 0.5), "SGD median"] == "0.300"
 
 
 def test_the_held_out_check_trains_both_seed_sets_like_separate_runs():
-    table = study.held_out_check(SMALL, range(3), range(10, 13), name="small", n_boot=100, progress=False)
-    alone = study.lever_table(study.run_lever("small", SMALL, range(10, 13), "held-out", progress=False), 100)
+    table = study.held_out_check(SMALL, range(3), range(10, 13), name="small", progress=False)
+    alone = study.lever_table(study.run_lever("small", SMALL, range(10, 13), "held-out", progress=False))
     assert table.loc[(0.5, 0.5), ("held-out", "median")] == alone.loc[("small", "held-out", "LSAM", 0.5, 0.5),
                                                                        "median"]
     assert set(table.columns.get_level_values(0)) == {"tuning", "held-out"}

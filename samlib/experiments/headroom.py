@@ -20,7 +20,7 @@ import pandas as pd
 
 __all__ = ["MIN_GAP", "STAGES", "headroom_table"]
 
-MIN_GAP = 0.15  # the book's bar: ceiling - floor of the hard probe's accuracy, medians over seeds
+MIN_GAP = 0.15  # the headroom threshold: ceiling - floor of the hard probe's accuracy, medians over seeds
 STAGES = ("pixels", "random init", "hard only", "SGD")  # the labels of the rows headroom_table reads
 
 
