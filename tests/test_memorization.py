@@ -204,7 +204,7 @@ def test_first_below_and_signal_to_noise():
     assert signal_to_noise(20, 2.0, DataSetting(d=1000, sigma_p=1.0)) == pytest.approx(0.32)
 
 
-def test_compare_optimizers_pairs_seeds_and_marks_agreement():
+def test_compare_optimizers_pairs_seeds_and_counts_wins():
     rows = []
     for seed, (sgd_a, sam_a, sgd_b, sam_b) in enumerate([(0.3, 0.1, 0.02, 0.03), (0.4, 0.1, 0.0, 0.0)]):
         rows += [dict(n=10, mu_norm=1.0, seed=seed, tau=0.0, optimizer="SGD", test_error=sgd_a),
@@ -214,7 +214,10 @@ def test_compare_optimizers_pairs_seeds_and_marks_agreement():
     cells = compare_optimizers(pd.DataFrame(rows))
     assert cells.loc[(10, 1.0), "difference"] == pytest.approx(-0.25)
     assert cells.loc[(10, 1.0), "SGD"] == pytest.approx(0.35)
-    assert not cells.loc[(10, 1.0), "agree"] and cells.loc[(10, 2.0), "agree"]
+    assert (cells.loc[(10, 1.0), "wins"], cells.loc[(10, 1.0), "seeds"]) == (2, 2)
+    assert cells.loc[(10, 1.0), "every_seed"] == "SAM lower"
+    assert (cells.loc[(10, 2.0), "wins"], cells.loc[(10, 2.0), "losses"]) == (0, 1)  # 0.03 > 0.02, then a tie
+    assert cells.loc[(10, 2.0), "every_seed"] == "mixed"
     with pytest.raises(ValueError, match="several SAM radii"):
         compare_optimizers(pd.DataFrame(rows + [dict(rows[1], tau=0.2)]))
 

@@ -1,9 +1,10 @@
-"""Reading a grid of noise-memorization runs: SAM - SGD differences per cell, where they agree.
+"""Reading a grid of noise-memorization runs: SAM - SGD differences per cell, and on how many seeds SAM is lower.
 
 Every function takes the table of :meth:`samlib.memorization.train.Result.table` (one row per run).
 """
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -19,10 +20,11 @@ def signal_to_noise(n, mu_norm, setting: DataSetting):
     return n * mu_norm**4 / (setting.d * setting.sigma_p**4)
 
 
-def compare_optimizers(table: pd.DataFrame, metric: str = "test_error", floor: float = 0.01) -> pd.DataFrame:
-    """One row per (n, ‖μ‖): SGD's and SAM's mean ``metric`` over seeds, the mean and standard
-    deviation over seeds of the paired difference SAM - SGD (same data and initialization),
-    and ``agree``: |mean difference| <= max(its seed standard deviation, ``floor``).
+def compare_optimizers(table: pd.DataFrame, metric: str = "test_error") -> pd.DataFrame:
+    """One row per (n, ‖μ‖): SGD's and SAM's mean ``metric`` over seeds, the mean paired difference SAM - SGD
+    (same data and initialization), the paired ``wins`` (SAM lower) and ``losses`` (SAM higher) over the ``seeds``,
+    and ``every_seed``: "SAM lower" or "SGD lower" where one is lower on every seed, else "mixed" (a tie counts as
+    neither). A cell's seeds are too few for the book's statistic; :mod:`samlib.memorization.study` pools cells.
 
     The table must hold one SAM radius; filter it first when it holds several.
     """
@@ -32,10 +34,11 @@ def compare_optimizers(table: pd.DataFrame, metric: str = "test_error", floor: f
     if paired.isna().any().any() or set(paired.columns) != {"SGD", "SAM"}:
         raise ValueError("every (n, mu_norm, seed) needs exactly one SGD run and one SAM run")
     paired["difference"] = paired["SAM"] - paired["SGD"]
-    cells = paired.groupby(level=CELL).agg(SGD=("SGD", "mean"), SAM=("SAM", "mean"),
-                                           difference=("difference", "mean"), spread=("difference", "std"))
-    cells["spread"] = cells["spread"].fillna(0.0)
-    cells["agree"] = cells["difference"].abs() <= cells["spread"].clip(lower=floor)
+    paired["win"], paired["loss"] = paired.difference < 0, paired.difference > 0
+    cells = paired.groupby(level=CELL).agg(SGD=("SGD", "mean"), SAM=("SAM", "mean"), difference=("difference", "mean"),
+                                           wins=("win", "sum"), losses=("loss", "sum"), seeds=("win", "size"))
+    cells["every_seed"] = np.where(cells.wins == cells.seeds, "SAM lower",
+                                   np.where(cells.losses == cells.seeds, "SGD lower", "mixed"))
     return cells
 
 

@@ -23,22 +23,22 @@ def _map(cells: pd.DataFrame, column: str) -> pd.DataFrame:
 def plot_error_maps(axes, cells: pd.DataFrame, label: str = "clean-label test error") -> None:
     """SGD's and SAM's mean test error over (n, ‖μ‖) and their difference SAM - SGD.
 
-    ``cells`` is :func:`~samlib.memorization.results.compare_optimizers`'s frame; cells where the
-    two agree (|difference| within the seed spread) are hatched and their numbers greyed.
+    ``cells`` is :func:`~samlib.memorization.results.compare_optimizers`'s frame; cells where neither optimizer is
+    lower on every seed are hatched.
     """
     for ax, name in zip(axes[:2], ("SGD", "SAM")):
         sns.heatmap(_map(cells, name), ax=ax, annot=True, fmt=".2f", annot_kws={"size": 8},
                     cbar_kws={"label": label}, **ERROR_MAP)
         ax.set_title(name)
-    diff, agree = _map(cells, "difference"), _map(cells, "agree")
+    diff, mixed = _map(cells, "difference"), _map(cells.assign(mixed=cells.every_seed == "mixed"), "mixed")
     bound = max(0.05, float(np.abs(diff.values).max()))
-    text = np.where(agree.values, "≈", np.vectorize(lambda v: f"{v:+.2f}")(diff.values))
+    text = np.vectorize(lambda v: f"{v:+.2f}")(diff.values)
     sns.heatmap(diff, ax=axes[2], annot=text, fmt="", annot_kws={"size": 8}, cmap="RdBu_r",
                 vmin=-bound, vmax=bound, cbar_kws={"label": "SAM - SGD (blue: SAM better)"})
-    for (i, j), same in np.ndenumerate(agree.values):
-        if same:
+    for (i, j), hatched in np.ndenumerate(mixed.values):
+        if hatched:
             axes[2].add_patch(plt.Rectangle((j, i), 1, 1, fill=False, hatch="///", edgecolor="0.6", lw=0))
-    axes[2].set_title("SAM - SGD  (≈: agree within seed spread)")
+    axes[2].set_title("SAM - SGD  (hatched: mixed over seeds)")
     for ax in axes:
         ax.set(xlabel="training points $n$", ylabel=r"signal strength $\|\mu\|$")
 
