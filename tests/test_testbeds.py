@@ -515,3 +515,9 @@ def test_bad_waterbirds_object_ranges_are_refused(kwargs, match):
 
     with pytest.raises(ValueError, match=match):
         waterbirds_standin("train", 4, seed=0, **kwargs)
+
+
+def test_every_bed_has_a_label_that_names_what_it_is_made_of():
+    assert set(testbeds.BED_LABELS) == set(testbeds.BEDS)
+    for name, label in testbeds.BED_LABELS.items():  # no bed holds a CIFAR image: a label leads with its contents
+        assert not label.startswith(("CIFAR", "cluttered CIFAR")), (name, label)

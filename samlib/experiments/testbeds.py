@@ -43,7 +43,7 @@ from .runs import TrainConfig
 __all__ = ["Bed", "Lever", "BEDS", "TUNING_SEEDS", "HELD_OUT_SEEDS", "COLUMNS", "headroom_runs", "grid_runs",
            "waterbirds_headroom_runs", "best_radii", "best_run", "lever_radii", "staged_runs", "run_lever", "run_bed",
            "rerun_levers", "meaningful_gain", "comparison", "lever_summary", "paired_gains", "results_path",
-           "load_study", "STAGE_COLUMNS", "WATERBIRDS_COLUMNS", "ROOM_SHARE", "COMPARISON_COLUMNS"]
+           "load_study", "STAGE_COLUMNS", "WATERBIRDS_COLUMNS", "ROOM_SHARE", "COMPARISON_COLUMNS", "BED_LABELS"]
 
 TUNING_SEEDS = (0, 1, 2, 3, 4)
 HELD_OUT_SEEDS = (100, 101, 102, 103, 104)
@@ -120,6 +120,16 @@ BEDS = {
                                                    "agrees with the object in training; the book's SmallCNN",
                                     {"SAM": (0.02, 0.1), "LSAM": (0.05, 0.3)}, True),
 }
+
+BED_LABELS = {
+    "cluttered CIFAR-MNIST": "MNIST over cluttered FMNIST (our CIFAR-MNIST)",
+    "CIFAR-MNIST stand-in": "MNIST over centred FMNIST (first stand-in)",
+    "FMNIST-MNIST": "FMNIST-MNIST",
+    "Waterbirds stand-in": "Waterbirds stand-in",
+    "varied-object Waterbirds": "varied-object Waterbirds",
+}
+"""What a table or a figure calls each bed: what the bed is made of (none holds a CIFAR image). The keys of
+:data:`BEDS` stay the shipped studies' names."""
 
 
 def _evaluate(preset: CifarMnistPreset, sets, train_images, train_labels):
