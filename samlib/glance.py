@@ -193,14 +193,15 @@ CLAIMS = (
     Claim("worst_group_more_data", "... with 4,000 training images", "—", "waterbirds", "SAM",
           _lever_pairs("waterbirds", MORE_DATA, "SAM", "worst_group_acc"),
           lambda: _lever_room("waterbirds", MORE_DATA)),
-    Claim("noise_memorization", "SAM generalizes where SGD memorizes noise (Chen et al.)", "their theorems",
+    Claim("noise_memorization", "SAM generalizes where SGD memorizes noise", "Chen et al.'s theorems",
           "noise_memorization", "SAM", _chen_pairs, _chen_meaningful, better="lower", unit="pairs"),
 )
 
 
 LABELS = {"toy_lsam": "toy: LSAM", "toy_sam": "toy: SAM", "toy_open_window": "toy: LSAM, open window",
           "phantom_head": "toy: phantom head", "importance_weighting": "toy: IW-only", "lr_scaling": "toy: LR-only",
-          "cifar_mnist_sam": "MNIST over cluttered FMNIST: SAM", "cifar_mnist_lsam": "MNIST over cluttered FMNIST: LSAM",
+          "cifar_mnist_sam": "MNIST over cluttered FMNIST: SAM",
+          "cifar_mnist_lsam": "MNIST over cluttered FMNIST: LSAM",
           "waterbirds_sam": "varied-object Waterbirds: SAM", "waterbirds_lsam": "varied-object Waterbirds: LSAM",
           "worst_group_sam": "Waterbirds stand-in, worst group: SAM", "worst_group_more_data": "... 4,000 images",
           "noise_memorization": "Chen et al.: noise memorization"}

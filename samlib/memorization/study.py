@@ -33,7 +33,7 @@ __all__ = ["TUNING_SEEDS", "HELD_OUT_SEEDS", "SEED_SETS", "HARMFUL_BELOW", "ROOM
            "load_study", "claim_pairs", "meaningful_gain", "main"]
 
 TUNING_SEEDS = BOOK.seeds  # the chapter's map: its settings were read from these
-HELD_OUT_SEEDS = tuple(range(100, 110))  # never looked at before the claim, its region and its meaningful gain were fixed
+HELD_OUT_SEEDS = tuple(range(100, 110))  # first read after the claim, its region and its meaningful gain were fixed
 SEED_SETS = {"tuning": TUNING_SEEDS, "held out": HELD_OUT_SEEDS}
 HARMFUL_BELOW = 1.0  # n‖μ‖⁴ / (d σ_p⁴) below this: the theory's harmful side for SGD (up to constants)
 ROOM_SHARE = 0.25  # a meaningful effect: this share of SGD's median error in the region (the image beds' share)

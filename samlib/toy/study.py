@@ -32,7 +32,8 @@ from .presets import OPEN_WINDOW
 from .results import final_losses, phantom_ratios, probe_errors, train_errors
 from .sweep import BOOK_SETTINGS, Run, ToySettings, grid, train_sweep
 
-__all__ = ["Lever", "LEVERS", "TUNING_SEEDS", "HELD_OUT_SEEDS", "SEED_SETS", "MEANINGFUL_RATIO", "run_lever", "lever_table",
+__all__ = ["Lever", "LEVERS", "TUNING_SEEDS", "HELD_OUT_SEEDS", "SEED_SETS", "MEANINGFUL_RATIO", "run_lever",
+           "lever_table",
            "best_radii", "lever_summary", "ablation_summary", "held_out_check", "side_by_side", "results_path",
            "load_study", "main"]
 
