@@ -497,6 +497,9 @@ def test_headroom_rows_bands_and_markers():
     assert set(legend) == {"floor to ceiling ≥ 0.15", "floor to ceiling < 0.15", "pixels", "random init", "SGD",
                            "hard only"}
     assert [t.get_text() for t in ax.get_yticklabels()] == ["roomy", "tight"]
+    fig, ax = plt.subplots()
+    real_data.plot_headroom(ax, table.rename(index={"roomy": "MNIST over cluttered FMNIST (our CIFAR-MNIST)"}), 0.15)
+    assert ax.get_yticklabels()[0].get_text() == "MNIST over cluttered\nFMNIST (our CIFAR-MNIST)"  # wrapped
     bands = [line.get_xdata() for line in ax.lines]
     assert [tuple(b) for b in bands] == [(0.65, 0.85), (0.82, 0.86)]  # floor to ceiling, one band per bed
     sgd = [c for c in ax.collections if c.get_label() == "SGD"][0]

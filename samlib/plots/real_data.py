@@ -3,6 +3,8 @@ each test bed, per-seed results of a study, a metric against rho, the Gini of th
 the two-panel phantom-weights figure, and the levers' paired gains and probe curves over training."""
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 import pandas as pd
 from torch import Tensor
@@ -126,6 +128,9 @@ HEADROOM_MARKERS = {"pixels": ("s", "0.55"), "random init": ("o", "0.2"), "SGD":
                     "hard only": ("^", COLORS["phantom"])}
 
 
+LABEL_WIDTH = 24  # characters of a bed's name on one line of plot_headroom's axis
+
+
 def plot_headroom(ax, table: pd.DataFrame, min_gap: float) -> None:
     """One row per test bed (``table``: :func:`samlib.experiments.headroom.headroom_table`): the pixel probe, the
     floor (random init), SGD and the ceiling (hard only) on the hard feature's probe accuracy, with a band from
@@ -139,7 +144,7 @@ def plot_headroom(ax, table: pd.DataFrame, min_gap: float) -> None:
         seen.add(band)
         for stage, (marker, mcolor) in HEADROOM_MARKERS.items():
             ax.scatter(row[stage], i, marker=marker, color=mcolor, s=46, zorder=3, label=stage if i == 0 else None)
-    ax.set_yticks(range(len(table)), table.index)
+    ax.set_yticks(range(len(table)), [textwrap.fill(str(bed), LABEL_WIDTH) for bed in table.index])  # long names wrap
     ax.invert_yaxis()
     ax.set(xlabel="probe accuracy on the hard feature (median over seeds)", ylabel="test bed")
     ax.legend(fontsize="small", loc="lower left", ncol=3)
