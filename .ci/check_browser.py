@@ -14,8 +14,8 @@ same way everywhere. On every page it checks:
   ``{cite``, any ``{role}``` ``, ``???``) and no raw LaTeX once MathJax has run (``\\(``, ``\\[``, ``$$``,
   ``\\frac``...);
   ``math-error``: no formula that MathJax could not typeset;
-- ``caption``: every output image is followed by its caption (a paragraph "Figure N." before the next image), every
-  such caption follows an image, and every ``<figure>`` has a non-empty ``<figcaption>``;
+- ``caption``: every output image is followed directly by its caption (a paragraph "Figure N." as the next
+  element), every such caption follows an image, and every ``<figure>`` has a non-empty ``<figcaption>``;
 - ``missing-output``: every image and HTML table among the notebook's committed outputs is on the page, and
   ``table``: every table has a header and at least one row of cells;
 - ``launch-button``: a notebook page has the Colab launch button, pointing at its own notebook;
@@ -27,7 +27,12 @@ same way everywhere. On every page it checks:
 - ``legibility``: every output figure is shown wide enough that its tick labels are at least 10 px tall;
 - readability: ``overflow``, no output block (or the page itself) scrolls sideways at the 1280 px window;
   ``text-table``, no table printed as plain text (a pandas dump: rows of three or more aligned columns) where an
-  HTML table belongs; ``float-count``, no column of counts (runs, seeds, wins, ...) printed as floats ("20.0").
+  HTML table belongs; ``float-count``, no column of counts (runs, seeds, wins, ...) printed as floats ("20.0");
+  ``narrow-cell``, no table cell narrower than its longest word (measured in the cell's font), so no table wraps a
+  word; and no display equation wider than the column, even where the theme lets it scroll (``overflow``);
+- ``duplicate-script``: the page loads each script file and each inline script once;
+- ``local-path``: no output or text shows a file path of the machine that built it (``/home/<user>``, ``/tmp/``,
+  ``/work/``, ...).
 
 It saves a full-page screenshot of every page as ``_build/screenshots/<page>.png``.
 
@@ -40,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import collections
 import contextlib
 import functools
 import http.server
@@ -71,10 +77,6 @@ HOW_TO_GET = ("install Debian's headless Chromium and its driver: 'sudo apt-get 
 # Errors that are allowed, by name: (name, regular expression on the message, why).
 ALLOWED_ERRORS = [
     ("favicon", r"/favicon\.ico\b", "the browser asks every site for /favicon.ico; the book has none"),
-    ("thebe config twice", r"Identifier 'THEBE_JS_URL' has already been declared",
-     "sphinx-thebe 0.3.1 adds its inline config script from env-before-read-docs, after the builder exists, and "
-     "Sphinx 7.4 then lists it twice (filename None and ''); the first copy defines the constants, the second "
-     "one's redeclaration is this error, and nothing else changes"),
     ("theme mode on a first visit", r"Got invalid theme mode: \. Resetting to auto",
      "pydata-sphinx-theme logs this with console.error when localStorage holds no light/dark choice yet, "
      "i.e. on a reader's first page"),
@@ -88,6 +90,8 @@ RAW_TEXT = [
     ("raw math delimiter", re.compile(r"\\\(|\\\)|\\\[|\\\]|\$\$")),
     ("raw LaTeX command", re.compile(r"\\(?:[a-zA-Z]{2,})")),
 ]
+# A file-system path of the machine that ran the chapter (a home, temporary or workspace folder), in any output.
+LOCAL_PATH = re.compile(r"(?<![\w.~])(?:/home/\w+|/Users/\w+|/root/|/tmp/|/work/|/usr/share/|/opt/|/private/var/|[A-Z]:\\Users\\)")
 COUNT_HEADER = re.compile(r"\b(n|count|counts|comparisons|runs|seeds|wins|ties|pairs|steps|epochs|images|"
                           r"more even|above|below|beats)\b", re.IGNORECASE)
 FLOAT_INTEGER = re.compile(r"^-?\d+\.0+$")
@@ -285,7 +289,7 @@ let stage = 'start';
   // Captions: an output image is followed (before the next image) by a paragraph "Figure N."; and back.
   const isCaption = (el) => el.tagName === 'P' && /^\s*Figure\s+\d+[A-Za-z]?[.:]/.test(text(el));
   const hasOutputImage = (el) => !!(el.matches('.cell') && el.querySelector('.cell_output img'));
-  const uncaptioned = [], orphanCaptions = [];
+  const uncaptioned = [], orphanCaptions = [], lateCaptions = [];
   for (const cell of document.querySelectorAll('div.cell')) {
     if (!hasOutputImage(cell)) continue;
     let ok = false;
@@ -293,8 +297,14 @@ let stage = 'start';
          e.tagName !== 'SECTION'; e = e.nextElementSibling) {
       if (isCaption(e)) { ok = true; break; }
     }
-    if (!ok) uncaptioned.push(`${where(cell)}: image ${cell.querySelector('.cell_output img').getAttribute('src')} ` +
-                              `after the code "${short(text(cell.querySelector('.cell_input') || cell), 80)}"`);
+    const what = `${where(cell)}: image ${cell.querySelector('.cell_output img').getAttribute('src')} ` +
+                 `after the code "${short(text(cell.querySelector('.cell_input') || cell), 80)}"`;
+    if (!ok) uncaptioned.push(what);
+    else if (!(cell.nextElementSibling && isCaption(cell.nextElementSibling))) {
+      const between = cell.nextElementSibling;
+      lateCaptions.push(`${what}: the next element is <${between.tagName.toLowerCase()}> ` +
+                        `"${short(text(between), 60)}", not its caption`);
+    }
   }
   for (const p of document.querySelectorAll('main p')) {
     if (!isCaption(p)) continue;
@@ -367,6 +377,41 @@ let stage = 'start';
             loaded: imgs.filter((i) => i.complete && i.naturalWidth > 0).length, images: imgs.length};
   });
 
+  stage = 'scripts';
+  // Scripts: each file or inline body once.
+  const scripts = [...document.scripts].map((s) => (s.src ? `src ${s.getAttribute('src')}`
+                                                          : `inline ${short(s.textContent.trim(), 120)}`));
+
+  stage = 'words';
+  // Table cells narrower than their longest word (measured in the cell's own font), and display equations
+  // wider than the column they sit in.
+  const canvas = document.createElement('canvas').getContext('2d');
+  const narrowCells = [];
+  for (const cell of document.querySelectorAll('main td, main th')) {
+    // A header may wrap after a word's own hyphen ("held-/out"); a data cell never wraps.
+    const words = text(cell).split(cell.tagName === 'TH' ? /\s+|(?<=-)/ : /\s+/).filter((w) => w);
+    if (!words.length || !shown(cell)) continue;
+    const style = getComputedStyle(cell);
+    canvas.font = style.font || `${style.fontWeight} ${style.fontSize} ${style.fontFamily}`;
+    const longest = words.reduce((a, b) => (canvas.measureText(b).width > canvas.measureText(a).width ? b : a));
+    const room = cell.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+    const need = canvas.measureText(longest).width;
+    if (need > room + 1) {
+      narrowCells.push({where: where(cell), word: longest, need: Math.round(need), room: Math.round(room)});
+    }
+  }
+  // An equation that the theme lets scroll in its own box still hides its end from a reader: it must fit.
+  const wideMath = [];
+  for (const m of document.querySelectorAll('mjx-container[display="true"]')) {
+    const column = (m.closest('article, main') || document.body).getBoundingClientRect();
+    const r = m.getBoundingClientRect();
+    const inner = m.firstElementChild ? m.firstElementChild.getBoundingClientRect() : r;
+    if (inner.right > column.right + 2 || inner.left < column.left - 2 || m.scrollWidth > m.clientWidth + 2) {
+      wideMath.push({where: where(m), width: Math.round(inner.width), column: Math.round(column.width),
+                     text: short(m.getAttribute('aria-label') || text(m), 80)});
+    }
+  }
+
   const mathErrors = [...document.querySelectorAll('mjx-merror, .MathJax_Error')].map((e) =>
     `${where(e)}: ${e.getAttribute('data-mjx-error') || text(e)}`);
   const mathjax = {script: hasMathJax, loaded: !!(window.MathJax && MathJax.version),
@@ -374,7 +419,8 @@ let stage = 'start';
                    typeset: document.querySelectorAll('mjx-container').length};
 
   done(JSON.stringify({errors: window.__bookErrors || [], texts, images, uncaptioned, orphanCaptions, figures, tables,
-        overflow, page, outputs, outputCounts, launch, explorers, mathErrors, mathjax,
+        overflow, page, outputs, outputCounts, launch, explorers, mathErrors, mathjax, scripts, narrowCells, wideMath,
+        lateCaptions,
         height: Math.max(document.documentElement.scrollHeight, document.body.scrollHeight)}));
 })().catch((e) => done(JSON.stringify({probeError: `${stage}: ${e && e.stack || e}`, url: location.href,
                                          readyState: document.readyState, body: !!document.body})));
@@ -509,6 +555,8 @@ def analyse(page: Page, probe: dict, browser_log: list[dict] = (), colab_prefix:
 
     for u in probe["uncaptioned"]:
         fail("caption", f"output image without a 'Figure N.' caption after it: {u}")
+    for c in probe.get("lateCaptions", []):
+        fail("caption", f"a figure's caption is not directly under it: {c}")
     for c in probe["orphanCaptions"]:
         fail("caption", f"caption with no image before it: {c}")
     for f in probe["figures"]:
@@ -540,6 +588,21 @@ def analyse(page: Page, probe: dict, browser_log: list[dict] = (), colab_prefix:
                              "names the explorer)")
         elif not x["loaded"]:
             fail("explorer", f"{x['where']}: the static counterpart of \"{x['code']}\" shows no loaded image")
+
+    for key, n in collections.Counter(probe.get("scripts", [])).items():
+        if n > 1:
+            fail("duplicate-script", f"the page loads the same script {n} times: {key}")
+    for c in probe.get("narrowCells", []):
+        fail("narrow-cell", f"{c['where']}: a table cell {c['room']} px wide holds the word {c['word']!r}, "
+                            f"{c['need']} px wide, so it wraps mid-word")
+    for m in probe.get("wideMath", []):
+        fail("overflow", f"{m['where']}: a display equation {m['width']} px wide does not fit the {m['column']} px "
+                         f"column: \"{m['text']}\"")
+    seen_paths = set()
+    for t in probe["texts"]:
+        if (m := LOCAL_PATH.search(t["text"])) and t["context"] not in seen_paths:
+            seen_paths.add(t["context"])
+            fail("local-path", f"{t['where']}: the build machine's file path {m.group()!r} in \"{t['context']}\"")
 
     for o in probe["overflow"]:
         fail("overflow", f"{o['where']}: <{o['tag']} class=\"{o['cls']}\"> is {o['scrollWidth']} px wide in "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-__all__ = ["glue", "claim", "ClaimError", "plain_number", "show", "Table"]
+__all__ = ["glue", "claim", "ClaimError", "plain_number", "readable", "cell_text", "show", "Table"]
 
 
 def plain_number(value, digits: int | None = None):
@@ -55,12 +55,42 @@ def claim(key: str, holds, text: str) -> str:
     return text
 
 
+def readable(label):
+    """A column, index or level name as a reader reads it: ``worst_group_acc`` -> ``worst group acc``; a float label
+    as its shortest form (0.5, not 0.500000); anything else unchanged."""
+    if isinstance(label, str):
+        return label.replace("_", " ")
+    if isinstance(label, float):
+        return f"{label:g}"
+    if isinstance(label, tuple):
+        return tuple(readable(part) for part in label)
+    return label
+
+
+def cell_text(value, digits: int, na_rep: str = "–") -> str:
+    """One table cell: floats with ``digits`` decimals and never a negative zero ("-0.000" reads 0.000), ints as
+    ints, booleans as yes / no, missing values as ``na_rep``."""
+    import math
+
+    if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
+        value = value.item()
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return na_rep
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        text = f"{value:.{digits}f}"
+        return text[1:] if text.startswith("-") and float(text) == 0 else text
+    return str(value)
+
+
 class Table:
     """A data frame shown as an HTML table in the book (and Jupyter) and as aligned text elsewhere.
 
-    Floats get ``digits`` decimals, ints stay ints, missing values read ``na_rep``. ``title`` becomes the
-    table's caption. The HTML's element ids derive from the title and columns, so re-running a chapter
-    writes the same output (nbval compares it).
+    Designed for reading: floats get ``digits`` decimals and never a negative zero, ints stay ints, booleans read
+    yes / no, missing values read ``na_rep``, and snake_case headers and float labels (ρ = 0.500000) read as words
+    and short numbers (:func:`readable`). ``title`` becomes the table's caption. The HTML's element ids derive from
+    the title and columns, so re-running a chapter writes the same output (nbval compares it).
     """
 
     def __init__(self, frame, title: str | None = None, digits: int = 3, index: bool = True, na_rep: str = "–"):
@@ -75,15 +105,21 @@ class Table:
             raise ValueError(f"digits: expected an int >= 0, got {digits!r}; pass e.g. digits=3")
         self.frame, self.title, self.digits, self.index, self.na_rep = frame, title, digits, index, na_rep
 
-    def _float(self, value) -> str:
-        return f"{value:.{self.digits}f}"
+    def shown(self):
+        """The frame as the reader sees it: every cell as its text, readable headers and labels."""
+        each_cell = self.frame.map if hasattr(self.frame, "map") else self.frame.applymap  # pandas < 2.1: applymap
+        frame = each_cell(lambda v: cell_text(v, self.digits, self.na_rep))
+        frame = frame.rename(columns=readable, index=readable)
+        frame.columns = frame.columns.set_names([readable(n) for n in frame.columns.names])
+        frame.index = frame.index.set_names([readable(n) for n in frame.index.names])
+        return frame
 
     def __repr__(self) -> str:
-        body = self.frame.to_string(index=self.index, na_rep=self.na_rep, float_format=self._float)
+        body = self.shown().to_string(index=self.index)
         return f"{self.title}\n{body}" if self.title else body
 
     def _repr_html_(self) -> str:
-        styler = self.frame.style.format(precision=self.digits, na_rep=self.na_rep)
+        styler = self.shown().style
         styler.set_uuid(hashlib.sha1(f"{self.title}|{list(self.frame.columns)}".encode()).hexdigest()[:10])
         styler.set_table_attributes('class="samlib-table"')
         styler.set_table_styles(TABLE_STYLES)

@@ -38,6 +38,26 @@ def test_table_html_is_a_captioned_table_with_stable_ids():
     assert "row_heading" not in Table(_frame(), index=False)._repr_html_()
 
 
+def test_table_cells_and_headers_read_as_words_and_short_numbers():
+    import pandas as pd
+
+    from samlib.book import Table, cell_text, readable
+
+    assert [cell_text(v, 3) for v in (-0.0001, -0.0, 0.0004, -0.0126, np.float64(-0.0002))] == \
+        ["0.000", "0.000", "0.000", "-0.013", "0.000"]
+    assert [cell_text(v, 2) for v in (True, np.bool_(False), 7, np.int64(3), None, np.nan, "SAM")] == \
+        ["yes", "no", "7", "3", "–", "–", "SAM"]
+    assert readable("worst_group_acc") == "worst group acc" and readable(0.5) == "0.5" and readable(2) == 2
+    frame = pd.DataFrame({"beats_sgd": [True, False], "median_gain": [-0.00004, 0.0126]},
+                         index=pd.Index([0.5, 1.0], name="rho_value"))
+    html = Table(frame, digits=3)._repr_html_()
+    assert "beats sgd" in html and "median gain" in html and "rho value" in html
+    assert ">yes<" in html and ">no<" in html and ">0.000<" in html and "-0.000" not in html and ">0.013<" in html
+    assert ">0.5<" in html and "0.500000" not in html and "True" not in html and "beats_sgd" not in html
+    text = repr(Table(frame, digits=3))
+    assert "beats sgd" in text and "yes" in text and "-0.000" not in text
+
+
 def test_table_refuses_what_is_not_a_frame_and_bad_digits():
     import pytest
 
@@ -106,3 +126,23 @@ def test_a_claim_that_holds_is_glued_and_one_that_does_not_stops_the_chapter(mon
 def test_bad_claims_are_refused(key, holds, text, error):
     with pytest.raises(error):
         book.claim(key, holds, text)
+
+
+def test_each_page_script_is_kept_once_in_its_first_place():
+    import importlib.util
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("unique_scripts", root / "book/_ext/unique_scripts.py")
+    ext = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ext)
+    config = dict(body='const THEBE_JS_URL = "x"')
+    scripts = [SimpleNamespace(filename="a.js", attributes={}), SimpleNamespace(filename=None, attributes=config),
+               SimpleNamespace(filename="", attributes=dict(config)), SimpleNamespace(filename="a.js", attributes={}),
+               SimpleNamespace(filename="a.js", attributes={"async": "async"}), "b.js", "b.js"]
+    kept = ext.unique_scripts(scripts)
+    assert kept == [scripts[0], scripts[1], scripts[4], "b.js"]
+    context = {"script_files": scripts}
+    ext.drop_repeated_scripts(None, "page", "page.html", context, None)
+    assert context["script_files"] == kept

@@ -5,8 +5,9 @@ as they are. The browser itself reads a tiny Jupyter Book built here into tmp_pa
 settings: one chapter with math, a glued number, a captioned figure, an HTML table and a widget explorer with its
 static figure. The unbroken build must pass every check; each broken copy (a deleted figure file, a glue
 placeholder left in the text, MathJax missing, the explorer's static figure gone, a table printed as text, a line
-too wide) must fail its own check. Without Chromium these tests are skipped with a message saying how to get it,
-or fail when CI is set, as the check itself does.
+too wide, a script loaded twice, a word wider than its table cell, an equation wider than the column, a
+machine's file path in an output) must fail its own check. Without Chromium these tests are skipped with a
+message saying how to get it, or fail when CI is set, as the check itself does.
 """
 from __future__ import annotations
 
@@ -179,7 +180,8 @@ def tiny_book(tmp_path_factory) -> Path:
         "repository": {"url": "https://github.com/sam-features/sam-features-book", "path_to_book": "",
                        "branch": "main"},
         "launch_buttons": {"colab_url": "https://colab.research.google.com", "binderhub_url": ""},
-        "sphinx": {"config": {"mathjax_path": real["mathjax_path"], "nb_merge_streams": True,
+        "sphinx": {"local_extensions": {"unique_scripts": str(ROOT / "book" / "_ext")},
+                   "config": {"mathjax_path": real["mathjax_path"], "nb_merge_streams": True,
                               "html_extra_path": [str(ROOT / p) for p in real["html_extra_path"]]}},
     }
     (src / "_config.yml").write_text(yaml.safe_dump(config))
@@ -304,3 +306,38 @@ def test_a_figure_shrunk_below_legible_ticks_is_caught(tiny_book, browser, tmp_p
     failures = _check(tiny_book, html, browser, tmp_path)
     assert [f.check for f in failures] == ["legibility"], failures
     assert "shown 30 of 120 px" in failures[0].detail
+
+
+def test_a_script_loaded_twice_is_caught(tiny_book, browser, tmp_path):
+    html = _broken_copy(tiny_book, tmp_path)
+    page = html / "chapter.html"
+    script = re.search(r'<script src="[^"]*"></script>', page.read_text()).group(0)
+    _edit(page, script, script + script)
+    failures = _check(tiny_book, html, browser, tmp_path)
+    # the second copy may also redeclare the first's constants, which the console reports as an error
+    assert "duplicate-script" in {f.check for f in failures} <= {"duplicate-script", "js-error"}, failures
+
+
+def test_a_word_wider_than_its_table_cell_is_caught(tiny_book, browser, tmp_path):
+    html = _broken_copy(tiny_book, tmp_path)
+    _edit(html / "chapter.html", "<td>0.10</td>",
+          '<td style="width: 12px; max-width: 12px; overflow-wrap: anywhere">reproduced</td>')
+    failures = _check(tiny_book, html, browser, tmp_path)
+    assert [f.check for f in failures] == ["narrow-cell"], failures
+    assert "'reproduced'" in failures[0].detail
+
+
+def test_an_equation_wider_than_the_column_is_caught(tiny_book, browser, tmp_path):
+    html = _broken_copy(tiny_book, tmp_path)
+    long_sum = " + ".join(f"\\lambda_{{{i}}}" for i in range(120))
+    _edit(html / "chapter.html", "\\sum_i \\lambda_i", long_sum)
+    failures = _check(tiny_book, html, browser, tmp_path)
+    assert "overflow" in {f.check for f in failures} and any("display equation" in f.detail for f in failures), failures
+
+
+def test_a_machine_path_in_an_output_is_caught(tiny_book, browser, tmp_path):
+    html = _broken_copy(tiny_book, tmp_path)
+    _edit(html / "chapter.html", "the runs:", "the runs in /home/runner/data:")
+    failures = _check(tiny_book, html, browser, tmp_path)
+    assert [f.check for f in failures] == ["local-path"], failures
+    assert "/home/runner" in failures[0].detail
