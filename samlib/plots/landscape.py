@@ -45,17 +45,21 @@ def plot_step_anatomy(ax, loss: Loss2D, sgd: Path, sam: Path, xlim=(1.2, 3.0), y
     ax.set_title(rf"$\rho = {sam.rho}$ (dotted: the $\rho$-ball)")
 
 
-def plot_paths(ax, loss: Loss2D, paths: list[Path], lim=(-0.5, 3.0)) -> None:
-    """Paths of gradient descent (rho = 0) and SAM (rho > 0) from one start, on the loss contours."""
+def plot_paths(ax, loss: Loss2D, paths: list[Path], lim=(-0.5, 3.0), legend: bool = True,
+               sam_label: str | None = None) -> None:
+    """Paths of gradient descent (rho = 0) and SAM (rho > 0) from one start, on the loss contours. ``legend``:
+    draw the axes' legend (off where one figure legend serves several panels); ``sam_label``: one label for every
+    SAM path instead of "SAM, rho=..." (when a panel's title gives rho)."""
     draw_loss_contours(ax, loss, lim)
     colors = rho_colors([p.rho for p in paths])
     for p in paths:
-        name = "GD" if p.rho == 0 else rf"SAM, $\rho={p.rho}$"
+        name = "GD" if p.rho == 0 else sam_label or rf"SAM, $\rho={p.rho}$"
         pts = p.points.numpy()
         ax.plot(pts[:, 0], pts[:, 1], color=colors[p.rho], lw=2, label=name)
         ax.scatter(*pts[-1], color=colors[p.rho], edgecolor="k", zorder=5, s=50)
     ax.scatter(*paths[0].points[0].numpy(), marker="*", s=180, color="k", zorder=6, label="start")
-    ax.legend(loc="upper right", fontsize="small")
+    if legend:
+        ax.legend(loc="upper right", fontsize="small")
 
 
 def plot_valley_sharpness(ax, loss: Loss2D, paths: list[Path], lim=(0.3, 3.0)) -> None:
@@ -78,7 +82,7 @@ def plot_sam_objective(axes, loss: Loss2D, rho: float, valley_rhos, lim=(-0.5, 3
     surfaces = [loss(points).numpy(), sam_objective(loss, points, rho).numpy()]
     xs = xs.numpy()
     norm = plt.matplotlib.colors.LogNorm(1e-3, max(s.max() for s in surfaces))
-    for ax, z, title in zip(axes, surfaces, [r"$L(w)$", rf"SAM objective, $\rho = {rho}$"]):
+    for ax, z, title in zip(axes, surfaces, [r"$L(w)$", "SAM objective\n" + rf"$\rho = {rho}$"]):
         mesh = ax.pcolormesh(xs, xs, np.maximum(z, 1e-3), cmap="Blues_r", norm=norm, shading="auto")
         ax.set(xlim=lim, ylim=lim, aspect="equal", xlabel="$w_1$", ylabel="$w_2$", title=title)
     iy, ix = np.unravel_index(surfaces[1].argmin(), surfaces[1].shape)
@@ -90,6 +94,6 @@ def plot_sam_objective(axes, loss: Loss2D, rho: float, valley_rhos, lim=(-0.5, 3
     for r in valley_rhos:
         axes[2].plot(ts.numpy(), sam_objective(loss, valley_points(ts), r).numpy(), color=colors[r],
                      label=r"$L$ ($\rho = 0$)" if r == 0 else rf"$\rho = {r}$")
-    axes[2].set(xlabel="position along the valley: $w = (t, 1/t)$, $t$", ylabel="SAM objective on the valley",
+    axes[2].set(xlabel="$t$, along the valley $w = (t, 1/t)$", ylabel="SAM objective on the valley",
                 title="along the valley of minima")
-    axes[2].legend(fontsize="small")
+    axes[2].legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=3)

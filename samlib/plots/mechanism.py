@@ -9,7 +9,8 @@ import seaborn as sns
 from matplotlib.colors import LogNorm
 
 from ..decompose import gini, lorenz_curve
-from .style import COLORS
+from .layout import REFERENCE
+from .style import COLORS, shared_legend
 from .toy import _rho_positions
 
 __all__ = ["ABLATION_COLORS", "plot_lorenz", "plot_gini_gap", "plot_lr_scaling",
@@ -22,7 +23,7 @@ ABLATION_COLORS = {"SGD": COLORS["SGD"], "LSAM": COLORS["LSAM"], "IW-only": sns.
 def plot_lorenz(ax, weights: dict, colors: dict | None = None) -> None:
     """One Lorenz curve per entry of ``weights`` ({label: weights (n,)}), Gini in the legend, and the diagonal
     (equal weights)."""
-    ax.plot([0, 1], [0, 1], color="0.4", ls=":", lw=1, label="equal weights")
+    ax.plot([0, 1], [0, 1], color="0.4", ls=":", lw=1, label="equal weights", gid=REFERENCE)
     for label, w in weights.items():
         x, y = lorenz_curve(w)
         ax.plot(x, y, color=(colors or {}).get(label), label=f"{label} (Gini {gini(w):.2f})")
@@ -43,10 +44,10 @@ def plot_gini_gap(axes, matched: pd.DataFrame) -> None:
                                       r"LSAM $\tilde\lambda$ (phantom) $-$ SGD $\lambda$")):
             ax.scatter(g.loss, g[column] - g.sgd_same_loss, s=22, color=color, alpha=0.8, label=label)
         ax.axhline(0, color="0.3", lw=0.8)
-        ax.set(xscale="log", xlabel="training loss (log scale; training runs left to right)",
-               ylabel="Gini difference at equal loss", title=f"{turns:g} turns")
+        ax.set(xscale="log", xlabel="training loss (log scale)", ylabel="Gini difference at equal loss",
+               title=f"{turns:g} turns")
         ax.invert_xaxis()
-    axes[0].legend(fontsize="small", loc="lower left")
+    shared_legend(axes[0].figure, axes, ncol=2)
 
 
 def plot_lr_scaling(ax, frame: pd.DataFrame, ylim=(0, 1.4)) -> None:

@@ -15,6 +15,9 @@ __all__ = ["plot_error_maps", "plot_error_vs_snr", "plot_coefficients", "plot_st
 ERROR_MAP = dict(cmap="YlGnBu", vmin=0.0, vmax=0.5)
 
 
+ANNOTATION_PT = 10.5  # the numbers in the maps' cells: 10 px or more in the book's column, as the tick labels
+
+
 def _map(cells: pd.DataFrame, column: str) -> pd.DataFrame:
     """A (‖μ‖ descending) x n frame of one column of :func:`compare_optimizers`."""
     return cells[column].unstack("n").sort_index(ascending=False)
@@ -26,19 +29,19 @@ def plot_error_maps(axes, cells: pd.DataFrame, label: str = "clean-label test er
     ``cells`` is :func:`~samlib.memorization.results.compare_optimizers`'s frame; cells where neither optimizer is
     lower on every seed are hatched.
     """
-    for ax, name in zip(axes[:2], ("SGD", "SAM")):
-        sns.heatmap(_map(cells, name), ax=ax, annot=True, fmt=".2f", annot_kws={"size": 8},
-                    cbar_kws={"label": label}, **ERROR_MAP)
+    for ax, name in zip(axes[:2], ("SGD", "SAM")):  # one colour scale: its bar beside SAM's map serves both
+        sns.heatmap(_map(cells, name), ax=ax, annot=True, fmt=".2f", annot_kws={"size": ANNOTATION_PT},
+                    cbar=name == "SAM", cbar_kws={"label": label}, **ERROR_MAP)
         ax.set_title(name)
     diff, mixed = _map(cells, "difference"), _map(cells.assign(mixed=cells.every_seed == "mixed"), "mixed")
     bound = max(0.05, float(np.abs(diff.values).max()))
-    text = np.vectorize(lambda v: f"{v:+.2f}")(diff.values)
-    sns.heatmap(diff, ax=axes[2], annot=text, fmt="", annot_kws={"size": 8}, cmap="RdBu_r",
+    text = np.vectorize(lambda v: "0.00" if round(v, 2) == 0 else f"{v:+.2f}")(diff.values)  # no "-0.00"
+    sns.heatmap(diff, ax=axes[2], annot=text, fmt="", annot_kws={"size": ANNOTATION_PT}, cmap="RdBu_r",
                 vmin=-bound, vmax=bound, cbar_kws={"label": "SAM - SGD (blue: SAM better)"})
     for (i, j), hatched in np.ndenumerate(mixed.values):
         if hatched:
             axes[2].add_patch(plt.Rectangle((j, i), 1, 1, fill=False, hatch="///", edgecolor="0.6", lw=0))
-    axes[2].set_title("SAM - SGD  (hatched: mixed over seeds)")
+    axes[2].set_title("SAM − SGD")  # the caption says what the hatching means
     for ax in axes:
         ax.set(xlabel="training points $n$", ylabel=r"signal strength $\|\mu\|$")
 
@@ -109,7 +112,7 @@ def plot_stopping(ax, free, stopped: pd.DataFrame) -> None:
         ax.scatter(at_stop.epochs, at_stop.test_error, color=COLORS[opt], edgecolor="k", zorder=5, s=45)
     ax.scatter([], [], color="0.6", edgecolor="k", label="where the stopping rule stops")
     ax.set(xlabel="epoch", ylabel="clean-label test error", ylim=(-0.01, 1.15 * errors[1:].max() + 0.01))
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)  # below: off the curves
 
 
 def plot_radius(axes, table: pd.DataFrame, metric: str = "test_error") -> None:

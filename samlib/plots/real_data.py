@@ -12,7 +12,7 @@ from torch import Tensor
 from ..decompose import Decomposition
 from ..results import label_order
 from .mechanism import plot_lorenz
-from .style import COLORS
+from .style import COLORS, shared_legend
 
 __all__ = ["plot_images", "plot_seed_results", "plot_seed_sets", "plot_metric_vs_rho", "plot_gini_vs_rho",
            "plot_phantom_weights", "plot_curves", "plot_headroom", "plot_paired_gains", "plot_stage_curves"]
@@ -64,7 +64,8 @@ def plot_seed_sets(axes, frame: pd.DataFrame, metric: str, ylabel: str, floor: f
         ax.tick_params(axis="x", labelrotation=30)
         for label in ax.get_xticklabels():
             label.set_horizontalalignment("right")
-        ax.legend(fontsize="x-small", loc="lower right")
+        ax.get_legend().remove()
+    shared_legend(axes[0].figure, axes, ncol=3)  # one legend below both panels, off the seeds' dots
 
 
 def plot_metric_vs_rho(ax, frame: pd.DataFrame, metric: str, ylabel: str) -> None:
@@ -147,7 +148,7 @@ def plot_headroom(ax, table: pd.DataFrame, min_gap: float) -> None:
     ax.set_yticks(range(len(table)), [textwrap.fill(str(bed), LABEL_WIDTH) for bed in table.index])  # long names wrap
     ax.invert_yaxis()
     ax.set(xlabel="probe accuracy on the hard feature (median over seeds)", ylabel="test bed")
-    ax.legend(fontsize="small", loc="lower left", ncol=3)
+    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=3)  # below: off the rows
 
 
 SEED_SET_STYLE = {"tuning": dict(marker="o", ls="-"), "held out": dict(marker="s", ls="--")}

@@ -30,10 +30,12 @@ def tick_px_on_page(width_in: float = MAX_FIGURE_WIDTH, column_px: float = PAGE_
 
 def use_book_style() -> None:
     """Seaborn's white grid, notebook context (fonts scaled by ``FONT_SCALE``), colourblind palette;
-    crisp inline figures."""
+    crisp inline figures; and :func:`samlib.plots.layout.check_when_drawn` on every new figure."""
     sns.set_theme(style="whitegrid", context="notebook", palette="colorblind", font_scale=FONT_SCALE)
     plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 110, "axes.titleweight": "bold",
-                         "legend.frameon": True, "legend.framealpha": 0.9})
+                         "legend.frameon": True, "legend.framealpha": 0.9,
+                         # every new figure is checked when drawn: legends off the data, no overprinted text
+                         "figure.hooks": ["samlib.plots.layout:check_when_drawn"]})
 
 
 def rho_colors(rhos) -> dict:

@@ -8,7 +8,7 @@ import torch
 from ..toy.data import ToyData
 from ..toy.model import features, select_runs
 from ..toy.results import lr_factors
-from .style import COLORS
+from .style import COLORS, shared_legend
 
 __all__ = ["turns_colors", "plot_toy_data", "plot_hard_feature", "plot_probe_vs_rho", "plot_phantom_ratio",
            "plot_training_curves"]
@@ -28,7 +28,7 @@ def plot_toy_data(axes, datasets: list[ToyData], max_points: int = 600) -> None:
     for label, name in ((1.0, "$y=+1$"), (-1.0, "$y=-1$")):
         axes[0].hist(d.x_easy[d.y == label, 0].numpy(), bins=30, color=CLASS_COLORS[label], alpha=0.8, label=name)
     axes[0].set(xlabel="easy input $x_{easy}$", ylabel="count", title="easy feature")
-    axes[0].legend(fontsize="small")
+    shared_legend(axes[0].figure, [axes[0]], ncol=2)  # the classes' colours, below the panels: off the bars
     for ax, d in zip(axes[1:], datasets):
         for label, name in ((1.0, "$y=+1$"), (-1.0, "$y=-1$")):
             pts = d.x_hard[d.y == label][:max_points // 2].numpy()
@@ -67,10 +67,11 @@ def _rho_positions(ax, rhos) -> dict:
 
 
 def plot_probe_vs_rho(ax, summary: pd.DataFrame, optimizer: str, controls: pd.DataFrame | None = None,
-                      value_label: str = "hard-feature probe error") -> None:
+                      value_label: str = "hard-feature probe error", legend: bool = True) -> None:
     """Median (line) and interquartile range over seeds (band) of the probe error vs rho, one curve per
     complexity. ``summary``: :func:`samlib.toy.results.summarize` rows for SGD (rho = 0) and ``optimizer``.
-    ``controls``: the same for the hard-feature-only control (one dashed line per complexity, its median)."""
+    ``controls``: the same for the hard-feature-only control (one dashed line per complexity, its median).
+    ``legend``: the axes' own legend (off where one figure legend serves several panels, below them)."""
     rows = summary[summary.optimizer.isin(["SGD", optimizer])].sort_values("rho")
     pos = _rho_positions(ax, rows.rho.unique())
     colors = turns_colors(rows.turns)
@@ -85,7 +86,8 @@ def plot_probe_vs_rho(ax, summary: pd.DataFrame, optimizer: str, controls: pd.Da
     ax.set(xlabel=rf"$\rho$ ({optimizer})", ylabel=value_label, title=optimizer, ylim=(-0.02, 0.55))
     if controls is not None:
         ax.plot([], [], color="0.4", ls="--", lw=1, label="hard-only control")
-    ax.legend(fontsize="small")
+    if legend:
+        ax.legend(fontsize="small")
 
 
 def plot_phantom_ratio(axes, ratios: pd.DataFrame) -> None:
@@ -113,9 +115,10 @@ def plot_phantom_ratio(axes, ratios: pd.DataFrame) -> None:
     axes[1].legend(fontsize="small")
 
 
-def plot_training_curves(axes, result, runs: list[int], labels: list[str]) -> None:
+def plot_training_curves(axes, result, runs: list[int], labels: list[str], legend: bool = True) -> None:
     """axes[0]: training loss over steps; axes[1]: |v_easy| and |v_hard| over steps (solid and dashed),
-    for the runs ``runs`` of a sweep; both on log-scaled steps, to show the first few hundred."""
+    for the runs ``runs`` of a sweep; both on log-scaled steps, to show the first few hundred. ``legend``: one
+    legend for both panels, below them (off where the caller draws one for more panels)."""
     h = result.history
     steps = h["steps"].numpy()
     palette = [COLORS["SGD"], COLORS["LSAM"], COLORS["SAM"], COLORS["phantom"]]
@@ -127,13 +130,14 @@ def plot_training_curves(axes, result, runs: list[int], labels: list[str]) -> No
     axes[0].set(xlabel="step (log scale)", ylabel="training loss (mini-batch)", xscale="log", yscale="log",
                 title="training loss")
     axes[1].set(xlabel="step (log scale)", ylabel="last-layer weight", xscale="log", title="the head $v$")
-    for ax in axes:
-        ax.legend(fontsize="small")
+    if legend:
+        shared_legend(axes[0].figure, axes, ncol=3)
 
 
-def plot_lr_factors(ax, result, run: int, title: str) -> None:
+def plot_lr_factors(ax, result, run: int, title: str, legend: bool = True) -> None:
     """LSAM's learning-rate scaling of run ``run`` over steps: |v~_k / v_k| for the easy and the hard feature
-    (the phantom weight over the real one; 1 = no scaling, SGD), on log-log axes."""
+    (the phantom weight over the real one; 1 = no scaling, SGD), on log-log axes. ``legend``: the axes' own
+    legend (off where one figure legend serves several panels)."""
     steps = result.history["steps"].numpy() + 1
     factors = lr_factors(result, run).clamp_min(1e-12)
     for k, (name, color) in enumerate((("easy", COLORS["SGD"]), ("hard", COLORS["LSAM"]))):
@@ -141,4 +145,5 @@ def plot_lr_factors(ax, result, run: int, title: str) -> None:
     ax.axhline(1, color="0.5", ls="--", lw=1, label="1 (no scaling, SGD)")
     ax.set(xlabel="step (log scale)", ylabel="phantom / real weight (log scale)", xscale="log", yscale="log",
            title=title)
-    ax.legend(fontsize="small")
+    if legend:
+        ax.legend(fontsize="small")

@@ -5,6 +5,7 @@ import matplotlib.pyplot as plt
 
 from ..landscape import Loss2D, sam_path
 from .landscape import plot_paths, plot_valley_sharpness
+from .style import shared_legend
 
 __all__ = ["rho_explorer", "rho_explorer_frames", "toy_explorer", "toy_explorer_frames", "draw_toy_run"]
 
@@ -65,8 +66,10 @@ def rho_explorer_frames(axes, loss: Loss2D, start, lr: float, rhos, steps) -> No
     with ``rhos[j]`` after ``steps[i]`` steps (``axes``: an array of shape (len(steps), len(rhos)))."""
     for row, n in zip(axes, steps):
         for ax, rho in zip(row, rhos):
-            plot_paths(ax, loss, [sam_path(loss, start, 0.0, lr, n), sam_path(loss, start, rho, lr, n)])
+            plot_paths(ax, loss, [sam_path(loss, start, 0.0, lr, n), sam_path(loss, start, rho, lr, n)],
+                       legend=False, sam_label=r"SAM ($\rho$ in the title)")
             ax.set_title(rf"$\rho = {rho:g}$, {n} steps")
+    shared_legend(axes.flat[0].figure, list(axes.flat), ncol=4)
 
 
 def toy_explorer(settings, turns=(0.5, 0.75, 1.0)):
