@@ -184,7 +184,8 @@ def _read_idx_split(folder: Path, split: str, name: str, hint: str) -> ImageSet:
         raise ValueError(f"{files[1]} holds labels of shape {labels.shape}, expected (N,); {hint}")
     _check_counts(images, labels, f"{files[0]} and {files[1]}", hint)
     _check_values(labels, range(10), f"labels file {files[1]}", f"labels must be the classes 0-9; {hint}")
-    return _frozen(images, labels, f"{name} {split} split (IDX files in {folder})")
+    # the folder's name only: a chapter prints this line, and the machine's own path means nothing to a reader
+    return _frozen(images, labels, f"{name} {split} split (IDX files, folder {Path(folder).name!r})")
 
 
 def fashion_mnist(split: str, root=None) -> ImageSet:
