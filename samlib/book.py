@@ -118,8 +118,21 @@ class Table:
         body = self.shown().to_string(index=self.index)
         return f"{self.title}\n{body}" if self.title else body
 
+    def text_columns(self) -> list[bool]:
+        """Per column: does it hold text (labels, "0.33 (20/20): reproduced") rather than numbers? Text may wrap
+        between its words in the HTML book; a number never wraps."""
+        import pandas as pd
+
+        return [not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype))
+                for dtype in self.frame.dtypes]
+
     def _repr_html_(self) -> str:
-        styler = self.shown().style
+        import pandas as pd
+
+        shown = self.shown()
+        styler = shown.style
+        wrap = ["wrap" if text else "" for text in self.text_columns()]
+        styler.set_td_classes(pd.DataFrame([wrap] * len(shown), index=shown.index, columns=shown.columns))
         styler.set_uuid(hashlib.sha1(f"{self.title}|{list(self.frame.columns)}".encode()).hexdigest()[:10])
         styler.set_table_attributes('class="samlib-table"')
         styler.set_table_styles(TABLE_STYLES)

@@ -1,4 +1,6 @@
 """Values glued into the prose are plain, rounded Python numbers."""
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -56,6 +58,11 @@ def test_table_cells_and_headers_read_as_words_and_short_numbers():
     assert ">0.5<" in html and "0.500000" not in html and "True" not in html and "beats_sgd" not in html
     text = repr(Table(frame, digits=3))
     assert "beats sgd" in text and "yes" in text and "-0.000" not in text
+    mixed = pd.DataFrame({"runs": [5], "verdict": ["small but consistent"], "gain": [0.01]})
+    assert Table(mixed).text_columns() == [False, True, False]
+    cells = re.findall(r'<td [^>]*class="([^"]*)"[^>]*>([^<]*)</td>', Table(mixed)._repr_html_())
+    assert [(text, "wrap" in classes.split()) for classes, text in cells] == \
+        [("5", False), ("small but consistent", True), ("0.010", False)]  # only text may wrap in the book
 
 
 def test_table_refuses_what_is_not_a_frame_and_bad_digits():
