@@ -91,7 +91,8 @@ RAW_TEXT = [
     ("raw LaTeX command", re.compile(r"\\(?:[a-zA-Z]{2,})")),
 ]
 # A file-system path of the machine that ran the chapter (a home, temporary or workspace folder), in any output.
-LOCAL_PATH = re.compile(r"(?<![\w.~])(?:/home/\w+|/Users/\w+|/root/|/tmp/|/work/|/usr/share/|/opt/|/private/var/|[A-Z]:\\Users\\)")
+LOCAL_PATH = re.compile(r"(?<![\w.~])(?:/home/\w+|/Users/\w+|/root/|/tmp/|/work/|/usr/share/|/opt/|/private/var/"
+                        r"|[A-Z]:\\Users\\)")
 COUNT_HEADER = re.compile(r"\b(n|count|counts|comparisons|runs|seeds|wins|ties|pairs|steps|epochs|images|"
                           r"more even|above|below|beats)\b", re.IGNORECASE)
 FLOAT_INTEGER = re.compile(r"^-?\d+\.0+$")

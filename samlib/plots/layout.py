@@ -9,9 +9,10 @@ page.
 - a text whose type, shown in the book's column, is under ``MIN_TEXT_PX`` pixels tall.
 
 Reference lines drawn across the axes (``axhline``, ``axvline``, or any line whose gid is ``"reference"``, such as
-a diagonal) and shaded bands are not data here: a legend may sit on them. The book's style (:func:`samlib.plots.style.use_book_style`) installs :func:`check_when_drawn` for every new
-figure, so every chapter figure is checked on its real data each time a chapter runs: a figure that breaks a rule
-prints a :class:`FigureLayoutWarning` under itself, which changes the chapter's checked output.
+a diagonal) and shaded bands are not data here: a legend may sit on them. The book's style
+(:func:`samlib.plots.style.use_book_style`) installs :func:`check_when_drawn` for every new figure, so every
+chapter figure is checked on its real data each time a chapter runs: a figure that breaks a rule prints a
+:class:`FigureLayoutWarning` under itself, which changes the chapter's checked output.
 """
 from __future__ import annotations
 
