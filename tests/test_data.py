@@ -103,7 +103,7 @@ def test_fashion_mnist_reads_a_folder_of_idx_files_from_root_or_the_environment(
     got = fashion_mnist("train", root=tmp_path)
     assert np.array_equal(got.images, train) and got.labels.dtype == np.int64 and got.labels.tolist() == labels.tolist()
     assert "Fashion-MNIST train split" in got.source and repr(tmp_path.name) in got.source
-    assert str(tmp_path) not in got.source  # a chapter prints it: the folder's name, not the machine's path
+    assert str(tmp_path) not in got.source and got.folder == str(tmp_path)  # printed: the name; kept: the path
     assert not got.images.flags.writeable  # cached arrays are read-only
     monkeypatch.setenv("SAMLIB_FASHION_MNIST", str(tmp_path))
     assert len(fashion_mnist("test").labels) == 10

@@ -96,7 +96,7 @@ def test_debian_files_are_read_and_torchvision_is_never_asked(tmp_path, monkeypa
     monkeypatch.setattr(sources, "FASHION_MNIST_DIR", debian)
     calls = _torchvision_stub(monkeypatch, _fixture_arrays())
     got = fashion_mnist("train")
-    assert str(debian) in got.source and len(got.labels) == 20
+    assert got.folder == str(debian) and str(debian) not in got.source and len(got.labels) == 20
     assert calls == [] and not (tmp_path / "cache").exists()
 
 
@@ -108,7 +108,7 @@ def test_without_debian_files_torchvision_downloads_once_into_the_cache(tmp_path
     train = fashion_mnist("train")
     assert len(calls) == 1 and calls[0]["download"] is True and calls[0]["root"].parent == tmp_path / "cache"
     assert sorted(p.name for p in cached.iterdir()) == sorted(f"{stem}.gz" for stem in STEMS)
-    assert str(cached) in train.source and _leftovers(tmp_path / "cache") == []
+    assert train.folder == str(cached) and _leftovers(tmp_path / "cache") == []
     # the same arrays as reading a Debian folder holding the same IDX files
     reference = _write_idx_folder(tmp_path / "debian-copy", arrays)
     for split in ("train", "test"):
@@ -122,7 +122,7 @@ def test_the_cache_folder_is_SAMLIB_DATA_CACHE_else_under_the_home_folder(tmp_pa
     monkeypatch.setattr(sources, "FASHION_MNIST_SHA256", _payload_sha256(arrays))
     _torchvision_stub(monkeypatch, arrays)
     monkeypatch.setenv(download.CACHE_ENV, str(tmp_path / "elsewhere"))
-    assert str(tmp_path / "elsewhere" / "fashion-mnist") in fashion_mnist("test").source
+    assert fashion_mnist("test").folder == str(tmp_path / "elsewhere" / "fashion-mnist")
     monkeypatch.delenv(download.CACHE_ENV)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert download.cache_dir() == tmp_path / "home" / ".cache" / "samlib"

@@ -78,7 +78,7 @@ def _as_image_set(source, name: str, classes: int = 2) -> ImageSet:
         wanted = "binary 0/1 with both classes" if classes == 2 else f"0..{classes - 1} with every class"
         raise ValueError(f"{name} labels must be {wanted} present (classes={classes}), got values "
                          f"{np.unique(labels)[:10].tolist()}; use ImageSet.select([...]) to pick {classes} classes")
-    return ImageSet(images, labels, getattr(source, "source", "unnamed images"))
+    return ImageSet(images, labels, getattr(source, "source", "unnamed images"), getattr(source, "folder", None))
 
 
 def fit_images(images: np.ndarray, size: tuple[int, int], channels: int) -> np.ndarray:

@@ -72,11 +72,13 @@ SKIMAGE_FILES = {
 
 
 class ImageSet(NamedTuple):
-    """``images`` uint8 (N, H, W) or (N, H, W, 3), ``labels`` int64 (N,), ``source``: where they came from."""
+    """``images`` uint8 (N, H, W) or (N, H, W, 3), ``labels`` int64 (N,), ``source``: where they came from, as a
+    chapter prints it; ``folder``: the folder the files were read from (None for data shipped in a package)."""
 
     images: np.ndarray
     labels: np.ndarray
     source: str
+    folder: str | None = None
 
     def select(self, classes: Sequence[int], names: Sequence[str] | None = None) -> "ImageSet":
         """The images of ``classes`` only, relabelled 0, 1, ... in the order given: ``select([2, 4])``
@@ -91,7 +93,7 @@ class ImageSet(NamedTuple):
         relabel = np.full(int(self.labels.max()) + 1, -1, dtype=np.int64)
         relabel[classes] = np.arange(len(classes))
         shown = ", ".join(f"{name} = {i}" for i, name in enumerate(names or classes))
-        return ImageSet(self.images[keep], relabel[self.labels[keep]], f"{self.source}; {shown}")
+        return ImageSet(self.images[keep], relabel[self.labels[keep]], f"{self.source}; {shown}", self.folder)
 
     def draw(self, wanted: np.ndarray, rng: np.random.Generator, max_uses: int | None = None) -> np.ndarray:
         """An image (uint8) for each label in ``wanted`` (M,), drawn without replacement within each
@@ -152,12 +154,12 @@ def _check_counts(images, labels, where: str, fix: str) -> None:
                          f"needed); {fix}")
 
 
-def _frozen(images: np.ndarray, labels: np.ndarray, source: str) -> ImageSet:
+def _frozen(images: np.ndarray, labels: np.ndarray, source: str, folder: Path | None = None) -> ImageSet:
     _check_counts(images, labels, source, "re-download or reinstall it")
     images, labels = np.ascontiguousarray(images, np.uint8), np.asarray(labels, np.int64)
     images.setflags(write=False)
     labels.setflags(write=False)
-    return ImageSet(images, labels, source)
+    return ImageSet(images, labels, source, None if folder is None else str(folder))
 
 
 def _idx_file(folder: Path, stem: str, hint: str) -> Path:
@@ -184,8 +186,9 @@ def _read_idx_split(folder: Path, split: str, name: str, hint: str) -> ImageSet:
         raise ValueError(f"{files[1]} holds labels of shape {labels.shape}, expected (N,); {hint}")
     _check_counts(images, labels, f"{files[0]} and {files[1]}", hint)
     _check_values(labels, range(10), f"labels file {files[1]}", f"labels must be the classes 0-9; {hint}")
-    # the folder's name only: a chapter prints this line, and the machine's own path means nothing to a reader
-    return _frozen(images, labels, f"{name} {split} split (IDX files, folder {Path(folder).name!r})")
+    # the source names the folder only (a chapter prints it; the machine's own path means nothing to a reader), and
+    # ``folder`` keeps the path that was read
+    return _frozen(images, labels, f"{name} {split} split (IDX files, folder {Path(folder).name!r})", folder)
 
 
 def fashion_mnist(split: str, root=None) -> ImageSet:

@@ -235,7 +235,8 @@ def _standin_objects(split: str, fashion_root, objects: dict) -> ImageSet:
     for label, names in enumerate(objects.values()):
         labels[np.isin(source.labels, [class_index(c) for c in names])] = label
     keep &= labels >= 0
-    return ImageSet(source.images[keep], labels[keep], f"{source.source} ({split} part: {' vs '.join(objects)})")
+    return ImageSet(source.images[keep], labels[keep], f"{source.source} ({split} part: {' vs '.join(objects)})",
+                    source.folder)
 
 
 def waterbirds_standin(split: str, n: int, *, seed: int, agreement: float = 0.95, image_size: int = 32,
