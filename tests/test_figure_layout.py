@@ -94,3 +94,14 @@ def test_the_book_style_checks_every_new_figure_when_drawn(tmp_path):
         warnings.simplefilter("error")
         fig.savefig(tmp_path / "again.png")  # once per figure
         _lines("lower center").savefig(tmp_path / "fine.png")
+
+
+def test_a_legend_on_a_label_and_a_label_on_another_panel_are_caught():
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot([0, 1], [0, 1], label="a line")
+    ax.set_xlabel("a long label under the axes")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08))  # its frame lands on the x label
+    assert any("the legend covers the axes 0 x label" in p for p in layout.layout_problems(fig))
+    fig, axes = plt.subplots(1, 2, figsize=(6, 3), gridspec_kw={"wspace": 0.02})
+    axes[1].set_ylabel("a y label that sits on the left panel")
+    assert any("the axes 1 y label lies on axes 0" in p for p in layout.layout_problems(fig))

@@ -5,7 +5,8 @@ page.
 
 - a legend whose box covers a plotted point, or a point of a plotted line (lines are sampled between their vertices,
   so a segment that crosses the box counts), a bar, or another axes' data when the legend sits on the figure;
-- two texts that overprint each other: titles, axis labels, tick labels, a figure's title and legend texts;
+- two texts that overprint each other (titles, axis labels, tick labels, a figure's title and legend texts), a
+  legend whose frame hides a label, or a panel's label that lies on another panel;
 - a text whose type, shown in the book's column, is under ``MIN_TEXT_PX`` pixels tall.
 
 Reference lines drawn across the axes (``axhline``, ``axvline``, or any line whose gid is ``"reference"``, such as
@@ -109,26 +110,35 @@ def _drawn_ticks(axis, limits):
 
 
 def _texts(fig, renderer):
-    """Every visible, non-empty text of the figure with a name for messages and its box on the canvas."""
+    """Every visible, non-empty text of the figure: (a name for messages, the text, its box on the canvas, the index
+    of the axes it labels or None, whether it sits inside a legend)."""
     named = []
     if fig._suptitle is not None:
-        named.append(("figure title", fig._suptitle))
+        named.append(("figure title", fig._suptitle, None, False))
     for i, ax in enumerate(fig.axes):
         if not ax.get_visible():
             continue
         where = f"axes {i}"
-        named += [(f"{where} title", t) for t in (ax.title, ax._left_title, ax._right_title)]
-        named += [(f"{where} x label", ax.xaxis.label), (f"{where} y label", ax.yaxis.label)]
-        named += [(f"{where} x tick {t.get_text()!r}", t) for t in _drawn_ticks(ax.xaxis, ax.get_xlim())]
-        named += [(f"{where} y tick {t.get_text()!r}", t) for t in _drawn_ticks(ax.yaxis, ax.get_ylim())]
-        named += [(f"{where} text {t.get_text()[:30]!r}", t) for t in ax.texts]
+        named += [(f"{where} title", t, i, False) for t in (ax.title, ax._left_title, ax._right_title)]
+        named += [(f"{where} x label", ax.xaxis.label, i, False), (f"{where} y label", ax.yaxis.label, i, False)]
+        named += [(f"{where} x tick {t.get_text()!r}", t, i, False) for t in _drawn_ticks(ax.xaxis, ax.get_xlim())]
+        named += [(f"{where} y tick {t.get_text()!r}", t, i, False) for t in _drawn_ticks(ax.yaxis, ax.get_ylim())]
+        named += [(f"{where} text {t.get_text()[:30]!r}", t, i, False) for t in ax.texts]
         if (legend := ax.get_legend()) is not None:
-            named += [(f"{where} legend {t.get_text()!r}", t) for t in legend.get_texts()]
+            named += [(f"{where} legend {t.get_text()!r}", t, i, True) for t in legend.get_texts()]
     for legend in fig.legends:
-        named += [(f"figure legend {t.get_text()!r}", t) for t in legend.get_texts()]
-    for name, text in named:
+        named += [(f"figure legend {t.get_text()!r}", t, None, True) for t in legend.get_texts()]
+    for name, text, owner, in_legend in named:
         if text.get_visible() and text.get_text().strip():
-            yield name, text, text.get_window_extent(renderer)
+            yield name, text, text.get_window_extent(renderer), owner, in_legend
+
+
+def _shared(box_a, box_b) -> float:
+    """The area two boxes share, as a share of the smaller one (0 when they do not meet)."""
+    if not (box_a.overlaps(box_b) and box_a.width > 0 and box_b.width > 0):
+        return 0.0
+    area = (min(box_a.x1, box_b.x1) - max(box_a.x0, box_b.x0)) * (min(box_a.y1, box_b.y1) - max(box_a.y0, box_b.y0))
+    return max(area, 0.0) / min(box_a.width * box_a.height, box_b.width * box_b.height)
 
 
 def _parallel_apart(text_a, box_a, text_b, box_b, renderer) -> bool:
@@ -161,17 +171,23 @@ def layout_problems(fig, min_text_px: float = MIN_TEXT_PX, renderer=None) -> lis
                     problems.append(f"the legend covers data of {label!r} ({covered} plotted points) in the axes "
                                     f"titled {ax.get_title()!r}")
     texts = list(_texts(fig, renderer))
-    for (name_a, text_a, box_a), (name_b, text_b, box_b) in itertools.combinations(texts, 2):
+    for (name_a, text_a, box_a, _, _), (name_b, text_b, box_b, _, _) in itertools.combinations(texts, 2):
         if _parallel_apart(text_a, box_a, text_b, box_b, renderer):
             continue
-        if box_a.overlaps(box_b) and box_a.width > 0 and box_b.width > 0:
-            overlap = (min(box_a.x1, box_b.x1) - max(box_a.x0, box_b.x0)) * (min(box_a.y1, box_b.y1)
-                                                                             - max(box_a.y0, box_b.y0))
-            smaller = min(box_a.width * box_a.height, box_b.width * box_b.height)
-            if overlap > OVERPRINT_SHARE * smaller:  # more than a sliver of the boxes' corners
-                problems.append(f"texts overprint each other: {name_a} and {name_b}")
+        if _shared(box_a, box_b) > OVERPRINT_SHARE:  # more than a sliver of the boxes' corners
+            problems.append(f"texts overprint each other: {name_a} and {name_b}")
+    for legend, _ in _legends(fig):  # a legend's frame hides the labels it lies on
+        box = legend.get_window_extent(renderer)
+        for name, _, text_box, _, in_legend in texts:
+            if not in_legend and _shared(box, text_box) > OVERPRINT_SHARE:
+                problems.append(f"the legend covers the {name}")
+    for name, _, text_box, owner, _ in texts:  # a label of one panel lying on another panel's plot
+        for j, other in enumerate(fig.axes):
+            if j != owner and owner is not None and other.get_visible() and \
+                    _shared(other.get_window_extent(renderer), text_box) > OVERPRINT_SHARE:
+                problems.append(f"the {name} lies on axes {j}")
     ppi = shown_pixels_per_inch(fig)
-    for name, text, _ in texts:
+    for name, text, *_ in texts:
         if (px := text.get_fontsize() / 72 * ppi) < min_text_px:
             problems.append(f"{name} is {px:.1f} px tall in the book's column ({text.get_fontsize():.1f} pt); "
                             f"the book's minimum is {min_text_px:g} px")

@@ -44,9 +44,9 @@ def plot_gini_gap(axes, matched: pd.DataFrame) -> None:
                                       r"LSAM $\tilde\lambda$ (phantom) $-$ SGD $\lambda$")):
             ax.scatter(g.loss, g[column] - g.sgd_same_loss, s=22, color=color, alpha=0.8, label=label)
         ax.axhline(0, color="0.3", lw=0.8)
-        ax.set(xscale="log", xlabel="training loss (log scale)", ylabel="Gini difference at equal loss",
-               title=f"{turns:g} turns")
+        ax.set(xscale="log", xlabel="training loss (log scale)", title=f"{turns:g} turns")
         ax.invert_xaxis()
+    axes[0].set_ylabel("Gini difference at equal loss")  # the panels share their y axis: one label
     shared_legend(axes[0].figure, axes, ncol=2)
 
 

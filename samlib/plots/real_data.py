@@ -148,7 +148,8 @@ def plot_headroom(ax, table: pd.DataFrame, min_gap: float) -> None:
     ax.set_yticks(range(len(table)), [textwrap.fill(str(bed), LABEL_WIDTH) for bed in table.index])  # long names wrap
     ax.invert_yaxis()
     ax.set(xlabel="probe accuracy on the hard feature (median over seeds)", ylabel="test bed")
-    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=3)  # below: off the rows
+    # one legend below the axes, off the rows (the figure needs a constrained layout)
+    ax.figure.legend(*ax.get_legend_handles_labels(), fontsize="small", loc="outside lower center", ncol=3)
 
 
 SEED_SET_STYLE = {"tuning": dict(marker="o", ls="-"), "held out": dict(marker="s", ls="--")}
