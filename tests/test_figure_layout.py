@@ -101,7 +101,16 @@ def test_a_legend_on_a_label_and_a_label_on_another_panel_are_caught():
     ax.plot([0, 1], [0, 1], label="a line")
     ax.set_xlabel("a long label under the axes")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08))  # its frame lands on the x label
-    assert any("the legend covers the axes 0 x label" in p for p in layout.layout_problems(fig))
+    assert any("a legend covers the axes 0 x label" in p for p in layout.layout_problems(fig))
     fig, axes = plt.subplots(1, 2, figsize=(6, 3), gridspec_kw={"wspace": 0.02})
     axes[1].set_ylabel("a y label that sits on the left panel")
     assert any("the axes 1 y label lies on axes 0" in p for p in layout.layout_problems(fig))
+
+
+def test_two_panel_legends_that_overlap_each_other_are_caught():
+    fig, axes = plt.subplots(1, 2, figsize=(6, 3))
+    for ax in axes:
+        ax.plot([0, 1], [0, 1], label="a label long enough to reach the next panel's legend")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2))
+    assert any("a legend covers the axes 0 legend" in p or "a legend covers the axes 1 legend" in p
+               for p in layout.layout_problems(fig))

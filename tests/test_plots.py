@@ -380,6 +380,9 @@ def test_stopping_rule(traced, grid_table):
     memorization.plot_stopping(ax, traced, grid_table[(grid_table.n == n) & (grid_table.mu_norm == mu)])
     assert len(ax.collections) == 3 and len(_legend(ax)) == 3  # a dot per optimizer; two bands, the dots
     _labelled(ax)
+    fig, ax = plt.subplots()
+    memorization.plot_stopping(ax, traced, grid_table[(grid_table.n == n) & (grid_table.mu_norm == mu)], legend=False)
+    assert ax.get_legend() is None  # the caller draws one legend for both panels
 
 
 @draws(memorization.plot_radius)

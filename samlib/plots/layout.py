@@ -111,7 +111,7 @@ def _drawn_ticks(axis, limits):
 
 def _texts(fig, renderer):
     """Every visible, non-empty text of the figure: (a name for messages, the text, its box on the canvas, the index
-    of the axes it labels or None, whether it sits inside a legend)."""
+    of the axes it labels or None, the legend it belongs to or False)."""
     named = []
     if fig._suptitle is not None:
         named.append(("figure title", fig._suptitle, None, False))
@@ -125,12 +125,12 @@ def _texts(fig, renderer):
         named += [(f"{where} y tick {t.get_text()!r}", t, i, False) for t in _drawn_ticks(ax.yaxis, ax.get_ylim())]
         named += [(f"{where} text {t.get_text()[:30]!r}", t, i, False) for t in ax.texts]
         if (legend := ax.get_legend()) is not None:
-            named += [(f"{where} legend {t.get_text()!r}", t, i, True) for t in legend.get_texts()]
+            named += [(f"{where} legend {t.get_text()!r}", t, i, legend) for t in legend.get_texts()]
     for legend in fig.legends:
-        named += [(f"figure legend {t.get_text()!r}", t, None, True) for t in legend.get_texts()]
-    for name, text, owner, in_legend in named:
+        named += [(f"figure legend {t.get_text()!r}", t, None, legend) for t in legend.get_texts()]
+    for name, text, owner, legend in named:
         if text.get_visible() and text.get_text().strip():
-            yield name, text, text.get_window_extent(renderer), owner, in_legend
+            yield name, text, text.get_window_extent(renderer), owner, legend
 
 
 def _shared(box_a, box_b) -> float:
@@ -176,11 +176,11 @@ def layout_problems(fig, min_text_px: float = MIN_TEXT_PX, renderer=None) -> lis
             continue
         if _shared(box_a, box_b) > OVERPRINT_SHARE:  # more than a sliver of the boxes' corners
             problems.append(f"texts overprint each other: {name_a} and {name_b}")
-    for legend, _ in _legends(fig):  # a legend's frame hides the labels it lies on
+    for legend, _ in _legends(fig):  # a legend's frame hides the labels it lies on, another legend's texts included
         box = legend.get_window_extent(renderer)
-        for name, _, text_box, _, in_legend in texts:
-            if not in_legend and _shared(box, text_box) > OVERPRINT_SHARE:
-                problems.append(f"the legend covers the {name}")
+        for name, _, text_box, _, own in texts:
+            if own is not legend and _shared(box, text_box) > OVERPRINT_SHARE:
+                problems.append(f"a legend covers the {name}")
     for name, _, text_box, owner, _ in texts:  # a label of one panel lying on another panel's plot
         for j, other in enumerate(fig.axes):
             if j != owner and owner is not None and other.get_visible() and \

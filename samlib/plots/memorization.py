@@ -98,9 +98,10 @@ def plot_coefficients(axes, result) -> None:
         ax.legend(fontsize="small")
 
 
-def plot_stopping(ax, free, stopped: pd.DataFrame) -> None:
+def plot_stopping(ax, free, stopped: pd.DataFrame, legend: bool = True) -> None:
     """Test error over training without the stopping rule (``free``, a Result with ``eval_every``),
-    and a dot per run where the rule stopped the same run (``stopped``: its rows of a results table)."""
+    and a dot per run where the rule stopped the same run (``stopped``: its rows of a results table). ``legend``:
+    the axes' own legend, below it (off where one figure legend serves several panels)."""
     epochs, errors = np.array(free.trace.epochs), free.trace.test_error[..., 0].numpy()
     evaluated = ~np.isnan(errors).any(axis=1)
     epochs, errors = epochs[evaluated], errors[evaluated]
@@ -112,7 +113,8 @@ def plot_stopping(ax, free, stopped: pd.DataFrame) -> None:
         ax.scatter(at_stop.epochs, at_stop.test_error, color=COLORS[opt], edgecolor="k", zorder=5, s=45)
     ax.scatter([], [], color="0.6", edgecolor="k", label="where the stopping rule stops")
     ax.set(xlabel="epoch", ylabel="clean-label test error", ylim=(-0.01, 1.15 * errors[1:].max() + 0.01))
-    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)  # below: off the curves
+    if legend:
+        ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)  # below: off the curves
 
 
 def plot_radius(axes, table: pd.DataFrame, metric: str = "test_error") -> None:
