@@ -72,8 +72,7 @@ def cell_text(value, digits: int, na_rep: str = "–") -> str:
     ints, booleans as yes / no, missing values as ``na_rep``."""
     import math
 
-    if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
-        value = value.item()
+    value = plain_number(value)
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return na_rep
     if isinstance(value, bool):

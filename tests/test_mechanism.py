@@ -71,3 +71,7 @@ def test_lr_scaling_over_batches_and_contribution_bins(sweep):
     grid_ = mech.weight_by_contribution(sweep, 1, bins=3)
     assert grid_["count"].sum() == SMALL.n and grid_["median"].shape == (3, 3)
     assert grid_["hard_max"] >= 0 and np.isfinite(grid_["easy_span"])
+    m = grid_["median"]  # the rows' medians and the widest row, against the grid itself
+    assert np.allclose(grid_["row_medians"], [np.nanmedian(r) for r in m], equal_nan=True)
+    assert grid_["row_spread"] == pytest.approx(max(np.log10(np.nanmax(r) / np.nanmin(r)) for r in m
+                                                    if not np.isnan(r).all()))

@@ -59,8 +59,8 @@ def _data_points(ax) -> list[tuple[str, np.ndarray]]:
     for line in ax.get_lines():
         if not line.get_visible() or line.get_transform() is not ax.transData or line.get_gid() == REFERENCE:
             continue
-        xy = np.column_stack([np.asarray(v, dtype=float) for v in line.get_data()]) if len(line.get_xdata()) else None
-        if xy is None or not len(xy):
+        xy = np.column_stack([np.asarray(v, dtype=float) for v in line.get_data()])
+        if not len(xy):
             continue
         pts = line.get_transform().transform(xy)
         if len(pts) > 1:

@@ -130,15 +130,17 @@ def weight_by_contribution(result: SweepResult, run: int, bins: int = 6, phantom
     """Median importance weight (lambda~ if ``phantom`` else lambda) of run ``run``'s training points over a
     bins x bins grid of their feature contributions y v_easy Phi_easy (rows) and y v_hard Phi_hard (columns),
     with quantile edges. Returns {"easy_edges", "hard_edges", "median" (bins, bins), "count" (bins, bins),
-    "easy_span" (log10 of the lowest easy row's median weight over the top row's), "hard_max" (largest
-    |hard contribution|), "easy_min" (smallest easy contribution)}."""
+    "row_medians" (each easy row's median weight over its filled bins), "easy_span" (log10 of the lowest easy row's
+    median weight over the top row's), "row_spread" (log10 of the largest over the smallest filled bin within a row,
+    at most over the rows), "hard_max" (largest |hard contribution|), "easy_min" (smallest easy contribution)}."""
     d = run_decomposition(result, run, step=step)
     contrib = feature_contributions(d.features, d.y, d.head, d.loss)
     weights = d.phantom_weights if phantom else d.weights
     easy, hard, median, count = binned_median(contrib[:, 0], contrib[:, 1], weights, bins)
     rows = np.nanmedian(median, axis=1)
-    return {"easy_edges": easy, "hard_edges": hard, "median": median, "count": count,
+    return {"easy_edges": easy, "hard_edges": hard, "median": median, "count": count, "row_medians": rows,
             "easy_span": float(np.log10(rows[0] / rows[-1])),  # orders of magnitude from the lowest to the top row
+            "row_spread": float(np.nanmax(np.log10(np.nanmax(median, axis=1) / np.nanmin(median, axis=1)))),
             "hard_max": float(contrib[:, 1].abs().max()), "easy_min": float(contrib[:, 0].min())}
 
 
