@@ -30,6 +30,7 @@ same way everywhere. On every page it checks:
   HTML table belongs; ``float-count``, no column of counts (runs, seeds, wins, ...) printed as floats ("20.0");
   ``narrow-cell``, no table cell narrower than its longest word (measured in the cell's font), so no table wraps a
   word; and no display equation wider than the column, even where the theme lets it scroll (``overflow``);
+- ``code-scroll``: no visible code cell scrolls sideways (a line wider than the column hides its end);
 - ``duplicate-script``: the page loads each script file and each inline script once;
 - ``local-path``: no output or text shows a file path of the machine that built it (``/home/<user>``, ``/tmp/``,
   ``/work/``, ...).
@@ -344,6 +345,15 @@ let stage = 'start';
     }
   }
   const page = {scrollWidth: document.documentElement.scrollWidth, clientWidth: document.documentElement.clientWidth};
+  // A visible code cell whose lines are wider than the column scrolls sideways: the reader loses its end.
+  const codeScroll = [];
+  for (const pre of document.querySelectorAll('.cell_input pre')) {
+    if (pre.clientWidth > 0 && pre.scrollWidth > pre.clientWidth + 2) {
+      const longest = (pre.textContent || '').split('\n').reduce((a, b) => (b.length > a.length ? b : a), '');
+      codeScroll.push({where: where(pre), scrollWidth: pre.scrollWidth, clientWidth: pre.clientWidth,
+                       chars: longest.length, text: short(longest, 120)});
+    }
+  }
 
   stage = 'outputs';
   // Plain-text outputs (streams and text/plain), for tables printed as text.
@@ -421,7 +431,7 @@ let stage = 'start';
 
   done(JSON.stringify({errors: window.__bookErrors || [], texts, images, uncaptioned, orphanCaptions, figures, tables,
         overflow, page, outputs, outputCounts, launch, explorers, mathErrors, mathjax, scripts, narrowCells, wideMath,
-        lateCaptions,
+        lateCaptions, codeScroll,
         height: Math.max(document.documentElement.scrollHeight, document.body.scrollHeight)}));
 })().catch((e) => done(JSON.stringify({probeError: `${stage}: ${e && e.stack || e}`, url: location.href,
                                          readyState: document.readyState, body: !!document.body})));
@@ -608,6 +618,10 @@ def analyse(page: Page, probe: dict, browser_log: list[dict] = (), colab_prefix:
     for o in probe["overflow"]:
         fail("overflow", f"{o['where']}: <{o['tag']} class=\"{o['cls']}\"> is {o['scrollWidth']} px wide in "
                          f"{o['clientWidth']} px: \"{o['text']}\"")
+    for c in probe["codeScroll"]:
+        fail("code-scroll", f"{c['where']}: a code cell {c['scrollWidth']} px wide scrolls in the "
+                            f"{c['clientWidth']} px column; its longest line has {c['chars']} characters (the "
+                            f"column holds about {c['chars'] * c['clientWidth'] // c['scrollWidth']}): \"{c['text']}\"")
     if probe["page"]["scrollWidth"] > probe["page"]["clientWidth"] + 4:
         fail("overflow", f"the page scrolls sideways: {probe['page']['scrollWidth']} px wide in "
                          f"{probe['page']['clientWidth']} px")

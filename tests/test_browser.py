@@ -341,3 +341,14 @@ def test_a_machine_path_in_an_output_is_caught(tiny_book, browser, tmp_path):
     failures = _check(tiny_book, html, browser, tmp_path)
     assert [f.check for f in failures] == ["local-path"], failures
     assert "/home/runner" in failures[0].detail
+
+
+def test_a_code_line_wider_than_the_column_is_caught(tiny_book, browser, tmp_path):
+    html = _broken_copy(tiny_book, tmp_path)
+    page = html / "chapter.html"
+    text = page.read_text()
+    assert "plot" in text
+    page.write_text(text.replace("plot", "plot_" + "x" * 200, 1))
+    failures = _check(tiny_book, html, browser, tmp_path)
+    assert {f.check for f in failures} == {"code-scroll"}, failures
+    assert any("characters" in f.detail for f in failures)

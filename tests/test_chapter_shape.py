@@ -49,3 +49,17 @@ def test_each_exercise_has_a_hidden_solution_that_runs(path):
         assert "hide-cell" in solution["metadata"].get("tags", []), f"{path.name}: a solution is not hidden"
         assert "nbval-skip" not in solution["metadata"].get("tags", []), f"{path.name}: a solution is not run"
         assert solution.get("outputs"), f"{path.name}: the solution after cell {i} was not run"
+
+
+CODE_WIDTH = 76  # characters of the book's code font that the 1280 px page's column holds (the browser check's)
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_no_code_line_is_wider_than_the_column(path):
+    """A reader sees every code line whole: none scrolls sideways (cells removed from the page are exempt)."""
+    wide = [(i, line) for i, c in enumerate(_cells(path))
+            if c["cell_type"] == "code" and "remove-cell" not in c["metadata"].get("tags", [])
+            for line in _text(c).splitlines() if len(line) > CODE_WIDTH]
+    assert not wide, (f"{path.name}: {len(wide)} code lines over {CODE_WIDTH} characters, first in cell {wide[0][0]}: "
+                      f"{wide[0][1]!r}; run ruff format --line-length {CODE_WIDTH} --isolated on it and split long "
+                      "strings")
