@@ -303,3 +303,19 @@ def test_best_rho_on_a_hand_made_summary():
         best_rho(summary, "LSAM", "max")
     with pytest.raises(ValueError, match="no SAM rows"):
         best_rho(summary, "SAM")
+
+
+def test_decision_follows_counts_agreement_of_the_models_own_sign_with_each_label():
+    from samlib.toy.results import decision_follows, probe_set
+
+    runs = [Run("SGD", 0.0, 0.5, 0), Run("LSAM", 0.5, 0.5, 0)]
+    res = train_sweep(runs, ToySettings(n=200, hidden=8, steps=150, batch_size=50, log_every=10), progress=False)
+    table = decision_follows(res, [1, 0], n_probe=300)
+    assert table.optimizer.tolist() == ["LSAM", "SGD"]
+    for row, i in zip(table.itertuples(), (1, 0)):
+        data = probe_set(res, i, 300)
+        assert data.turns == 0.5 and not torch.equal(data.y_easy, data.y_hard)  # decorrelated
+        sign = torch.sign(logits(select_runs(res.params, i), data.x_easy[None], data.x_hard[None])[0])
+        assert row.follows_easy == (sign == data.y_easy).double().mean().item()
+        assert row.follows_hard == (sign == data.y_hard).double().mean().item()
+    assert not torch.equal(probe_set(res, 0, 300).x_hard, probe_set(res, 0, 300, fit=True).x_hard)

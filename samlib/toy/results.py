@@ -14,11 +14,11 @@ import torch
 from .. import checks
 from ..probe import linear_probe
 from .data import make_toy
-from .model import features, select_runs
+from .model import features, logits, select_runs
 from .sweep import SweepResult, losses_and_logits, training_data
 
 __all__ = ["PROBE_SEED", "CHAOTIC_FROM", "chaotic", "probe_errors", "summarize", "best_rho", "phantom_ratios",
-           "final_losses", "lr_factors", "train_errors"]
+           "final_losses", "lr_factors", "train_errors", "probe_set", "decision_follows"]
 
 PROBE_SEED = 10_000
 CHAOTIC_FROM = {"LSAM": 2.0, "LR-only": 1.0, "SAM": 0.1}
@@ -42,16 +42,35 @@ def _run_columns(result: SweepResult) -> pd.DataFrame:
                           "hard_only": r.hard_only} for r in result.runs])
 
 
+def probe_set(result: SweepResult, run: int, n_probe: int = 2000, fit: bool = False):
+    """The decorrelated points on which run ``run`` of ``result`` is probed: the probe's test set, or (``fit``) the
+    set it is fit on (:func:`probe_errors`)."""
+    spec = result.runs[run]
+    return make_toy(n_probe, spec.turns, seed=PROBE_SEED + (0 if fit else 1000) + spec.seed, decorrelated=True,
+                    easy_scale=result.settings.easy_scale, noise=result.settings.noise, dtype=result.settings.dtype)
+
+
+@torch.no_grad()
+def decision_follows(result: SweepResult, runs: list[int], n_probe: int = 2000) -> pd.DataFrame:
+    """Which input each run's own classifier follows: on its decorrelated probe test points (where the easy and
+    the hard label disagree half the time), the share whose predicted sign equals the easy label
+    (``follows_easy``) and the hard label (``follows_hard``). One row per run of ``runs``."""
+    rows = []
+    for i in runs:
+        data = probe_set(result, i, n_probe)
+        f = logits(select_runs(result.params, i), data.x_easy[None], data.x_hard[None])[0]
+        rows.append({"follows_easy": (torch.sign(f) == data.y_easy).double().mean().item(),
+                     "follows_hard": (torch.sign(f) == data.y_hard).double().mean().item()})
+    return pd.concat([_run_columns(result).iloc[list(runs)].reset_index(drop=True), pd.DataFrame(rows)], axis=1)
+
+
 @torch.no_grad()
 def probe_errors(result: SweepResult, n_probe: int = 2000) -> pd.DataFrame:
     """One row per run: ``hard_error`` (probe for the hard label) and ``easy_error`` (for the easy label)."""
     rows, probe_sets = [], {}
     for i, run in enumerate(result.runs):
         if (run.turns, run.seed) not in probe_sets:  # runs of one complexity and seed share their probe sets
-            probe_sets[run.turns, run.seed] = [
-                make_toy(n_probe, run.turns, seed=PROBE_SEED + k + run.seed, decorrelated=True,
-                         easy_scale=result.settings.easy_scale, noise=result.settings.noise,
-                         dtype=result.settings.dtype) for k in (0, 1000)]
+            probe_sets[run.turns, run.seed] = [probe_set(result, i, n_probe, fit=True), probe_set(result, i, n_probe)]
         splits = probe_sets[run.turns, run.seed]
         params = select_runs(result.params, i)
         phi = [features(params, d.x_easy[None], d.x_hard[None])[0] for d in splits]
