@@ -75,3 +75,25 @@ def test_lr_scaling_over_batches_and_contribution_bins(sweep):
     assert np.allclose(grid_["row_medians"], [np.nanmedian(r) for r in m], equal_nan=True)
     assert grid_["row_spread"] == pytest.approx(max(np.log10(np.nanmax(r) / np.nanmin(r)) for r in m
                                                     if not np.isnan(r).all()))
+
+
+def test_schematic_is_one_lsam_ascent_by_autograd():
+    """The schematic's phantom head is v + rho * grad / ||grad|| of the mean logistic loss (autograd, by hand)."""
+    s = mech.schematic(rho=0.7, n=50, seed=3)
+    v = s.v.clone().requires_grad_(True)
+    loss = torch.nn.functional.softplus(-(s.signed_features @ v)).mean()
+    (grad,) = torch.autograd.grad(loss, v)
+    torch.testing.assert_close(s.eps, 0.7 * grad / grad.norm())
+    torch.testing.assert_close(s.v_tilde, s.v + s.eps)
+    torch.testing.assert_close(s.lam, torch.sigmoid(-(s.signed_features @ s.v)))
+    torch.testing.assert_close(s.lam_tilde, torch.sigmoid(-(s.signed_features @ s.v_tilde)))
+    assert (s.v_tilde / s.v)[0] < (s.v_tilde / s.v)[1]  # the easy weight is cut more: learning-rate scaling
+    assert gini(s.lam_tilde) < gini(s.lam)               # and the weights even out: importance weighting
+    assert torch.equal(mech.schematic(rho=0.7, n=50, seed=3).signed_features, s.signed_features)
+
+
+@pytest.mark.parametrize("kwargs, match", [({"rho": 0.0}, "rho"), ({"rho": -1.0}, "rho"), ({"n": 1}, "n"),
+                                           ({"seed": -1}, "seed"), ({"rho": float("nan")}, "rho")])
+def test_schematic_refuses_bad_arguments(kwargs, match):
+    with pytest.raises((TypeError, ValueError), match=match):
+        mech.schematic(**kwargs)

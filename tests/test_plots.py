@@ -229,6 +229,17 @@ def test_hard_feature_map(sweep):
     _labelled(ax)
 
 
+@draws(toy.plot_decision_plane)
+def test_decision_plane(sweep):
+    fig, ax = plt.subplots()
+    i = _index(sweep, "LSAM", 0.5)
+    toy.plot_decision_plane(ax, sweep.params, i, make_toy(60, TURNS[0], seed=0, decorrelated=True), title="LSAM")
+    assert len(ax.lines) == 1 and len(ax.collections) == 3  # the boundary; the class shading, the two hard labels
+    assert sorted(ax.get_legend_handles_labels()[1]) == ["hard label $+1$", "hard label $-1$"]  # a shared legend's
+    assert ax.get_title() == "LSAM"
+    _labelled(ax)
+
+
 @draws(toy.plot_probe_vs_rho)
 def test_probe_error_vs_rho(probe_summaries):
     summary, controls = probe_summaries
@@ -268,6 +279,18 @@ def test_lr_factors(sweep):
 
 
 # --- the mechanism chapter ----------------------------------------------------------------------
+
+
+@draws(mechanism.plot_schematic)
+def test_mechanism_schematic():
+    from samlib.toy.mechanism import schematic
+
+    fig, axes = plt.subplots(1, 2, layout="constrained")
+    mechanism.plot_schematic(axes, schematic(rho=1.0, n=40))
+    assert axes[0].get_legend_handles_labels()[1] == ["real head $v$", "phantom head $\\tilde v$", "ascent $\\epsilon$"]
+    assert len(axes[0].texts) == 3 and len(axes[1].collections) == 1  # three arrows; one point per example
+    assert axes[1].collections[0].get_offsets().shape == (40, 2)
+    _labelled(*axes)
 
 
 @draws(mechanism.plot_lorenz)
@@ -403,6 +426,20 @@ def _study(metric: str) -> pd.DataFrame:
     rows = [{"optimizer": o, "rho": r, "seed": s, "label": run_label(o, r), metric: g.uniform()}
             for o, rhos in (("SGD", [0.0]), ("SAM", [0.05, 0.1]), ("LSAM", [0.5, 1.0])) for r in rhos for s in range(3)]
     return pd.DataFrame(rows)
+
+
+@draws(real_data.plot_gain_over_training)
+def test_gain_over_training_draws_each_seed_and_the_median():
+    rows = [{"optimizer": opt, "rho": rho, "label": run_label(opt, rho), "seed": seed, "epochs": epochs,
+             "hard_probe": 0.6 + 0.01 * epochs + (0.02 * seed if opt == "SAM" else 0.0)}
+            for opt, rho in (("SGD", 0.0), ("SAM", 0.05)) for seed in (1, 2, 3) for epochs in (5, 10, 20)]
+    fig, ax = plt.subplots()
+    real_data.plot_gain_over_training(ax, pd.DataFrame(rows), "hard_probe", "gain over SGD")
+    assert len(ax.lines) == 3 + 1 + 1  # one per seed, the median, no effect
+    median = ax.lines[3]
+    assert list(median.get_xdata()) == [5, 10, 20] and list(median.get_ydata()) == pytest.approx([0.04] * 3)
+    assert ax.get_legend_handles_labels()[1] == ["SAM ρ=0.05, median of 3 seeds"]
+    _labelled(ax)
 
 
 @draws(real_data.plot_images)

@@ -13,11 +13,36 @@ from .layout import REFERENCE
 from .style import COLORS, shared_legend
 from .toy import _rho_positions
 
-__all__ = ["ABLATION_COLORS", "plot_lorenz", "plot_gini_gap", "plot_lr_scaling",
+__all__ = ["ABLATION_COLORS", "plot_schematic", "plot_lorenz", "plot_gini_gap", "plot_lr_scaling",
            "plot_weight_by_contribution", "plot_ablation"]
 
 ABLATION_COLORS = {"SGD": COLORS["SGD"], "LSAM": COLORS["LSAM"], "IW-only": sns.color_palette("colorblind")[5],
                    "LR-only": sns.color_palette("colorblind")[4]}
+
+
+def plot_schematic(axes, s) -> None:
+    """The mechanism before any data (``s``: :func:`samlib.toy.mechanism.schematic`). axes[0]: the real head v,
+    the ascent eps and the phantom head v~ in the plane of the head's two weights; axes[1]: every example at its
+    signed features (y Phi_easy, y Phi_hard), coloured by how much its importance weight grows at the phantom
+    head (lambda~ / lambda)."""
+    ax = axes[0]
+    tips = {"real head $v$": (s.v, COLORS["SGD"]), "phantom head $\\tilde v$": (s.v_tilde, COLORS["LSAM"])}
+    for label, (tip, color) in tips.items():
+        ax.annotate("", xy=tip.tolist(), xytext=(0, 0), arrowprops=dict(arrowstyle="-|>", color=color, lw=2))
+        ax.plot([], [], color=color, lw=2, label=label)
+    ax.annotate("", xy=s.v_tilde.tolist(), xytext=s.v.tolist(),
+                arrowprops=dict(arrowstyle="-|>", color="0.35", lw=1.2, ls="--"))
+    ax.plot([], [], color="0.35", lw=1.2, ls="--", label="ascent $\\epsilon$")
+    top = 1.3 * float(max(s.v[1], s.v_tilde[1]))
+    ax.set(xlabel="easy weight $v_{easy}$", ylabel="hard weight $v_{hard}$", xlim=(0, 1.15 * float(s.v[0])),
+           ylim=(0, top), title="the head and its phantom")
+    ax = axes[1]
+    gain = (s.lam_tilde / s.lam).numpy()
+    points = ax.scatter(s.signed_features[:, 0].numpy(), s.signed_features[:, 1].numpy(), c=gain, s=10,
+                        cmap="viridis")
+    ax.figure.colorbar(points, ax=ax, label=r"weight gain $\tilde\lambda_i / \lambda_i$")
+    ax.set(xlabel=r"easy feature $y\,\Phi_{easy}$", ylabel=r"hard feature $y\,\Phi_{hard}$",
+           title="which examples gain weight")
 
 
 def plot_lorenz(ax, weights: dict, colors: dict | None = None) -> None:

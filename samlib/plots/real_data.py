@@ -11,11 +11,13 @@ from torch import Tensor
 
 from ..decompose import Decomposition
 from ..results import label_order
+from .layout import REFERENCE
 from .mechanism import plot_lorenz
 from .style import COLORS, shared_legend
 
 __all__ = ["plot_images", "plot_seed_results", "plot_seed_sets", "plot_metric_vs_rho", "plot_gini_vs_rho",
-           "plot_phantom_weights", "plot_curves", "plot_headroom", "plot_paired_gains", "plot_stage_curves"]
+           "plot_phantom_weights", "plot_curves", "plot_headroom", "plot_paired_gains", "plot_stage_curves",
+           "plot_gain_over_training"]
 
 
 def plot_images(axes, images: Tensor, titles) -> None:
@@ -188,3 +190,20 @@ def plot_stage_curves(ax, stages: pd.DataFrame, metric: str, ylabel: str) -> Non
                         **style)
     ax.set(xlabel="epochs of training", ylabel=ylabel)
     ax.legend(fontsize="small")
+
+
+def plot_gain_over_training(ax, stages: pd.DataFrame, metric: str, ylabel: str) -> None:
+    """Each run's ``metric`` minus its same-seed SGD run's after every epoch count of ``stages`` (rows with
+    optimizer, rho, label, seed and epochs): a thin line per seed, the median over seeds thick, one colour per
+    run, and no effect dotted."""
+    sgd = stages[stages.optimizer == "SGD"].set_index(["seed", "epochs"])[metric]
+    for label in label_order(stages):
+        if label == "SGD":
+            continue
+        rows = stages[stages.label == label].set_index(["seed", "epochs"])[metric]
+        gain = (rows - sgd.reindex(rows.index)).unstack("seed").sort_index()
+        ax.plot(gain.index, gain.to_numpy(), color=_color(label), lw=0.8, alpha=0.45)
+        ax.plot(gain.index, gain.median(axis=1).to_numpy(), color=_color(label), lw=2.5, marker="o",
+                label=f"{label}, median of {gain.shape[1]} seeds")
+    ax.axhline(0, color="0.4", ls=":", lw=1, gid=REFERENCE)
+    ax.set(xlabel="epochs of training", ylabel=ylabel)

@@ -6,12 +6,12 @@ import seaborn as sns
 import torch
 
 from ..toy.data import ToyData
-from ..toy.model import features, select_runs
+from ..toy.model import HEAD, features, select_runs
 from ..toy.results import lr_factors
 from .style import COLORS, shared_legend
 
-__all__ = ["turns_colors", "plot_toy_data", "plot_hard_feature", "plot_probe_vs_rho", "plot_phantom_ratio",
-           "plot_training_curves"]
+__all__ = ["turns_colors", "plot_toy_data", "plot_hard_feature", "plot_decision_plane", "plot_probe_vs_rho",
+           "plot_phantom_ratio", "plot_training_curves"]
 
 CLASS_COLORS = {1.0: sns.color_palette("colorblind")[4], -1.0: sns.color_palette("colorblind")[7]}
 
@@ -57,6 +57,34 @@ def plot_hard_feature(ax, params: dict, run: int, data: ToyData, n: int = 200, t
         ax.scatter(pts[:, 0], pts[:, 1], s=3, color=CLASS_COLORS[label])
     ax.set(xlabel="$x_{hard,1}$", ylabel="$x_{hard,2}$", aspect="equal", xlim=(-1.2, 1.2), ylim=(-1.2, 1.2),
            title=title)
+
+
+@torch.no_grad()
+def plot_decision_plane(ax, params: dict, run: int, data: ToyData, title: str | None = None,
+                        max_points: int = 600) -> None:
+    """The classifier of run ``run`` in the plane of its two inputs as it reads them: the easy input
+    ``x_easy`` (horizontal) against the hard branch's share of the logit, v_hard Phi_hard(x_hard) (vertical).
+    The shading is the predicted class, the black curve the decision boundary v_easy Phi_easy(x_easy) +
+    v_hard Phi_hard(x_hard) = 0, and the points ``data`` (decorrelated) coloured by their hard label."""
+    p = select_runs(params, run)
+    v = p[HEAD][0]
+    phi = features(p, data.x_easy[None], data.x_hard[None])[0]
+    hard_part = (v[1] * phi[:, 1]).numpy()
+    low, high = float(hard_part.min()), float(hard_part.max())
+    pad = 0.1 * max(high - low, 1e-6)
+    line = torch.linspace(float(data.x_easy.min()) - 0.1, float(data.x_easy.max()) + 0.1, 400, dtype=phi.dtype)
+    easy_part = (v[0] * features(p, line[None, :, None], torch.zeros(1, len(line), 2, dtype=phi.dtype))[0, :, 0])
+    boundary = (-easy_part).numpy()
+    grid_h = torch.linspace(low - pad, high + pad, 200, dtype=phi.dtype)
+    sign = torch.sign(easy_part[None, :] + grid_h[:, None]).numpy()
+    ax.pcolormesh(line.numpy(), grid_h.numpy(), sign, cmap="RdBu_r", vmin=-3, vmax=3, shading="auto")
+    ax.plot(line.numpy(), boundary, color="k", lw=1.2)
+    for label, name in ((1.0, "hard label $+1$"), (-1.0, "hard label $-1$")):
+        keep = (data.y_hard == label).nonzero()[:, 0][:max_points // 2]
+        ax.scatter(data.x_easy[keep, 0].numpy(), hard_part[keep.numpy()], s=4, color=CLASS_COLORS[label],
+                   label=name)
+    ax.set(xlabel="easy input $x_{easy}$", ylabel=r"hard part of the logit, $v_{hard}\,\Phi_{hard}$",
+           ylim=(low - pad, high + pad), xlim=(float(line[0]), float(line[-1])), title=title)
 
 
 def _rho_positions(ax, rhos) -> dict:

@@ -6,6 +6,8 @@ lambda~ = lambda), through :func:`samlib.toy.model.to_module` and :func:`samlib.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import torch
@@ -16,10 +18,42 @@ from .data import ToyData
 from .model import to_module
 from .sweep import SweepResult, training_data
 
-__all__ = ["toy_inputs", "run_decomposition", "reconstruction_gap", "gini_table", "equal_loss_steps",
-           "matched_loss_gini", "paired_gini", "lr_scaling_over_batches", "weight_by_contribution"]
+__all__ = ["Schematic", "schematic", "toy_inputs", "run_decomposition", "reconstruction_gap", "gini_table",
+           "equal_loss_steps", "matched_loss_gini", "paired_gini", "lr_scaling_over_batches", "weight_by_contribution"]
 
 FEATURES = ("easy", "hard")
+
+
+@dataclass(frozen=True)
+class Schematic:
+    """One LSAM phantom step on made-up numbers (:func:`schematic`): the head ``v``, the ascent ``eps`` and the
+    phantom head ``v_tilde`` (each (2,): easy, hard), every example's signed features ``y * Phi`` (n, 2), and its
+    real and phantom importance weights ``lam``, ``lam_tilde`` (n,)."""
+
+    v: torch.Tensor
+    eps: torch.Tensor
+    v_tilde: torch.Tensor
+    signed_features: torch.Tensor
+    lam: torch.Tensor
+    lam_tilde: torch.Tensor
+
+
+def schematic(rho: float = 1.0, n: int = 300, seed: int = 0) -> Schematic:
+    """The mechanism before any data: a head that already relies on the easy feature (v = (2, 0.5)), ``n``
+    examples whose easy feature always agrees with the label (y Phi_easy uniform on [0.2, 1]) and whose hard
+    feature, still poorly learned, barely does (y Phi_hard normal, mean 0.05, sd 0.4), and LSAM's phantom head at radius
+    ``rho`` for the logistic loss: eps = rho grad_v L / ||grad_v L||, lambda = sigma(-y f)."""
+    rho = checks.real("rho", rho, low=0.0, low_open=True)
+    n = checks.int_at_least("n", n, 2)
+    seed = checks.seed("seed", seed)
+    generator = torch.Generator().manual_seed(seed)
+    signed = torch.stack([0.2 + 0.8 * torch.rand(n, generator=generator, dtype=torch.float64),
+                          0.05 + 0.4 * torch.randn(n, generator=generator, dtype=torch.float64)], dim=1)
+    v = torch.tensor([2.0, 0.5], dtype=torch.float64)
+    lam = torch.sigmoid(-signed @ v)
+    grad = -(lam[:, None] * signed).mean(dim=0)
+    eps = rho * grad / grad.norm()
+    return Schematic(v, eps, v + eps, signed, lam, torch.sigmoid(-signed @ (v + eps)))
 
 
 def toy_inputs(data: ToyData) -> torch.Tensor:
