@@ -35,10 +35,11 @@ class ClaimError(AssertionError):
     """A chapter's sentence about its numbers no longer holds for the numbers it computed."""
 
 
-def claim(key: str, holds, text: str) -> str:
+def claim(key: str, holds, text: str) -> None:
     """A sentence that states a direction, a comparison or an order about computed numbers ("rises with ρ",
     "falls below 1"), checked when the chapter runs: when ``holds`` is true, ``text`` is glued under ``key`` for the
-    prose (``{glue:text}`key```) and returned; when it is false, the chapter stops with a :class:`ClaimError` that
+    prose (``{glue:text}`key```), and nothing is returned (a cell that ends with a claim prints nothing); when it
+    is false, the chapter stops with a :class:`ClaimError` that
     quotes the sentence, so that a moved number fails the run instead of leaving false prose."""
     if not isinstance(key, str) or not key.isidentifier():
         raise ValueError(f"key: expected a glue name made of letters, digits and underscores, got {key!r}")
@@ -52,7 +53,6 @@ def claim(key: str, holds, text: str) -> str:
         raise ClaimError(f"the claim {key!r} does not hold for this run's numbers: {text!r}. The numbers moved: "
                          "rewrite the sentence (and its condition) to say what they show now")
     glue(key, text)
-    return text
 
 
 def readable(label):

@@ -19,7 +19,7 @@ import pandas as pd
 from . import checks
 from .optim.registry import OPTIMIZERS, run_label
 
-__all__ = ["mean_sd", "label_order", "seed_table", "median_table", "paired_effect",
+__all__ = ["mean_sd", "label_order", "run_row", "run_column", "seed_table", "median_table", "paired_effect",
            "LEVEL", "MIN_SEEDS", "VERDICTS", "sign_test", "median_interval", "PairedEffect", "paired_effect_of",
            "paired_comparison", "verdict", "describe"]
 
@@ -47,6 +47,25 @@ def label_order(frame: pd.DataFrame) -> list[str]:
     runs = _with_labels(frame).drop_duplicates("label")
     rank = {opt: i + 1 for i, opt in enumerate(OPTIMIZERS)}
     return [r.label for r in sorted(runs.itertuples(), key=lambda r: (rank.get(r.optimizer, 0), r.rho))]
+
+
+def _run_key(table_labels, optimizer: str, rho: float, where: str) -> str:
+    label = run_label(optimizer, rho)
+    if label not in table_labels:
+        raise KeyError(f"no run ({optimizer!r}, rho={rho:g}) in the table's {where}: it has {list(table_labels)}")
+    return label
+
+
+def run_row(table: pd.DataFrame, optimizer: str, rho: float = 0.0) -> pd.Series:
+    """The row of ``table`` for the run (``optimizer``, ``rho``), in a table whose rows are runs (the comparison
+    tables): the caller names the run, never its display label."""
+    return table.loc[_run_key(table.index, optimizer, rho, "rows")]
+
+
+def run_column(table: pd.DataFrame, optimizer: str, rho: float = 0.0) -> pd.Series:
+    """The column of ``table`` for the run (``optimizer``, ``rho``), in a table whose columns are runs (a per-seed
+    pivot)."""
+    return table[_run_key(table.columns, optimizer, rho, "columns")]
 
 
 def seed_table(frame: pd.DataFrame, metrics: str | Sequence[str], *, across: str | None = None,

@@ -104,3 +104,16 @@ def test_paired_effect_groups_by_complexity_and_refuses_unpaired_runs():
         paired_effect(frame, "SAM", 0.1, "err")
     with pytest.raises(ValueError, match="meaningful"):
         paired_effect(frame, "LSAM", 1.0, "err", meaningful=-0.5)
+
+
+def test_run_row_and_run_column_select_by_optimizer_and_radius():
+    from samlib.results import run_column, run_row
+
+    table = pd.DataFrame({"wins": [3, 5]}, index=["SGD", "SAM ρ=0.05"])
+    assert run_row(table, "SAM", 0.05).wins == 5 and run_row(table, "SGD").wins == 3
+    pivot = pd.DataFrame({"SGD": [0.1], "LSAM ρ=0.1": [0.2]})
+    assert run_column(pivot, "LSAM", 0.1).tolist() == [0.2]
+    with pytest.raises(KeyError, match=r"no run \('SAM', rho=0.2\) in the table's rows: it has \['SGD', "):
+        run_row(table, "SAM", 0.2)
+    with pytest.raises(KeyError, match="columns"):
+        run_column(pivot, "SAM", 0.05)
