@@ -143,6 +143,9 @@ def main(phase, out):
     else:
         result = {"resumed": trained(3, checkpoint), "uninterrupted": trained(3)}
     torch.save(result, os.path.join(out, f"{phase}-rank{dist.get_rank()}.pt"))
+    # Both ranks leave together: under heavy load one rank tearing the group down while the other still finished
+    # its last collective once aborted ("terminate called without an active exception").
+    dist.barrier()
     dist.destroy_process_group()
 
 
