@@ -100,3 +100,12 @@ def test_a_page_is_short_enough_to_finish(path):
     assert words <= MAX_PROSE_WORDS, (f"{path.name}: {words} words of prose, more than {MAX_PROSE_WORDS}: move "
                                       "material a reader can skip to an appendix page (a section under the chapter in "
                                       "_toc.yml)")
+
+
+def test_every_notebook_is_rerun_on_the_other_kernel_paths():
+    """.ci/check_kernels names its chapters; a page added to the book must be added there too."""
+    script = (ROOT / ".ci" / "check_kernels").read_text()
+    named = set()
+    for variable in ("IMAGE_CHAPTERS", "FLOAT64_CHAPTERS"):
+        named |= set(re.search(rf'^{variable}="([^"]*)"', script, re.MULTILINE).group(1).split())
+    assert named == {p.stem for p in NOTEBOOKS}, sorted(named ^ {p.stem for p in NOTEBOOKS})
