@@ -35,3 +35,18 @@ def test_distributed_step_cost_benchmark_runs_both_world_sizes(capsys):
     out = capsys.readouterr().out
     assert "SAM, DDP per_device" in out
     assert (report["amp"] is None) == ("mixed-precision" in out and "skipped" in out)
+
+
+def test_image_run_cost_benchmark_runs_and_its_variants_compute_the_same(capsys):
+    """Channels-last and grouped seeds (torch.compile is left to the benchmark's own runs: its first compilation
+    takes half a minute) take the baseline's steps within the benchmark's tolerance."""
+    spec = importlib.util.spec_from_file_location("image_run_cost", ROOT / "benchmarks" / "image_run_cost.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    rows = bench.main(["--batch", "16", "--steps", "1", "--repeats", "1", "--warmup", "0", "--check", "1",
+                       "--seeds", "2", "--variants", "channels-last", "grouped seeds"])
+    assert {(variant, method) for variant, method, _, _ in rows} == {
+        (variant, method) for variant in ("today (eager)", "channels-last", "grouped seeds")
+        for method in ("SGD", "SAM", "LSAM")}
+    assert all(ok for variant, _, _, ok in rows if variant != "today (eager)")
+    assert "x faster" in capsys.readouterr().out
