@@ -13,7 +13,8 @@ LSAM evaluates this at the *phantom* head V~ = V + eps (eps = rho g_V / ||g_V||,
   y in {-1, +1}, lambda_i = sigmoid(-y_i z_i) = -l'(y_i z_i); for the multiclass cross-entropy,
   lambda_i = 1 - p_{y_i}(x_i) = ||G_i||_1 / 2 (our choice of a scalar; it equals the binary one for C = 2);
 * **learning-rate scaling**: V -> V~ in the chain rule, so feature k's update is scaled by
-  <V~[:, k], V[:, k]> / ||V[:, k]||^2 (= v~_k / v_k for a single output).
+  <V~[:, k], V[:, k]> / ||V[:, k]||^2 (= v~_k / v_k for a single output); along any direction of feature
+  space, such as a probe's, :func:`lr_scaling_along`.
 
 :func:`ablation_loss` recombines the parts: its gradient is the update of SGD, of LSAM, or of one
 effect alone (importance-weighting-only: G~ with the real V; LR-scaling-only: G with the phantom V~).
@@ -36,9 +37,9 @@ from .optim.lsam import check_head
 from .optim.sam import check_rho
 
 __all__ = ["LOSSES", "head_loss", "logit_gradients", "importance_weights", "phantom_head", "lr_scaling",
-           "Decomposition", "decompose", "ablation_loss", "recombined_loss", "feature_contributions", "lorenz_curve",
-           "gini",
-           "binned_median"]
+           "lr_scaling_along", "Decomposition", "decompose", "ablation_loss", "recombined_loss",
+           "feature_contributions",
+           "lorenz_curve", "gini", "binned_median"]
 
 LOSSES = ("logistic", "cross_entropy")
 Head = tuple[Tensor, Tensor | None]  # (weight (C, D), bias (C,) or None)
@@ -126,6 +127,28 @@ def lr_scaling(head: Head, phantom: Head) -> Tensor:
     """Per feature k, <V~[:, k], V[:, k]> / ||V[:, k]||^2: v~_k / v_k for one output. (D,)"""
     v, vt = head[0].detach(), phantom[0].detach()
     return (vt * v).sum(0) / v.square().sum(0)
+
+
+def lr_scaling_along(head: Head, phantom: Head, directions: Tensor, loss: str) -> Tensor:
+    """Learning-rate scaling along directions of feature space, the rows u of ``directions`` (K, D): the factor by
+    which the phantom head scales the gradient that reaches the features along u, relative to the real head. (K,)
+
+    Backpropagation sends G^T V to the features (G: the logit gradient), whose part along u is G . (V u). With one
+    output (``"logistic"``) the factor is (v~ . u) / (v . u), and for u = e_k it is :func:`lr_scaling`'s
+    v~_k / v_k. With ``"cross_entropy"`` G sums to 0 over the classes, so a shift of V u common to every class
+    sends nothing: V u and V~ u are centred over the classes, and the factor <V~u, Vu> / ||Vu||^2 of the centred
+    vectors is exact for two classes, ((v~_1 - v~_0) . u) / ((v_1 - v_0) . u)."""
+    checks.choice("loss", loss, LOSSES, "'logistic' for one output, else 'cross_entropy'")
+    v, vt = head[0].detach(), phantom[0].detach()
+    if not isinstance(directions, Tensor) or directions.ndim != 2 or directions.shape[1] != v.shape[1]:
+        shape = tuple(directions.shape) if isinstance(directions, Tensor) else type(directions).__name__
+        raise ValueError(f"directions must be a tensor (K, D) with D = {v.shape[1]} (the head's input width), got "
+                         f"{shape}: one direction of feature space per row")
+    u = directions.to(v.dtype).T
+    read, phantom_read = v @ u, vt @ u  # (C, K)
+    if loss == "cross_entropy":
+        read, phantom_read = read - read.mean(0), phantom_read - phantom_read.mean(0)
+    return (phantom_read * read).sum(0) / read.square().sum(0)
 
 
 @dataclass

@@ -13,7 +13,7 @@ network's 3,584 features on 2 CPU cores).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -31,8 +31,13 @@ SOLVERS = ("lbfgs", "newton-cholesky")  # the default first; see the module docs
 
 @dataclass(frozen=True)
 class ProbeResult:
+    """A probe's accuracy on its train and test splits and, for two classes, ``direction``: its weight vector in
+    the features' own coordinates (D,), the direction of feature space that reads the label (the standardisation
+    undone: coefficient / scale); None for more classes."""
+
     train_accuracy: float
     test_accuracy: float
+    direction: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def test_error(self) -> float:
@@ -101,4 +106,6 @@ def linear_probe(train_features, train_labels, test_features, test_labels, *, C:
         xs = [x.astype(np.float64) for x in xs]
     probe = make_pipeline(StandardScaler(), _classifier(solver, C))
     probe.fit(xs[0], ys[0])
-    return ProbeResult(float(probe.score(xs[0], ys[0])), float(probe.score(xs[1], ys[1])))
+    scaler, classifier = probe[0], probe[-1]
+    direction = classifier.coef_[0] / scaler.scale_ if classifier.coef_.shape[0] == 1 else None
+    return ProbeResult(float(probe.score(xs[0], ys[0])), float(probe.score(xs[1], ys[1])), direction)

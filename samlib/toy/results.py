@@ -65,19 +65,24 @@ def decision_follows(result: SweepResult, runs: list[int], n_probe: int = 2000) 
 
 
 @torch.no_grad()
-def probe_errors(result: SweepResult, n_probe: int = 2000) -> pd.DataFrame:
-    """One row per run: ``hard_error`` (probe for the hard label) and ``easy_error`` (for the easy label)."""
+def probe_errors(result: SweepResult, n_probe: int = 2000, step: int | None = None, runs=None) -> pd.DataFrame:
+    """One row per run: ``hard_error`` (probe for the hard label) and ``easy_error`` (for the easy label), of the
+    final parameters or of those after ``step`` steps (:meth:`SweepResult.params_at`); ``runs``: the indices of
+    the runs to probe (default: all)."""
     rows, probe_sets = [], {}
-    for i, run in enumerate(result.runs):
+    every = result.params_at(step)
+    runs = range(len(result.runs)) if runs is None else [int(i) for i in runs]
+    for i in runs:
+        run = result.runs[i]
         if (run.turns, run.seed) not in probe_sets:  # runs of one complexity and seed share their probe sets
             probe_sets[run.turns, run.seed] = [probe_set(result, i, n_probe, fit=True), probe_set(result, i, n_probe)]
         splits = probe_sets[run.turns, run.seed]
-        params = select_runs(result.params, i)
+        params = select_runs(every, i)
         phi = [features(params, d.x_easy[None], d.x_hard[None])[0] for d in splits]
         rows.append({f"{name}_error": linear_probe(phi[0], getattr(splits[0], f"y_{name}"),
                                                    phi[1], getattr(splits[1], f"y_{name}")).test_error
                      for name in ("hard", "easy")})
-    return pd.concat([_run_columns(result), pd.DataFrame(rows)], axis=1)
+    return pd.concat([_run_columns(result).iloc[list(runs)].reset_index(drop=True), pd.DataFrame(rows)], axis=1)
 
 
 @torch.no_grad()

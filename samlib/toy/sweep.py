@@ -14,7 +14,10 @@ One step of all runs at once:
 :class:`ToySettings` also holds the *levers* the toy chapter tests, one at a time (all off by default): weight
 decay on the head alone, a head of fixed norm (v is rescaled to ``head_norm`` at the start and after every
 step), features scaled to unit RMS over the batch, the squared hinge loss instead of the logistic one, and
-the relative radius.
+the relative radius. Two more are the regimes of :mod:`samlib.toy.regimes`: every initial weight times
+``init_scale`` (alpha), and m-sharpness: the mini-batch split into groups of ``ascent_batch`` examples, each group
+taking its own ascent and its own gradient at its own phantom point, the update their mean (m-SAM, the form of
+Foret et al. 2021 and Andriushchenko & Flammarion 2022; the full batch is the default).
 
 The ablations "IW-only" and "LR-only" (:mod:`samlib.decompose`) keep one of LSAM's two effects: the
 importance weights at the phantom head with the real head in the chain rule, or the real importance
@@ -44,7 +47,7 @@ from .data import ToyData, make_toy
 from .model import HEAD, features, init_params
 
 __all__ = ["OPTIMIZERS", "PHANTOM_PARTS", "BOOK_SETTINGS", "Run", "ToySettings", "SweepResult", "grid", "train_sweep",
-           "sweep_step", "sweep_fingerprint", "losses_and_logits", "training_data", "LOSSES"]
+           "sweep_step", "sweep_fingerprint", "losses_and_logits", "training_data", "initial_params", "LOSSES"]
 
 LOSSES = ("logistic", "squared_hinge")
 
@@ -89,6 +92,8 @@ class ToySettings:
     head_weight_decay: float = 0.0  # extra weight decay on the head v alone (bounded margins)
     head_norm: float | None = None  # a head of fixed norm: ||v|| = head_norm at the start and after every step
     normalize_features: bool = False  # each feature scaled to unit RMS over the batch before the head
+    init_scale: float = 1.0  # every initial weight and bias times this (alpha): 1 is torch.nn.Linear's scale
+    ascent_batch: int | None = None  # m-SAM: an ascent per group of that many examples of the batch; None: one
 
     def __post_init__(self):
         for name in ("n", "hidden", "steps", "log_every"):
@@ -107,6 +112,11 @@ class ToySettings:
         checks.optional(checks.real, "head_norm", self.head_norm, low=0, low_open=True,
                         hint="pass None for a free head, e.g. 0.5 for a head of norm 0.5")
         checks.strict_bool("normalize_features", self.normalize_features)
+        checks.real("init_scale", self.init_scale, low=0, low_open=True, hint="1 for the default, e.g. 0.1")
+        batch = self.batch_size or self.n
+        if self.ascent_batch is not None and (batch % checks.positive_int("ascent_batch", self.ascent_batch)):
+            raise ValueError(f"ascent_batch must be None (one ascent on the whole batch) or divide the batch size "
+                             f"{batch} into equal groups, got {self.ascent_batch!r}: e.g. {batch // 5 or 1}")
 
 
 BOOK_SETTINGS = ToySettings(n=1000, hidden=32, lr=0.05, momentum=0.9, steps=3000, batch_size=50)
@@ -127,9 +137,12 @@ class SweepResult:
     snapshots: dict[int, dict[str, Tensor]] = field(default_factory=dict)  # {step: params after that many steps}
 
     def params_at(self, step: int | None = None) -> dict[str, Tensor]:
-        """The parameters after ``step`` steps (a snapshot asked of :func:`train_sweep`), or the final ones."""
+        """The parameters after ``step`` steps (a snapshot asked of :func:`train_sweep`; 0: the initial ones), or the
+        final ones."""
         if step is None or step == self.settings.steps:
             return self.params
+        if step == 0:
+            return initial_params(self.runs, self.settings)
         if step not in self.snapshots:
             raise KeyError(f"no snapshot at step {step}; this sweep kept {sorted(self.snapshots)}: "
                            "pass snapshots=[...] to train_sweep")
@@ -216,6 +229,45 @@ def _phantom_grads(params, batch, rho, perturb_all, settings: ToySettings):
     return _grads(losses_and_logits(phantom, batch, settings)[0], phantom), loss, f, eps[HEAD]
 
 
+def _m_sharp_grads(params, batch, rho, perturb_all, settings: ToySettings):
+    """m-SAM (a sweep with ``ascent_batch`` and SAM runs): each run's batch split into G groups of ``ascent_batch``
+    examples, each group a copy of the run with its own ascent and its own gradient at its own phantom point
+    (:func:`_phantom_grads` on R * G copies, as cheap as one pass over the batch); the update is the mean over the
+    groups, the phantom head the mean of the groups' heads. With rho = 0 it is the batch's gradient."""
+    runs, size = batch[2].shape
+    groups = size // settings.ascent_batch
+    split = tuple(t.reshape(runs * groups, settings.ascent_batch, *t.shape[2:]) for t in batch)
+    copies = {k: p.repeat_interleave(groups, 0) for k, p in params.items()}
+    grads, _, _, eps_v = _phantom_grads(copies, split, rho.repeat_interleave(groups),
+                                        perturb_all.repeat_interleave(groups), settings)
+    with torch.no_grad():
+        loss, f = losses_and_logits(params, batch, settings)
+    mean = {k: g.reshape(runs, groups, *g.shape[1:]).mean(1) for k, g in grads.items()}
+    return mean, loss, f, eps_v.reshape(runs, groups, -1).mean(1)
+
+
+def _head_m_sharp_grads(params, batch, rho, settings: ToySettings):
+    """One pass (SGD and LSAM runs of a sweep with ``ascent_batch``): the features once; each group's head ascent
+    from the gradient of its own examples' mean loss; the loss with every example's group's phantom head,
+    backpropagated once, is the mean of the groups' gradients at their phantom points (the groups are equal)."""
+    leaves = {k: p.detach().requires_grad_(True) for k, p in params.items()}
+    phi = _representation(leaves, *batch[:2], settings)
+    v, y = leaves[HEAD], batch[2]
+    loss, f = _head_losses(phi, v, y, settings.loss)
+    runs, size = y.shape
+    groups, m = size // settings.ascent_batch, settings.ascent_batch
+    with torch.no_grad():  # each group's gradient of its mean loss with respect to v, (R, G, 2)
+        per_example = (_margin_slopes(y * f, settings.loss) * y)[..., None] * phi
+        grad_v = per_example.reshape(runs, groups, m, -1).mean(2)
+    weights = {HEAD: v.detach().repeat_interleave(groups, 0)} if settings.relative_rho else None
+    eps = _ascent({HEAD: grad_v.reshape(runs * groups, -1)}, rho.repeat_interleave(groups),
+                  torch.zeros(runs * groups, dtype=rho.dtype, device=rho.device), weights)[HEAD]
+    phantom = v[:, None, :] + eps.reshape(runs, groups, -1)  # (R, G, 2)
+    f_phantom = torch.einsum("rgmk,rgk->rgm", phi.reshape(runs, groups, m, -1), phantom).reshape(runs, size)
+    phantom_loss = _margin_losses(y * f_phantom, settings.loss).mean(1)
+    return _grads(phantom_loss, leaves), loss.detach(), f, eps.reshape(runs, groups, -1).mean(1)
+
+
 def _head_ascent(params, batch, rho, settings: ToySettings):
     """Features computed once (attached to fresh leaves), the loss and logits at the real head, and each
     run's head ascent eps_v. Returns (leaves, phi, loss, f, eps_v)."""
@@ -264,6 +316,11 @@ def sweep_step(params, buffers, batch, rho, perturb_all, settings: ToySettings, 
     the real point (R,), and its phantom head (R, 2)."""
     if parts is not None:
         grads, loss, f, eps_v = _recombined_grads(params, batch, rho, parts, settings)
+    elif settings.ascent_batch is not None and settings.ascent_batch < batch[2].shape[1]:
+        if bool(perturb_all.any()):
+            grads, loss, f, eps_v = _m_sharp_grads(params, batch, rho, perturb_all, settings)
+        else:
+            grads, loss, f, eps_v = _head_m_sharp_grads(params, batch, rho, settings)
     elif bool(perturb_all.any()):
         grads, loss, f, eps_v = _phantom_grads(params, batch, rho, perturb_all, settings)
     else:
@@ -279,14 +336,27 @@ def sweep_step(params, buffers, batch, rho, perturb_all, settings: ToySettings, 
     return loss.detach(), error, phantom_head
 
 
-def _parts(runs: list[Run], dtype: torch.dtype) -> Tensor | None:
+def initial_params(runs: list[Run], settings: ToySettings) -> dict[str, Tensor]:
+    """Every run's parameters before its first step: :func:`~samlib.toy.model.init_params` of its seed times
+    ``init_scale``, the head rescaled to ``head_norm`` where one is set."""
+    params = init_params([r.seed for r in runs], settings.hidden, settings.dtype)
+    if settings.init_scale != 1:
+        params = {k: p * settings.init_scale for k, p in params.items()}
+    _fix_head_norm(params, settings)
+    return params
+
+
+def _parts(runs: list[Run], settings: ToySettings) -> Tensor | None:
     """PHANTOM_PARTS of every run (R, 2) if the sweep holds an ablation, else None."""
     names = {r.optimizer for r in runs}
     if not names & {"IW-only", "LR-only"}:
         return None
     if "SAM" in names:
         raise ValueError("a sweep cannot mix SAM with the IW-only/LR-only ablations: train SAM in its own sweep")
-    return torch.tensor([PHANTOM_PARTS[r.optimizer] for r in runs], dtype=dtype)
+    if settings.ascent_batch is not None:
+        raise ValueError(f"the IW-only/LR-only ablations take one ascent on the whole batch; got ascent_batch="
+                         f"{settings.ascent_batch}: pass ascent_batch=None")
+    return torch.tensor([PHANTOM_PARTS[r.optimizer] for r in runs], dtype=settings.dtype)
 
 
 def _stack(data: list[ToyData]) -> tuple[Tensor, Tensor, Tensor]:
@@ -388,12 +458,11 @@ def train_sweep(runs: list[Run], settings: ToySettings = ToySettings(), *, check
         raise ValueError(f"snapshots must be step counts in [1, steps={settings.steps}], got {list(snapshots)}")
     device = scale.device() if device is None else torch.device(device)
     x_easy, x_hard, y = (t.to(device) for t in _stack(training_data(runs, settings)))
-    params = init_params([r.seed for r in runs], settings.hidden, settings.dtype)
-    _fix_head_norm(params, settings)
+    params = initial_params(runs, settings)
     buffers = {k: torch.zeros_like(p) for k, p in params.items()}
     rho = torch.tensor([r.rho for r in runs], dtype=settings.dtype)
     perturb_all = torch.tensor([r.optimizer == "SAM" for r in runs], dtype=rho.dtype)
-    parts = _parts(runs, settings.dtype)
+    parts = _parts(runs, settings)
     rho, perturb_all, parts = (None if t is None else t.to(device) for t in (rho, perturb_all, parts))
     batches = torch.Generator().manual_seed(0)
     history: dict[str, list] = {"steps": [], "loss": [], "error": [], "v": [], "v_phantom": []}
