@@ -4,7 +4,8 @@
   :mod:`samlib.results`), and their first updates in float64;
 * ``cifar_mnist`` and ``waterbirds``: one module per chapter (presets, data sets, evaluation);
 * ``headroom``: the floor, ceiling and SGD of a test bed's hard probe;
-* ``testbeds`` and ``levers``: the shipped studies the chapters print;
+* ``testbeds`` and ``levers``: the shipped studies the chapters print; ``replication``: their claims on new seeds;
+* ``lr_scaling``: the phantom head's learning-rate scaling along the probes' directions, shipped;
 * ``agreement``: a chapter's live networks against the shipped study's runs of the same seed.
 """
 from . import cifar_mnist, runs, waterbirds

@@ -1,0 +1,187 @@
+"""Learning-rate scaling on a real network: the half of LSAM's mechanism that carries the toy's gain, measured along
+the directions of feature space that read each image half.
+
+A network of features Phi and a linear head V; LSAM's phantom head is V~ = V + eps. The gradient that reaches the
+features along a direction u is scaled by :func:`samlib.decompose.lr_scaling_along` (V~u against Vu, centred over
+the classes). The directions are the **easy and the hard probe's weight vectors** (fit on the network's features of
+the decorrelated probe set), so the two factors say how much the phantom head slows or speeds the learning of what
+reads each half. In the toy, the same definition gives the per-feature factors v~_k / v_k.
+
+The cluttered CIFAR-MNIST bed (:data:`~samlib.experiments.cifar_mnist.CLUTTERED`): SGD and LSAM at the chapter's
+radius on the test-bed study's tuning and held-out seeds, the factors read after the epochs of :data:`EPOCHS`
+(the median over :data:`BATCHES` training batches of 128). For SGD they are those of the phantom head LSAM would
+take from SGD's weights.
+
+    python -m samlib.experiments.lr_scaling run [--seed-sets tuning held-out]
+
+writes ``testbeds_data/lr_scaling.csv`` beside this module, one row per run and read epoch, each run's rows as soon
+as it ends (atomically, under a lock); runs already in the file are skipped, so a stopped study loses at most the
+run in progress (a minute or two: the reads follow the epochs as they are trained, so a run is not resumed midway).
+About 25 CPU minutes on one thread.
+"""
+from __future__ import annotations
+
+import argparse
+import fcntl
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from .. import checks
+from ..checkpoint import write_text_atomic
+from ..decompose import lr_scaling_along, phantom_head
+from ..probe import extract_features, linear_probe
+from . import cifar_mnist, runs, testbeds
+
+__all__ = ["PRESET", "RHO", "EPOCHS", "BATCHES", "SEED_SETS", "COLUMNS", "probe_directions", "lr_factors", "factors",
+           "results_path", "load_lr_scaling", "run_seed", "by_epoch", "paired", "main"]
+
+PRESET = cifar_mnist.CLUTTERED
+RHO = 0.1  # the cluttered bed's LSAM radius, chosen on its tuning seeds
+EPOCHS = (1, 2, 3, 5, 10, 15, 20)
+BATCHES = 8
+SEED_SETS = {"tuning": testbeds.TUNING_SEEDS, "held-out": testbeds.HELD_OUT_SEEDS}
+COLUMNS = ["seed_set", "optimizer", "rho", "seed", "epoch", "easy_factor", "hard_factor", "easy_probe", "hard_probe",
+           "train_loss", "train_acc"]
+
+
+def probe_directions(model: torch.nn.Module, sets: cifar_mnist.DominoSets) -> tuple[torch.Tensor, dict]:
+    """The unit directions of ``model``'s feature space that read the easy (top) and the hard (bottom) half: the
+    weight vectors of the linear probes fit on ``sets.probe_train`` (2, D), and the probes' test accuracies."""
+    train, test = (extract_features(model, s.images) for s in (sets.probe_train, sets.probe_test))
+    directions, accuracies = [], {}
+    for half, side in (("easy", "top"), ("hard", "bottom")):
+        probe = linear_probe(train, getattr(sets.probe_train, f"y_{side}"), test, getattr(sets.probe_test, f"y_{side}"))
+        direction = torch.as_tensor(probe.direction, dtype=torch.float64)
+        directions.append(direction / direction.norm())
+        accuracies[f"{half}_probe"] = probe.test_accuracy
+    return torch.stack(directions), accuracies
+
+
+def lr_factors(model: torch.nn.Module, images: torch.Tensor, y: torch.Tensor, directions: torch.Tensor,
+               rho: float = RHO, batches: int = BATCHES, batch_size: int = 128, seed: int = 0) -> torch.Tensor:
+    """The learning-rate scaling of a features-and-head ``model`` (its head an ``nn.Linear``, trained with
+    cross-entropy) along each row of ``directions`` (K, D): the median over ``batches`` batches of ``batch_size``
+    training ``images`` with classes ``y`` (drawn with ``seed``) of the factor of LSAM's phantom head at radius
+    ``rho`` (:func:`samlib.decompose.lr_scaling_along`). (K,)"""
+    checks.positive_int("batches", batches, "e.g. 8")
+    checks.positive_int("batch_size", batch_size, "e.g. 128")
+    if batches * batch_size > len(images):
+        raise ValueError(f"batches * batch_size = {batches * batch_size} is more than the {len(images)} images: "
+                         "pass fewer or smaller batches")
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
+    head = tuple(t.detach().cpu().double() for t in (model.head.weight, model.head.bias))
+    per_batch = []
+    for b in range(batches):
+        idx = order[b * batch_size:(b + 1) * batch_size]
+        features = extract_features(model, images[idx]).double()
+        phantom = phantom_head(features, y[idx], head, rho, "cross_entropy")
+        per_batch.append(lr_scaling_along(head, phantom, directions, "cross_entropy"))
+    return torch.stack(per_batch).median(0).values
+
+
+def factors(model: torch.nn.Module, sets: cifar_mnist.DominoSets, rho: float = RHO, batches: int = BATCHES,
+            batch_size: int = 128, seed: int = 0) -> dict:
+    """The bed's reading of :func:`lr_factors`: along ``model``'s easy and hard probe directions
+    (:func:`probe_directions`), on its training dominoes; with the probes' accuracies."""
+    directions, accuracies = probe_directions(model, sets)
+    median = lr_factors(model, sets.train.images, sets.train.y, directions, rho, batches, batch_size, seed)
+    return {"easy_factor": median[0].item(), "hard_factor": median[1].item(), **accuracies}
+
+
+def results_path() -> Path:
+    """Where the rows live, shipped with samlib."""
+    return Path(__file__).parent / "testbeds_data" / "lr_scaling.csv"
+
+
+def load_lr_scaling(path: str | Path | None = None) -> pd.DataFrame:
+    """The shipped measurement (:func:`results_path`), or the one at ``path``: one row per run and read epoch."""
+    path = results_path() if path is None else checks.path("path", path, writable=False)
+    if not path.exists():
+        raise FileNotFoundError(f"no learning-rate scaling study at {path}: run python -m "
+                                "samlib.experiments.lr_scaling run")
+    return pd.read_csv(path)
+
+
+def run_seed(spec: runs.RunSpec, sets: cifar_mnist.DominoSets) -> pd.DataFrame:
+    """Train ``spec`` on the bed from scratch, reading :func:`factors` after every epoch of :data:`EPOCHS`: one row
+    per read."""
+    epoch = iter(range(1, PRESET.train.epochs + 1))
+
+    def measure(model):
+        done = next(epoch)
+        empty = dict.fromkeys(["easy_factor", "hard_factor", "easy_probe", "hard_probe"], math.nan)
+        return factors(model, sets, seed=done) if done in EPOCHS else empty
+
+    _, history = runs.train_run(lambda: cifar_mnist.build_model(PRESET, sets), sets.train.images, sets.train.y, spec,
+                                PRESET.train, progress=False, evaluate_each_epoch=measure)
+    rows = history.to_frame().assign(epoch=range(1, len(history) + 1))
+    return rows[rows.epoch.isin(EPOCHS)].assign(optimizer=spec.optimizer, rho=spec.rho, seed=spec.seed)
+
+
+def by_epoch(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per seed set, optimizer and read epoch: the median and quartiles over seeds of the easy and the hard factor,
+    and the median of each run's ratio hard / easy (above 1: the hard half's learning is slowed less)."""
+    frame = frame.assign(relative=frame.hard_factor / frame.easy_factor)
+    stats = {"median": "median", "q25": lambda v: v.quantile(0.25), "q75": lambda v: v.quantile(0.75)}
+    out = frame.groupby(["seed_set", "optimizer", "epoch"])[["easy_factor", "hard_factor", "relative"]].agg(
+        list(stats.values()))
+    return out.set_axis(pd.MultiIndex.from_product([["easy_factor", "hard_factor", "relative"], list(stats)]),
+                        axis=1)
+
+
+def paired(frame: pd.DataFrame, optimizer: str = "LSAM", seed_set: str = "held-out"):
+    """Per run of ``optimizer`` on ``seed_set`` (sorted by seed), the median over its read epochs of the hard and
+    of the easy factor: the pairs the book's statistic compares (the toy's phantom ratio is a median over training
+    too)."""
+    rows = frame[(frame.optimizer == optimizer) & (frame.seed_set == seed_set)]
+    medians = rows.groupby("seed")[["hard_factor", "easy_factor"]].median().sort_index()
+    return medians.hard_factor.to_numpy(), medians.easy_factor.to_numpy()
+
+
+def _append(rows: pd.DataFrame) -> None:
+    """Add ``rows`` to the shipped file, read just before under a lock, atomically."""
+    with open(Path(tempfile.gettempdir()) / "samlib-lr-scaling.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        kept = load_lr_scaling() if results_path().is_file() else None
+        merged = rows if kept is None else pd.concat([kept, rows], ignore_index=True)
+        merged = merged.sort_values(["seed_set", "seed", "optimizer", "epoch"], kind="stable")
+        write_text_atomic(merged.reindex(columns=COLUMNS).round(6).to_csv(index=False), results_path())
+
+
+def _todo(seed_sets) -> list[tuple[str, runs.RunSpec]]:
+    done = set()
+    if results_path().is_file():
+        rows = load_lr_scaling()
+        done = set(zip(rows.optimizer, rows.seed))
+    return [(name, spec) for name in seed_sets
+            for spec in runs.specs({"SGD": (0.0,), "LSAM": (RHO,)}, SEED_SETS[name])
+            if (spec.optimizer, spec.seed) not in done]
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m samlib.experiments.lr_scaling",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["run"])
+    parser.add_argument("--seed-sets", nargs="+", choices=list(SEED_SETS), default=list(SEED_SETS),
+                        help="the seed sets to run (default: both)")
+    args = parser.parse_args(argv)
+    twice = sorted({name for name in args.seed_sets if args.seed_sets.count(name) > 1})
+    if twice:
+        parser.error(f"--seed-sets names {twice} twice")
+    from .. import setup
+
+    setup()
+    sets = cifar_mnist.load_sets(PRESET)
+    for seed_set, spec in _todo(args.seed_sets):
+        start = time.time()
+        _append(run_seed(spec, sets).assign(seed_set=seed_set))
+        print(f"{seed_set} {spec.name}: {time.time() - start:.0f} s -> {results_path()}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
