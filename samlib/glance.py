@@ -80,6 +80,32 @@ def _toy_pairs(lever: str, optimizer: str, metric: str = "hard_error", baseline:
     return pairs
 
 
+# --- the toy in the theory's regimes (samlib.toy.regimes) ------------------------------------------------------
+
+@cache
+def _regimes() -> pd.DataFrame:
+    from .toy import regimes
+
+    return regimes.load_regimes()
+
+
+SMALL_INIT = ("init 0.3", "init 0.1", "init 0.03")
+M_SAM = ("ascent per 10", "ascent per 2")
+
+
+def _regime_pairs(names: str | tuple[str, ...], optimizer: str, read: str = "final"):
+    """Pairs of a toy regime over every (seed, complexity) (:func:`samlib.toy.regimes.paired`): ``optimizer`` at
+    its radius against SGD at ``read``; of several regimes ``names``, the one chosen on the tuning seeds
+    (:func:`samlib.toy.regimes.best_regime`). The tuning seeds are read at the end only (None at another read)."""
+    def pairs(seed_set: str):
+        from .toy import regimes
+
+        frame = _regimes()
+        name = names if isinstance(names, str) else regimes.best_regime(frame, names, optimizer)
+        return regimes.paired(frame, name, optimizer, read, "held-out" if seed_set == "held out" else "tuning")
+    return pairs
+
+
 # --- the image beds (samlib.experiments.testbeds) ----------------------------------------------------------------
 
 @cache
@@ -148,6 +174,16 @@ def _replication_pairs(name: str, optimizer: str, metric: str, tuning):
     return pairs
 
 
+def _lr_scaling_pairs(seed_set: str):
+    """LSAM's phantom head on the cluttered bed (:mod:`samlib.experiments.lr_scaling`): per network, its median
+    learning-rate factor along the hard probe's direction against the easy probe's."""
+    from .experiments import lr_scaling
+
+    hard, easy = lr_scaling.paired(lr_scaling.load_lr_scaling(), "LSAM",
+                                   "held-out" if seed_set == "held out" else "tuning")
+    return hard, easy, math.nan
+
+
 def _room(bed: str, metric: str = "hard_probe") -> float:
     from .experiments import testbeds
 
@@ -189,6 +225,22 @@ CLAIMS = (
     Claim("phantom_head", "the phantom head weighs the hard feature more than the real head", "Fig. 2B", "toy",
           "phantom head", _toy_pairs("baseline", "LSAM", "phantom_ratio", baseline="real_ratio"), 1.1, "ratio",
           "higher", baseline="real head", unit="runs"),
+    Claim("small_init_lsam", "a small initialisation lets SAM's effect show (alpha chosen on the tuning seeds)",
+          "later work", "toy_regimes", "LSAM", _regime_pairs(SMALL_INIT, "LSAM"), 0.5, "ratio", "lower", unit="pairs"),
+    Claim("small_init_sam", "... for SAM on every layer", "later work", "toy_regimes", "SAM",
+          _regime_pairs(SMALL_INIT, "SAM"), 0.5, "ratio", "lower", unit="pairs"),
+    Claim("equal_fit_lsam", "LSAM's features are better when both networks first fit their data", "the paper's "
+          "comparison", "toy_regimes", "LSAM", _regime_pairs("init 1", "LSAM", "fit"), 0.5, "ratio", "lower",
+          unit="pairs"),
+    Claim("equal_fit_sam", "... SAM's too", "the paper's comparison", "toy_regimes", "SAM",
+          _regime_pairs("init 1", "SAM", "fit"), 0.5, "ratio", "lower", unit="pairs"),
+    Claim("m_sam_lsam", "ascents on a few examples (m-SAM) strengthen the effect (m chosen on the tuning seeds)",
+          "later work", "toy_regimes", "LSAM", _regime_pairs(M_SAM, "LSAM"), 0.5, "ratio", "lower", unit="pairs"),
+    Claim("m_sam_sam", "... for SAM on every layer", "later work", "toy_regimes", "SAM", _regime_pairs(M_SAM, "SAM"),
+          0.5, "ratio", "lower", unit="pairs"),
+    Claim("m_sam_fit_lsam", "... and LSAM's, read when both networks first fit their data", "the paper's "
+          "comparison", "toy_regimes", "LSAM", _regime_pairs(M_SAM, "LSAM", "fit"), 0.5, "ratio", "lower",
+          unit="pairs"),
     Claim("importance_weighting", "importance weighting alone helps the hard feature", "Fig. 3", "mechanism",
           "IW-only", _toy_pairs("ablations", "IW-only"), 0.5, "ratio", "lower", unit="pairs"),
     Claim("lr_scaling", "learning-rate scaling alone helps it", "Fig. 4", "mechanism", "LR-only",
@@ -203,6 +255,9 @@ CLAIMS = (
     Claim("cifar_mnist_lsam_new", "... LSAM, on 20 seeds nobody had used", "Table 1", "cifar_mnist", "LSAM",
           _replication_pairs(NEW_CLUTTERED, "LSAM", "hard_probe", _bed_pairs(CLUTTERED, "LSAM")),
           lambda: _room(CLUTTERED)),
+    Claim("lr_scaling_real", "the phantom head slows the easy feature's learning more than the hard one's, on "
+          "real images", "—", "cifar_mnist", "hard direction", _lr_scaling_pairs, 1.1, "ratio", "higher",
+          baseline="easy direction", unit="networks"),
     Claim("waterbirds_sam", "SAM's features read the Waterbirds object (the core feature) better", "Table 1",
           "waterbirds", "SAM", _bed_pairs(VARIED, "SAM"), lambda: _room(VARIED)),
     Claim("waterbirds_lsam", "LSAM's features read it better", "Table 1", "waterbirds", "LSAM",
@@ -224,11 +279,16 @@ CLAIMS = (
 
 
 LABELS = {"toy_lsam": "toy: LSAM", "toy_sam": "toy: SAM", "toy_open_window": "toy: LSAM, open window",
-          "phantom_head": "toy: phantom head", "importance_weighting": "toy: IW-only", "lr_scaling": "toy: LR-only",
+          "phantom_head": "toy: phantom head",
+          "small_init_lsam": "toy, small initialisation: LSAM", "small_init_sam": "toy, small initialisation: SAM",
+          "equal_fit_lsam": "toy, at first fit: LSAM", "equal_fit_sam": "toy, at first fit: SAM",
+          "m_sam_lsam": "toy, m-SAM: LSAM", "m_sam_sam": "toy, m-SAM: SAM", "m_sam_fit_lsam": "... at first fit: LSAM",
+          "importance_weighting": "toy: IW-only", "lr_scaling": "toy: LR-only",
           "cifar_mnist_sam": "MNIST over cluttered FMNIST: SAM",
           "cifar_mnist_lsam": "MNIST over cluttered FMNIST: LSAM",
           "waterbirds_sam": "varied-object Waterbirds: SAM", "waterbirds_lsam": "varied-object Waterbirds: LSAM",
           "cifar_mnist_sam_new": "... 20 new seeds: SAM", "cifar_mnist_lsam_new": "... 20 new seeds: LSAM",
+          "lr_scaling_real": "MNIST over cluttered FMNIST: LR scaling",
           "worst_group_sam": "Waterbirds stand-in, worst group: SAM",
           "worst_group_more_data": "... 4,000 images, 10 new seeds", "core_more_data": "... its core probe",
           "noise_memorization": "Chen et al.: noise memorization"}
@@ -278,7 +338,7 @@ def glance_table() -> pd.DataFrame:
                               f"{_effect_text(held)}; {claim.run} better on {held.wins} of {held.n} {claim.unit}, "
                               f"p = {held.p_value:.2g}",
             "verdict": verdict,
-            "tuning seeds": f"{_effect_text(tuning)}; {tuning.wins} of {tuning.n}",
+            "tuning seeds": "not read" if tuning is None else f"{_effect_text(tuning)}; {tuning.wins} of {tuning.n}",
             "meaningful": f"{'ratio' if claim.scale == 'ratio' else 'difference'} "
                           f"{'≤' if claim.better == 'lower' else '≥'} {_signed(meaningful, claim)}",
             "train error": "–" if math.isnan(train_error) else f"{train_error:.3f}",

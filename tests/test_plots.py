@@ -278,6 +278,29 @@ def test_lr_factors(sweep):
     _labelled(ax)
 
 
+@draws(toy.plot_trajectories)
+def test_probe_trajectories_draw_a_median_and_a_band_per_optimizer():
+    from samlib.toy.regimes import trajectories
+
+    rows = [{"regime": name, "seed_set": "held-out", "read": "trajectory", "optimizer": opt, "rho": rho,
+             "turns": 0.75, "seed": seed, "step": step, "hard_error": 0.4 / (1 + step / 100) + 0.01 * seed,
+             "easy_error": 0.0}
+            for name in ("init 1", "init 0.1") for opt, rho in (("SGD", 0.0), ("LSAM", 0.5), ("SAM", 0.02))
+            for seed in range(4) for step in (0, 20, 100, 3000)]
+    frame = pd.DataFrame(rows)
+    fig, axes = plt.subplots(2, 2, squeeze=False, layout="constrained")
+    toy.plot_trajectories(axes, {"α = 1": (trajectories(frame, "init 1"), 0.75),
+                                 "init 0.1": (trajectories(frame, "init 0.1"), 0.75)})
+    assert [len(ax.lines) for ax in axes.flat] == [3] * 4 and [len(ax.collections) for ax in axes.flat] == [3] * 4
+    assert [ax.get_title() for ax in axes[0]] == ["α = 1", "init 0.1"] and axes[0, 0].get_xscale() == "symlog"
+    assert list(axes[0, 0].lines[0].get_xdata()) == [0, 20, 100, 3000]
+    assert len(fig.legends) == 1 and all(ax.get_legend() is None for ax in axes.flat)
+    _labelled(*axes[:, 0])
+    fig, axes = plt.subplots(1, 1, squeeze=False)
+    toy.plot_trajectories(axes, {"one": (trajectories(frame, "init 1"), 0.75)}, metrics=("hard_error",))
+    assert axes[0, 0].get_ylabel() == "hard-probe error" and len(axes[0, 0].lines) == 3
+
+
 # --- the mechanism chapter ----------------------------------------------------------------------
 
 

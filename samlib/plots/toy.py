@@ -175,3 +175,28 @@ def plot_lr_factors(ax, result, run: int, title: str, legend: bool = True) -> No
            title=title)
     if legend:
         ax.legend(fontsize="small")
+
+
+def plot_trajectories(axes, columns: dict, metrics=("hard_error", "easy_error")) -> None:
+    """Probe errors along training, one column per entry of ``columns`` ({title: (frame, turns)}, the frame of
+    :func:`samlib.toy.regimes.trajectories` and the complexity to draw) and one row per metric of ``metrics``
+    (``axes`` (rows, columns)): for SGD and each optimizer at its radius, the median over seeds as a line and the
+    quartiles as a band, on symmetric-log steps (step 0 is the initialisation). One legend below the figure."""
+    colors = {"SGD": COLORS["SGD"], "LSAM": COLORS["LSAM"], "SAM": COLORS["SAM"]}
+    names = {"hard_error": "hard", "easy_error": "easy"}
+    for j, (title, (frame, turns)) in enumerate(columns.items()):
+        for row, metric in enumerate(metrics):
+            ax = axes[row, j]
+            for (optimizer, _), part in frame.xs(turns, level="turns").groupby(level=["optimizer", "rho"]):
+                steps = part.index.get_level_values("step").to_numpy()
+                ax.fill_between(steps, part[(metric, "q25")], part[(metric, "q75")], color=colors[optimizer],
+                                alpha=0.18, lw=0)
+                ax.plot(steps, part[(metric, "median")], color=colors[optimizer], lw=1.8,
+                        label=f"{optimizer} (median, quartiles)")
+            ax.set_xscale("symlog", linthresh=20)
+            ax.set(xlabel="step", ylim=(-0.02, 0.55))
+            if j == 0:
+                ax.set_ylabel(f"{names.get(metric, metric)}-probe error")
+            if row == 0:
+                ax.set_title(title)
+    shared_legend(axes[0, 0].figure, axes.flat, ncol=3)
