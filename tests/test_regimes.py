@@ -316,3 +316,11 @@ def test_the_shipped_lr_scaling_covers_both_seed_sets():
         assert (part.groupby(["optimizer", "seed"]).epoch.apply(tuple) == study_module.EPOCHS).all()
     assert frame[["easy_factor", "hard_factor"]].notna().all().all()
 
+
+
+def test_the_ratio_along_training_pairs_each_seed_with_its_sgd_twin_at_the_same_step():
+    rows = [{"regime": "r", "seed_set": "held-out", "read": "trajectory", "optimizer": opt, "rho": rho, "turns": 0.5,
+             "seed": seed, "step": step, "hard_error": 0.4 if opt == "SGD" else 0.4 * (1 - step / 200) * (1 + seed)}
+            for opt, rho in (("SGD", 0.0), ("LSAM", 0.5)) for seed in (0, 1, 2) for step in (0, 100)]
+    ratios = regimes.ratio_along_training(pd.DataFrame(rows))
+    assert ratios.loc[(0.5, 0), "r"] == pytest.approx(2.0) and ratios.loc[(0.5, 100), "r"] == pytest.approx(1.0)

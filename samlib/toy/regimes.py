@@ -47,7 +47,7 @@ __all__ = ["Regime", "REGIMES", "ALPHAS", "ASCENT_BATCHES", "RHO_UNITS", "TURNS"
            "FITS", "LOSS_LEVELS", "SNAPSHOTS", "TRAJECTORY", "READS", "COLUMNS", "results_path", "load_regimes",
            "train_reads", "run_regime", "chosen_radii", "regime_table", "paired", "best_regime", "matched_table",
            "fitting_effects",
-           "trajectories", "main"]
+           "ratio_along_training", "trajectories", "main"]
 
 ALPHAS = (1.0, 0.3, 0.1, 0.03)
 ASCENT_BATCHES = (10, 2)
@@ -270,6 +270,19 @@ def fitting_effects(frame: pd.DataFrame) -> pd.DataFrame:
     the paper's regime would show the effect, if anywhere."""
     table = matched_table(frame)
     return table[table["train error"] <= FITS]
+
+
+def ratio_along_training(frame: pd.DataFrame, optimizer: str = "LSAM", seed_set: str = "held-out") -> pd.DataFrame:
+    """Per regime (a column), complexity and trajectory step (the index): the median over seeds of ``optimizer``'s
+    hard-probe error over its SGD twin's, read at the same step (1 at step 0, where both are the same network)."""
+    rows = frame[(frame.seed_set == seed_set) & (frame.read == "trajectory")]
+    ratios = {}
+    for name, part in rows.groupby("regime", sort=False):
+        part = part.set_index(["seed", "turns", "step"])
+        mine = part[part.optimizer == optimizer].hard_error
+        ratios[name] = (mine / part[part.optimizer == "SGD"].hard_error.reindex(mine.index)).groupby(
+            ["turns", "step"]).median()
+    return pd.DataFrame(ratios)
 
 
 def trajectories(frame: pd.DataFrame, name: str, seed_set: str = "held-out") -> pd.DataFrame:
