@@ -5,7 +5,8 @@ Headless Chromium (Debian's ``chromium`` and ``chromium-driver``, driven by Sele
 ``_toc.yml`` from a local HTTP server on 127.0.0.1, as GitHub Pages serves it (``--file`` opens the files from
 disk instead, as a reader who downloaded the book would). Every host but 127.0.0.1 is unreachable to the browser
 (``--host-resolver-rules``), here and on a runner with a network alike, so a page that still needs a CDN fails the
-same way everywhere. On every page it checks:
+same way everywhere. The scripts that run in the pages are in ``check_browser.js``, beside this file; what they
+return is checked here, in Python, by the checks of the table ``CHECKS``. On every page it checks:
 
 - ``js-error``: no uncaught JavaScript error, rejected promise, ``console.error`` or failed load of the book's own
   files (``ALLOWED_ERRORS`` names the few that are allowed, with the reason);
@@ -58,6 +59,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -208,234 +210,21 @@ def start_browser(browser: str, driver: str):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# What runs in the page
+# What runs in the page: the two scripts of check_browser.js
 
-RECORD_ERRORS_JS = r"""
-window.__bookErrors = [];
-window.addEventListener('error', (e) => {
-  if (e instanceof ErrorEvent) {
-    window.__bookErrors.push({kind: 'uncaught', message: `${e.message} (${e.filename}:${e.lineno})`});
-  } else if (e.target && e.target.tagName && e.target.tagName !== 'IMG') {
-    const t = e.target;
-    window.__bookErrors.push({kind: 'failed load', message: `<${t.tagName.toLowerCase()}> ${t.src || t.href}`});
-  }
-}, true);
-window.addEventListener('unhandledrejection', (e) => {
-  const r = e.reason;
-  window.__bookErrors.push({kind: 'unhandled rejection', message: String(r && (r.stack || r.message) || r)});
-});
-const __consoleError = console.error;
-console.error = function (...args) {
-  window.__bookErrors.push({kind: 'console.error', message: args.map(String).join(' ')});
-  return __consoleError.apply(this, args);
-};
-"""
+SCRIPTS = Path(__file__).resolve().with_suffix(".js")
+_SCRIPT_HEADER = re.compile(r"^// === (\w+) ===$", re.MULTILINE)
 
-# Waits for the images and MathJax, then returns everything the checks need.
-PROBE_JS = r"""
-const done = arguments[arguments.length - 1];
-let stage = 'start';
-(async () => {
-  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-  const tLoad = Date.now();
-  while ((document.readyState !== 'complete' || !document.body) && Date.now() - tLoad < 20000) await sleep(50);
-  // Images: load every one, lazy ones too, then wait (10 s at most) until each has loaded or failed.
-  for (const img of document.images) img.loading = 'eager';
-  const t0 = Date.now();
-  while ([...document.images].some((i) => !i.complete) && Date.now() - t0 < 10000) await sleep(50);
-  // MathJax: wait until its first typesetting is over (20 s at most).
-  const hasMathJax = !!document.querySelector('script[src*="mathjax"]');
-  if (hasMathJax) {
-    const t1 = Date.now();
-    const failed = () => (window.__bookErrors || []).some((e) => e.kind === 'failed load' &&
-                                                                 /mathjax/i.test(e.message));
-    while (!(window.MathJax && MathJax.startup && MathJax.startup.promise) && !failed() && Date.now() - t1 < 20000) {
-      await sleep(50);
-    }
-    if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
-      await Promise.race([MathJax.startup.promise, sleep(20000)]);
-    }
-  }
-  await sleep(100);
 
-  const text = (el) => (el.innerText || el.textContent || '').trim();
-  const shown = (el) => !!(el.offsetWidth || el.offsetHeight || el.getClientRects().length);
-  const short = (s, n = 160) => (s.length > n ? s.slice(0, n) + '...' : s).replace(/\s+/g, ' ');
-  const where = (el) => {
-    const s = el.closest('section'); const h = s && s.querySelector('h1, h2, h3');
-    return h ? `section "${text(h).replace(/#$/, '').replace(/\s+/g, ' ')}"` : 'page';
-  };
+def page_scripts(path: Path = SCRIPTS) -> dict[str, str]:
+    """The scripts of ``check_browser.js`` by name: each runs from its line ``// === <name> ===`` to the next."""
+    parts = _SCRIPT_HEADER.split(path.read_text())
+    return {name: body.strip("\n") + "\n" for name, body in zip(parts[1::2], parts[2::2])}
 
-  stage = 'text';
-  // Visible prose and output text (not code input, not typeset math), for placeholders and raw LaTeX.
-  const skip = 'script, style, noscript, .cell_input, code.literal, mjx-container, mjx-assistive-mml, .MathJax, ' +
-               'nav, .bd-sidebar-primary, .bd-sidebar-secondary, .header-article, .bd-header, .bd-footer, footer';
-  const codeBlock = (el) => {
-    const b = el.closest('div[class*="highlight"]'); return b && !b.closest('.cell_output');
-  };
-  const texts = [];
-  const walker = document.createTreeWalker(document.querySelector('main') || document.body, NodeFilter.SHOW_TEXT);
-  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
-    const el = n.parentElement;
-    if (!el || !n.textContent.trim() || el.closest(skip) || codeBlock(el) || !shown(el)) continue;
-    const block = el.closest('p, li, td, th, pre, div') || el;
-    texts.push({text: n.textContent, where: where(el), context: short(text(block), 200)});
-  }
 
-  stage = 'images';
-  const images = [...document.images].map((img) => ({
-    src: img.getAttribute('src'), alt: img.alt, complete: img.complete, naturalWidth: img.naturalWidth,
-    width: img.getBoundingClientRect().width, inOutput: !!img.closest('.cell_output'), where: where(img)}));
-
-  stage = 'captions';
-  // Captions: an output image is followed (before the next image) by a paragraph "Figure N."; and back.
-  const isCaption = (el) => el.tagName === 'P' && /^\s*Figure\s+\d+[A-Za-z]?[.:]/.test(text(el));
-  const hasOutputImage = (el) => !!(el.matches('.cell') && el.querySelector('.cell_output img'));
-  const uncaptioned = [], orphanCaptions = [], lateCaptions = [];
-  for (const cell of document.querySelectorAll('div.cell')) {
-    if (!hasOutputImage(cell)) continue;
-    let ok = false;
-    for (let e = cell.nextElementSibling; e && !hasOutputImage(e) && !/^H[1-6]$/.test(e.tagName) &&
-         e.tagName !== 'SECTION'; e = e.nextElementSibling) {
-      if (isCaption(e)) { ok = true; break; }
-    }
-    const what = `${where(cell)}: image ${cell.querySelector('.cell_output img').getAttribute('src')} ` +
-                 `after the code "${short(text(cell.querySelector('.cell_input') || cell), 80)}"`;
-    if (!ok) uncaptioned.push(what);
-    else if (!(cell.nextElementSibling && isCaption(cell.nextElementSibling))) {
-      const between = cell.nextElementSibling;
-      lateCaptions.push(`${what}: the next element is <${between.tagName.toLowerCase()}> ` +
-                        `"${short(text(between), 60)}", not its caption`);
-    }
-  }
-  for (const p of document.querySelectorAll('main p')) {
-    if (!isCaption(p)) continue;
-    let ok = false;
-    for (let e = p.previousElementSibling; e && !/^H[1-6]$/.test(e.tagName); e = e.previousElementSibling) {
-      if (hasOutputImage(e) || e.matches('figure') || e.querySelector('img')) { ok = true; break; }
-    }
-    if (!ok) orphanCaptions.push(`${where(p)}: "${short(text(p), 100)}"`);
-  }
-  const figures = [...document.querySelectorAll('main figure')].map((f) => ({
-    caption: f.querySelector('figcaption') ? text(f.querySelector('figcaption')) : null, where: where(f),
-    src: f.querySelector('img') ? f.querySelector('img').getAttribute('src') : null}));
-
-  stage = 'tables';
-  const tables = [...document.querySelectorAll('main table')].map((t) => {
-    const rows = [...t.querySelectorAll('tr')];
-    const headerRows = t.tHead ? [...t.tHead.rows]
-                               : rows.filter((r) => r.querySelector('th') && !r.querySelector('td'));
-    const bodyRows = rows.filter((r) => !headerRows.includes(r));
-    // Column headers: the last header row's cells, aligned to the right of the body's cells.
-    const head = headerRows.length ? [...headerRows[headerRows.length - 1].cells].map(text) : [];
-    const body = bodyRows.map((r) => [...r.cells].map(text));
-    return {inOutput: !!t.closest('.cell_output'), where: where(t), head,
-            headerRows: headerRows.map((r) => [...r.cells].map(text)), body,
-            cells: t.querySelectorAll('td, th').length, text: short(text(t), 120)};
-  });
-
-  stage = 'overflow';
-  // Readability: output blocks (and the page) that scroll sideways.
-  const overflow = [];
-  for (const el of document.querySelectorAll('.cell_output, .cell_output *')) {
-    if (el.scrollWidth > el.clientWidth + 4 && el.clientWidth > 0 &&
-        !['visible'].includes(getComputedStyle(el).overflowX) && !el.matches('mjx-container, mjx-container *')) {
-      overflow.push({where: where(el), tag: el.tagName.toLowerCase(), cls: String(el.getAttribute('class') || ''),
-                     scrollWidth: el.scrollWidth, clientWidth: el.clientWidth, text: short(text(el), 120)});
-    }
-  }
-  const page = {scrollWidth: document.documentElement.scrollWidth, clientWidth: document.documentElement.clientWidth};
-  // A visible code cell whose lines are wider than the column scrolls sideways: the reader loses its end.
-  const codeScroll = [];
-  for (const pre of document.querySelectorAll('.cell_input pre')) {
-    if (pre.clientWidth > 0 && pre.scrollWidth > pre.clientWidth + 2) {
-      const longest = (pre.textContent || '').split('\n').reduce((a, b) => (b.length > a.length ? b : a), '');
-      codeScroll.push({where: where(pre), scrollWidth: pre.scrollWidth, clientWidth: pre.clientWidth,
-                       chars: longest.length, text: short(longest, 120)});
-    }
-  }
-
-  stage = 'outputs';
-  // Plain-text outputs (streams and text/plain), for tables printed as text.
-  const outputs = [...document.querySelectorAll('.cell_output .output.stream, .cell_output .output.text_plain')]
-    .map((o) => ({where: where(o), text: o.innerText || o.textContent}));
-  const outputCounts = {images: document.querySelectorAll('.cell_output img').length,
-                        tables: document.querySelectorAll('.cell_output table').length};
-
-  const launch = [...document.querySelectorAll('a[href*="colab.research.google.com"]')].map((a) => a.href);
-
-  stage = 'explorers';
-  // Widget explorers and their static counterparts: an element of class explorer-static (a cell tagged
-  // explorer-static) in the explorer's section, or the first output image after the explorer in its section
-  // when that image's 'Figure N.' caption names the explorer.
-  const explorers = [...document.querySelectorAll('div.cell')].filter((c) => {
-    const input = c.querySelector('.cell_input'); return input && /\b\w+_explorer\s*\(/.test(text(input));
-  }).map((c) => {
-    const section = c.closest('section') || document.body;
-    const statics = [...section.querySelectorAll('.explorer-static, .tag_explorer-static')];
-    let next = c.nextElementSibling;
-    while (next && !hasOutputImage(next) && !/^H[1-6]$/.test(next.tagName) && next.tagName !== 'SECTION') {
-      next = next.nextElementSibling;
-    }
-    if (next && hasOutputImage(next)) {
-      for (let e = next.nextElementSibling; e && !hasOutputImage(e) && !/^H[1-6]$/.test(e.tagName) &&
-           e.tagName !== 'SECTION'; e = e.nextElementSibling) {
-        if (isCaption(e)) { if (/explorer/i.test(text(e)) && !statics.includes(next)) statics.push(next); break; }
-      }
-    }
-    const imgs = statics.flatMap((s) => (s.tagName === 'IMG' ? [s] : [...s.querySelectorAll('img')]));
-    return {where: where(c), code: short(text(c.querySelector('.cell_input')), 100), statics: statics.length,
-            loaded: imgs.filter((i) => i.complete && i.naturalWidth > 0).length, images: imgs.length};
-  });
-
-  stage = 'scripts';
-  // Scripts: each file or inline body once.
-  const scripts = [...document.scripts].map((s) => (s.src ? `src ${s.getAttribute('src')}`
-                                                          : `inline ${short(s.textContent.trim(), 120)}`));
-
-  stage = 'words';
-  // Table cells narrower than their longest word (measured in the cell's own font), and display equations
-  // wider than the column they sit in.
-  const canvas = document.createElement('canvas').getContext('2d');
-  const narrowCells = [];
-  for (const cell of document.querySelectorAll('main td, main th')) {
-    // A header may wrap after a word's own hyphen ("held-/out"); a data cell never wraps.
-    const words = text(cell).split(cell.tagName === 'TH' ? /\s+|(?<=-)/ : /\s+/).filter((w) => w);
-    if (!words.length || !shown(cell)) continue;
-    const style = getComputedStyle(cell);
-    canvas.font = style.font || `${style.fontWeight} ${style.fontSize} ${style.fontFamily}`;
-    const longest = words.reduce((a, b) => (canvas.measureText(b).width > canvas.measureText(a).width ? b : a));
-    const room = cell.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
-    const need = canvas.measureText(longest).width;
-    if (need > room + 1) {
-      narrowCells.push({where: where(cell), word: longest, need: Math.round(need), room: Math.round(room)});
-    }
-  }
-  // An equation that the theme lets scroll in its own box still hides its end from a reader: it must fit.
-  const wideMath = [];
-  for (const m of document.querySelectorAll('mjx-container[display="true"]')) {
-    const column = (m.closest('article, main') || document.body).getBoundingClientRect();
-    const r = m.getBoundingClientRect();
-    const inner = m.firstElementChild ? m.firstElementChild.getBoundingClientRect() : r;
-    if (inner.right > column.right + 2 || inner.left < column.left - 2 || m.scrollWidth > m.clientWidth + 2) {
-      wideMath.push({where: where(m), width: Math.round(inner.width), column: Math.round(column.width),
-                     text: short(m.getAttribute('aria-label') || text(m), 80)});
-    }
-  }
-
-  const mathErrors = [...document.querySelectorAll('mjx-merror, .MathJax_Error')].map((e) =>
-    `${where(e)}: ${e.getAttribute('data-mjx-error') || text(e)}`);
-  const mathjax = {script: hasMathJax, loaded: !!(window.MathJax && MathJax.version),
-                   version: String(window.MathJax && MathJax.version),
-                   typeset: document.querySelectorAll('mjx-container').length};
-
-  done(JSON.stringify({errors: window.__bookErrors || [], texts, images, uncaptioned, orphanCaptions, figures, tables,
-        overflow, page, outputs, outputCounts, launch, explorers, mathErrors, mathjax, scripts, narrowCells, wideMath,
-        lateCaptions, codeScroll,
-        height: Math.max(document.documentElement.scrollHeight, document.body.scrollHeight)}));
-})().catch((e) => done(JSON.stringify({probeError: `${stage}: ${e && e.stack || e}`, url: location.href,
-                                         readyState: document.readyState, body: !!document.body})));
-"""
+_SCRIPTS = page_scripts()
+RECORD_ERRORS_JS = _SCRIPTS["record_errors"]  # before any script of every page: errors into window.__bookErrors
+PROBE_JS = _SCRIPTS["probe"]  # once the page is open: waits for the images and MathJax, returns what the checks read
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -524,115 +313,189 @@ def _allowed(message: str) -> str | None:
     return next((name for name, pattern, _ in ALLOWED_ERRORS if re.search(pattern, message)), None)
 
 
-def analyse(page: Page, probe: dict, browser_log: list[dict] = (), colab_prefix: str | None = None) -> list[Failure]:
-    """Every failure that the probe of one page shows."""
-    out: list[Failure] = []
+@dataclass(frozen=True)
+class Reading:
+    """One page as the browser showed it: the probe's result, the browser's log, and the address that the page's
+    Colab button should start with (None: any)."""
+    page: Page
+    probe: dict
+    log: Sequence[dict] = ()
+    colab_prefix: str | None = None
 
-    def fail(check: str, detail: str):
-        out.append(Failure(page.docname, check, detail))
 
-    if "probeError" in probe:
-        fail("js-error", f"the page could not be probed: {probe['probeError']}")
-        return out
+@dataclass(frozen=True)
+class Check:
+    """One check of a page: ``find`` lists what fails it, each as the fields of ``message``."""
+    name: str                                   # as printed: page: [name] detail
+    find: Callable[[Reading], Iterable[dict]]
+    message: str                                # str.format template over the fields of one thing found
 
-    errors = [f"{e['kind']}: {e['message']}" for e in probe["errors"]]
-    errors += [f"console ({e.get('source', 'browser')}): {e['message']}" for e in browser_log
+
+def _listed(key: str, required: bool = True) -> Callable[[Reading], list]:
+    """The probe's list ``key``, each entry a thing that fails (an optional key may be absent)."""
+    return lambda r: r.probe[key] if required else r.probe.get(key, [])
+
+
+def _texts(key: str, required: bool = True) -> Callable[[Reading], list[dict]]:
+    """The probe's list of strings ``key``, each a thing that fails, as the field ``text``."""
+    return lambda r: [{"text": t} for t in _listed(key, required)(r)]
+
+
+def _js_errors(r: Reading) -> list[dict]:
+    errors = [f"{e['kind']}: {e['message']}" for e in r.probe["errors"]]
+    errors += [f"console ({e.get('source', 'browser')}): {e['message']}" for e in r.log
                if e.get("level") == "SEVERE" and not re.search(r"\.(png|jpe?g|svg|gif)\b", e["message"])]
-    for message in dict.fromkeys(errors):
-        if not _allowed(message):
-            fail("js-error", message)
+    return [{"message": m} for m in dict.fromkeys(errors) if not _allowed(m)]
 
-    for img in probe["images"]:
-        if not (img["complete"] and img["naturalWidth"] > 0):
-            fail("image", f"{img['where']}: <img src={img['src']!r}> did not load (naturalWidth {img['naturalWidth']})")
 
-    for img in probe["images"]:  # tick labels of an output figure, as the reader sees them
-        if not (img["inOutput"] and img["naturalWidth"] > 0):
-            continue
-        if (px := tick_px(img["width"], img["naturalWidth"])) < MIN_TICK_PX:
-            fail("legibility", f"{img['where']}: <img src={img['src']!r}> shown {img['width']:.0f} of "
-                               f"{img['naturalWidth']} px wide: tick labels {px:.1f} px tall (< {MIN_TICK_PX})")
+def _mathjax_not_started(r: Reading) -> list[dict]:
+    return [{}] if r.probe["mathjax"]["script"] and not r.probe["mathjax"]["loaded"] else []
 
-    seen = set()
-    for t in probe["texts"]:  # one failure per block of text: the first kind of raw text found in it
+
+def _unloaded_images(r: Reading) -> list[dict]:
+    return [img for img in r.probe["images"] if not (img["complete"] and img["naturalWidth"] > 0)]
+
+
+def _illegible_figures(r: Reading) -> list[dict]:
+    """Output figures whose tick labels, as the reader sees them, are too small."""
+    shown = [(img, tick_px(img["width"], img["naturalWidth"])) for img in r.probe["images"]
+             if img["inOutput"] and img["naturalWidth"] > 0]
+    return [dict(img, px=px, min_px=MIN_TICK_PX) for img, px in shown if px < MIN_TICK_PX]
+
+
+def _raw_texts(r: Reading) -> list[dict]:
+    """One per block of text: the first kind of raw text found in it."""
+    found, seen = [], set()
+    for t in r.probe["texts"]:
         hit = next(((name, m) for name, pattern in RAW_TEXT if (m := pattern.search(t["text"]))), None)
         if hit and t["context"] not in seen:
             seen.add(t["context"])
-            fail("raw-text", f"{t['where']}: {hit[0]} {hit[1].group()!r} in \"{t['context']}\"")
-    for e in probe["mathErrors"]:
-        fail("math-error", e)
-    if probe["mathjax"]["script"] and not probe["mathjax"]["loaded"]:
-        fail("js-error", "the page loads MathJax, but MathJax did not start")
+            found.append(dict(t, kind=hit[0], match=hit[1].group()))
+    return found
 
-    for u in probe["uncaptioned"]:
-        fail("caption", f"output image without a 'Figure N.' caption after it: {u}")
-    for c in probe.get("lateCaptions", []):
-        fail("caption", f"a figure's caption is not directly under it: {c}")
-    for c in probe["orphanCaptions"]:
-        fail("caption", f"caption with no image before it: {c}")
-    for f in probe["figures"]:
-        if not f["caption"]:
-            fail("caption", f"{f['where']}: <figure> with image {f['src']!r} has no caption")
 
-    if page.notebook is not None:
-        want = notebook_outputs(page.notebook)
-        got = probe["outputCounts"]
-        for kind in ("images", "tables"):
-            if got[kind] < want[kind]:
-                fail("missing-output", f"the notebook's outputs hold {want[kind]} {kind}, the page shows {got[kind]}")
-    for t in probe["tables"]:
-        if not t["head"] or not t["body"] or not any(any(c for c in row) for row in t["body"]):
-            fail("table", f"{t['where']}: table without a header or rows: \"{t['text']}\"")
-        for name, col in float_count_columns(t["head"], t["body"]):
-            fail("float-count", f"{t['where']}: HTML table column {name!r} counts in floats: {', '.join(col[:6])}")
+def _local_paths(r: Reading) -> list[dict]:
+    """One per block of text: the build machine's file path in it."""
+    found, seen = [], set()
+    for t in r.probe["texts"]:
+        if (m := LOCAL_PATH.search(t["text"])) and t["context"] not in seen:
+            seen.add(t["context"])
+            found.append(dict(t, path=m.group()))
+    return found
 
-    if page.notebook is not None:
-        if not probe["launch"]:
-            fail("launch-button", "no Colab launch button on this notebook page")
-        elif colab_prefix and not any(h.startswith(colab_prefix) for h in probe["launch"]):
-            fail("launch-button", f"the Colab button points at {probe['launch'][0]}, not {colab_prefix}")
 
-    for x in probe["explorers"]:
-        if not x["statics"]:
-            fail("explorer", f"{x['where']}: the explorer \"{x['code']}\" has no static counterpart (a cell tagged "
-                             "explorer-static in its section, or a next output image whose 'Figure N.' caption "
-                             "names the explorer)")
-        elif not x["loaded"]:
-            fail("explorer", f"{x['where']}: the static counterpart of \"{x['code']}\" shows no loaded image")
+def _uncaptioned_figures(r: Reading) -> list[dict]:
+    return [f for f in r.probe["figures"] if not f["caption"]]
 
-    for key, n in collections.Counter(probe.get("scripts", [])).items():
-        if n > 1:
-            fail("duplicate-script", f"the page loads the same script {n} times: {key}")
-    for c in probe.get("narrowCells", []):
-        fail("narrow-cell", f"{c['where']}: a table cell {c['room']} px wide holds the word {c['word']!r}, "
-                            f"{c['need']} px wide, so it wraps mid-word")
-    for m in probe.get("wideMath", []):
-        fail("overflow", f"{m['where']}: a display equation {m['width']} px wide does not fit the {m['column']} px "
-                         f"column: \"{m['text']}\"")
-    seen_paths = set()
-    for t in probe["texts"]:
-        if (m := LOCAL_PATH.search(t["text"])) and t["context"] not in seen_paths:
-            seen_paths.add(t["context"])
-            fail("local-path", f"{t['where']}: the build machine's file path {m.group()!r} in \"{t['context']}\"")
 
-    for o in probe["overflow"]:
-        fail("overflow", f"{o['where']}: <{o['tag']} class=\"{o['cls']}\"> is {o['scrollWidth']} px wide in "
-                         f"{o['clientWidth']} px: \"{o['text']}\"")
-    for c in probe["codeScroll"]:
-        fail("code-scroll", f"{c['where']}: a code cell {c['scrollWidth']} px wide scrolls in the "
-                            f"{c['clientWidth']} px column; its longest line has {c['chars']} characters (the "
-                            f"column holds about {c['chars'] * c['clientWidth'] // c['scrollWidth']}): \"{c['text']}\"")
-    if probe["page"]["scrollWidth"] > probe["page"]["clientWidth"] + 4:
-        fail("overflow", f"the page scrolls sideways: {probe['page']['scrollWidth']} px wide in "
-                         f"{probe['page']['clientWidth']} px")
-    for o in probe["outputs"]:
-        for block in text_tables(o["text"]):
-            first = " / ".join(ln.strip() for ln in block[:2])
-            fail("text-table", f"{o['where']}: a table printed as text, not HTML: \"{first}\"")
-            head, body = _text_table_columns(block)
-            for name, col in float_count_columns(head, body):
-                fail("float-count", f"{o['where']}: printed column {name!r} counts in floats: {', '.join(col[:6])}")
-    return out
+def _missing_outputs(r: Reading) -> list[dict]:
+    if r.page.notebook is None:
+        return []
+    want, got = notebook_outputs(r.page.notebook), r.probe["outputCounts"]
+    return [{"kind": kind, "want": want[kind], "got": got[kind]} for kind in ("images", "tables")
+            if got[kind] < want[kind]]
+
+
+def _empty_tables(r: Reading) -> list[dict]:
+    return [t for t in r.probe["tables"]
+            if not t["head"] or not t["body"] or not any(any(c for c in row) for row in t["body"])]
+
+
+def _float_counts(where: str, head: list[str], body: list[list[str]]) -> list[dict]:
+    return [{"where": where, "name": name, "values": ", ".join(col[:6])}
+            for name, col in float_count_columns(head, body)]
+
+
+def _html_float_counts(r: Reading) -> list[dict]:
+    return [f for t in r.probe["tables"] for f in _float_counts(t["where"], t["head"], t["body"])]
+
+
+def _printed_tables(r: Reading) -> list[tuple[dict, list[str]]]:
+    """(output, block) for each table printed as text in a plain-text output."""
+    return [(o, block) for o in r.probe["outputs"] for block in text_tables(o["text"])]
+
+
+def _text_tables(r: Reading) -> list[dict]:
+    return [{"where": o["where"], "first": " / ".join(ln.strip() for ln in block[:2])}
+            for o, block in _printed_tables(r)]
+
+
+def _printed_float_counts(r: Reading) -> list[dict]:
+    return [f for o, block in _printed_tables(r) for f in _float_counts(o["where"], *_text_table_columns(block))]
+
+
+def _no_launch_button(r: Reading) -> list[dict]:
+    return [{}] if r.page.notebook is not None and not r.probe["launch"] else []
+
+
+def _misdirected_launch_button(r: Reading) -> list[dict]:
+    launch, prefix = r.probe["launch"], r.colab_prefix
+    if r.page.notebook is None or not launch or not prefix or any(h.startswith(prefix) for h in launch):
+        return []
+    return [{"href": launch[0], "prefix": prefix}]
+
+
+def _duplicate_scripts(r: Reading) -> list[dict]:
+    return [{"key": key, "n": n} for key, n in collections.Counter(r.probe.get("scripts", [])).items() if n > 1]
+
+
+def _code_scroll(r: Reading) -> list[dict]:
+    return [dict(c, holds=c["chars"] * c["clientWidth"] // c["scrollWidth"]) for c in r.probe["codeScroll"]]
+
+
+def _page_scrolls(r: Reading) -> list[dict]:
+    page = r.probe["page"]
+    return [page] if page["scrollWidth"] > page["clientWidth"] + 4 else []
+
+
+# Every check of a page, in the order its failures are reported.
+CHECKS = [
+    Check("js-error", _js_errors, "{message}"),
+    Check("image", _unloaded_images, "{where}: <img src={src!r}> did not load (naturalWidth {naturalWidth})"),
+    Check("legibility", _illegible_figures, "{where}: <img src={src!r}> shown {width:.0f} of {naturalWidth} px wide: "
+                                            "tick labels {px:.1f} px tall (< {min_px})"),
+    Check("raw-text", _raw_texts, "{where}: {kind} {match!r} in \"{context}\""),
+    Check("math-error", _texts("mathErrors"), "{text}"),
+    Check("js-error", _mathjax_not_started, "the page loads MathJax, but MathJax did not start"),
+    Check("caption", _texts("uncaptioned"), "output image without a 'Figure N.' caption after it: {text}"),
+    Check("caption", _texts("lateCaptions", required=False), "a figure's caption is not directly under it: {text}"),
+    Check("caption", _texts("orphanCaptions"), "caption with no image before it: {text}"),
+    Check("caption", _uncaptioned_figures, "{where}: <figure> with image {src!r} has no caption"),
+    Check("missing-output", _missing_outputs, "the notebook's outputs hold {want} {kind}, the page shows {got}"),
+    Check("table", _empty_tables, "{where}: table without a header or rows: \"{text}\""),
+    Check("float-count", _html_float_counts, "{where}: HTML table column {name!r} counts in floats: {values}"),
+    Check("launch-button", _no_launch_button, "no Colab launch button on this notebook page"),
+    Check("launch-button", _misdirected_launch_button, "the Colab button points at {href}, not {prefix}"),
+    Check("explorer", lambda r: [x for x in r.probe["explorers"] if not x["statics"]],
+          "{where}: the explorer \"{code}\" has no static counterpart (a cell tagged explorer-static in its section, "
+          "or a next output image whose 'Figure N.' caption names the explorer)"),
+    Check("explorer", lambda r: [x for x in r.probe["explorers"] if x["statics"] and not x["loaded"]],
+          "{where}: the static counterpart of \"{code}\" shows no loaded image"),
+    Check("duplicate-script", _duplicate_scripts, "the page loads the same script {n} times: {key}"),
+    Check("narrow-cell", _listed("narrowCells", required=False),
+          "{where}: a table cell {room} px wide holds the word {word!r}, {need} px wide, so it wraps mid-word"),
+    Check("overflow", _listed("wideMath", required=False),
+          "{where}: a display equation {width} px wide does not fit the {column} px column: \"{text}\""),
+    Check("local-path", _local_paths, "{where}: the build machine's file path {path!r} in \"{context}\""),
+    Check("overflow", _listed("overflow"),
+          "{where}: <{tag} class=\"{cls}\"> is {scrollWidth} px wide in {clientWidth} px: \"{text}\""),
+    Check("code-scroll", _code_scroll, "{where}: a code cell {scrollWidth} px wide scrolls in the {clientWidth} px "
+                                       "column; its longest line has {chars} characters (the column holds about "
+                                       "{holds}): \"{text}\""),
+    Check("overflow", _page_scrolls, "the page scrolls sideways: {scrollWidth} px wide in {clientWidth} px"),
+    Check("text-table", _text_tables, "{where}: a table printed as text, not HTML: \"{first}\""),
+    Check("float-count", _printed_float_counts, "{where}: printed column {name!r} counts in floats: {values}"),
+]
+
+
+def analyse(page: Page, probe: dict, browser_log: Sequence[dict] = (), colab_prefix: str | None = None
+            ) -> list[Failure]:
+    """Every failure that the probe of one page shows: the checks of :data:`CHECKS`, in their order."""
+    if "probeError" in probe:
+        return [Failure(page.docname, "js-error", f"the page could not be probed: {probe['probeError']}")]
+    reading = Reading(page, probe, browser_log, colab_prefix)
+    return [Failure(page.docname, check.name, check.message.format(**found))
+            for check in CHECKS for found in check.find(reading)]
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -1,20 +1,31 @@
 """samlib: the code of the book *What SAM does to learned features*.
 
-Shared core, for any reuser:
+The shared core, for any reuser:
 
-* ``samlib.optim``: SAM, last-layer SAM (LSAM), the ablations, and the one SAM ascent they all use;
-* ``samlib.decompose``: the phantom decomposition (importance weights, phantom head, Gini) of any model
-  with a linear head;
-* ``samlib.train``, ``samlib.probe``, ``samlib.repro``, ``samlib.checkpoint``: seeded training with
-  checkpoints, linear probes, determinism; ``samlib.models``: models split into features and a head;
-* ``samlib.scale`` (the book/paper switch), ``samlib.book`` (glue, checked claims, tables), ``samlib.landscape``
-  (2-D losses), ``samlib.results`` (tables over seeds and the book's one statistic with its verdicts),
-  ``samlib.glance`` (every claim the book tests, measured on the shipped studies).
+* :mod:`~samlib.optim`: SAM, last-layer SAM (LSAM), the ablations, and the one SAM ascent they all use;
+* :mod:`~samlib.decompose`: the phantom decomposition (importance weights, phantom head, Gini) of any model with a
+  linear head;
+* :mod:`~samlib.train`: seeded training: one step for any optimizer, epochs with progress bars, checkpoints;
+* :mod:`~samlib.checkpoint`: atomic, checksummed checkpoints, stamped with a fingerprint of their run;
+* :mod:`~samlib.probe`: linear probes on frozen features;
+* :mod:`~samlib.repro`: determinism: seeds, the thread count, deterministic algorithms, the book's CPU kernels;
+* :mod:`~samlib.models`: models split into features and a linear head;
+* :mod:`~samlib.checks`: the argument checks shared by every public function, and their messages;
+* :mod:`~samlib.scale`: the book/paper switch and the device;
+* :mod:`~samlib.results`: tables over seeds, and the book's one statistic with its verdicts;
+* :mod:`~samlib.book`: glue, checked claims and HTML tables for the chapters;
+* :mod:`~samlib.landscape`: the 2-D losses of the first chapter;
+* :mod:`~samlib.glance`: every claim the book tests, measured on the shipped studies;
+* :mod:`~samlib.protocol`: the shipped-study protocol, written once: levers, seed sets, training them, the shipped
+  rows and their loader, atomic replacement and selector, the command lines' checks.
 
-One package per chapter family: ``samlib.toy`` (data, model, sweep, results, mechanism),
-``samlib.memorization`` (Chen et al.: data, model, train, results), ``samlib.data`` (real-image loaders
-and offline stand-ins), ``samlib.experiments`` (the real-image studies), and ``samlib.plots`` (every
-figure and the widgets).
+One package per chapter family:
+
+* :mod:`~samlib.toy`: the toy chapters (data, model, sweep, results, mechanism, presets, shipped studies);
+* :mod:`~samlib.memorization`: Chen et al.'s chapter (data, model, training, results, preset, shipped study);
+* :mod:`~samlib.data`: the real-image loaders and their offline stand-ins;
+* :mod:`~samlib.experiments`: the real-image studies;
+* :mod:`~samlib.plots`: every figure, and the widgets.
 
 ``import samlib`` is light: it loads torch, not matplotlib, seaborn, pandas or scikit-learn.
 """

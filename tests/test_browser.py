@@ -172,14 +172,13 @@ def tiny_book(tmp_path_factory) -> Path:
     mathjax = ROOT / "_vendor" / "mathjax"
     if not (mathjax / "tex-mml-chtml.js").is_file():
         pytest.skip("MathJax is not in _vendor/mathjax: run 'bash .ci/setup'")
-    real = yaml.safe_load((ROOT / "_config.yml").read_text())["sphinx"]["config"]
+    book_config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    real = book_config["sphinx"]["config"]
     src = tmp_path_factory.mktemp("tiny_book")
     config = {
         "title": "Fixture", "only_build_toc_files": True, "execute": {"execute_notebooks": "off"},
         "parse": {"myst_enable_extensions": ["amsmath", "dollarmath"]},
-        "repository": {"url": "https://github.com/sam-features/sam-features-book", "path_to_book": "",
-                       "branch": "main"},
-        "launch_buttons": {"colab_url": "https://colab.research.google.com", "binderhub_url": ""},
+        "repository": book_config["repository"], "launch_buttons": book_config["launch_buttons"],
         "sphinx": {"local_extensions": {"unique_scripts": str(ROOT / "book" / "_ext")},
                    "config": {"mathjax_path": real["mathjax_path"], "nb_merge_streams": True,
                               "html_extra_path": [str(ROOT / p) for p in real["html_extra_path"]]}},

@@ -15,12 +15,7 @@ from samlib.toy.data import make_toy
 from samlib.toy.model import init_params, to_module
 from samlib.train import train_step
 
-
-@pytest.fixture(autouse=True)
-def _float64():
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(torch.float32)
+pytestmark = pytest.mark.usefixtures("float64")  # tests/conftest.py: float64 as the default dtype
 
 
 def mlp(d=4, h=6, c=3, bias=True):

@@ -10,12 +10,7 @@ from samlib.models import FeaturesAndHead, SmallCNN
 from samlib.optim import LSAM, SAM, backward, lsam_param_groups
 from samlib.train import train_step
 
-
-@pytest.fixture(autouse=True)
-def _float64():
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(torch.float32)
+pytestmark = pytest.mark.usefixtures("float64")  # tests/conftest.py: float64 as the default dtype
 
 
 def tanh_net(d=4, h=5, c=3):

@@ -9,12 +9,7 @@ from torch import nn
 
 from samlib.optim import SAM, backward, frozen_bn_stats
 
-
-@pytest.fixture(autouse=True)
-def _float64():
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(torch.float32)
+pytestmark = pytest.mark.usefixtures("float64")  # tests/conftest.py: float64 as the default dtype
 
 
 def regression_data(n=8, d=3):

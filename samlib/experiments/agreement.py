@@ -5,8 +5,8 @@ trainings carry that difference far: the Waterbirds stand-in's small CNN ends on
 worst-group accuracy that moves by a tenth. So the image chapters take their tables and verdicts from the shipped
 studies, train one seed live, print its raw digits in a cell that nbval does not compare, and check it here
 against the study's run of the same seed: each metric within a stated tolerance, chosen from measurements under
-several kernel paths to hold on any CPU, and tight enough that a broken optimizer fails it (the README's
-"Outputs that hold on any CPU").
+several kernel paths to hold on any CPU, and tight enough that a broken optimizer fails it (CONTRIBUTING.md's
+"Why the outputs hold on any CPU").
 
 * :func:`compare_with_study`: live against shipped, metric by metric, one row per run;
 * :func:`side_by_side`: that comparison as a table to read, one column per run;
