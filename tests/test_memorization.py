@@ -232,8 +232,9 @@ def test_result_table_has_one_row_per_run():
 
 
 @pytest.mark.parametrize("make, match", [
-    (lambda: DataSetting(p=0.5), r"p \(the label-flip probability\) must be in \[0, 0.5\)"),
-    (lambda: DataSetting(p=-0.1), "p must be a finite number >= 0, got -0.1"),
+    (lambda: DataSetting(p=0.5), r"p \(the label-flip probability\) must be a finite number in \[0, 0.5\), got 0.5; "
+                                 "at p >= 0.5 the observed labels carry no information"),
+    (lambda: DataSetting(p=-0.1), r"p \(the label-flip probability\) must be a finite number in \[0, 0.5\), got -0.1"),
     (lambda: DataSetting(d=1), "d must be an integer >= 2, got 1; the signal takes one direction"),
     (lambda: DataSetting(sigma_p=0.0), "sigma_p must be a finite number > 0"),
     (lambda: Run(n=0, mu_norm=1.0), "n must be a positive integer, got 0; the number of training points"),

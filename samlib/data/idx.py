@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["read_idx", "write_idx"]
+__all__ = ["read_idx", "write_idx", "idx_bytes"]
 
 # dtype code -> numpy type (big-endian, as the format stores it)
 _DTYPES = {0x08: np.dtype(">u1"), 0x09: np.dtype(">i1"), 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
@@ -19,7 +19,9 @@ _DTYPES = {0x08: np.dtype(">u1"), 0x09: np.dtype(">i1"), 0x0B: np.dtype(">i2"), 
 _FIX = "re-download or reinstall it"
 
 
-def _read_bytes(path: Path) -> bytes:
+def idx_bytes(path: Path) -> bytes:
+    """The bytes of the IDX file ``path`` (a ``Path``), decompressed if it is gzip-compressed (whatever its name):
+    what :func:`read_idx` parses, and what a checksum of the data, not of its compression, is taken over."""
     if not path.is_file():
         raise FileNotFoundError(f"IDX file {path} does not exist")
     raw = path.read_bytes()
@@ -38,7 +40,7 @@ def read_idx(path) -> np.ndarray:
     Raises ValueError naming the file for a bad magic number, an unknown dtype code, or a payload
     that is shorter or longer than the header says."""
     path = Path(path)
-    data = _read_bytes(path)
+    data = idx_bytes(path)
     if len(data) < 4 or data[0] != 0 or data[1] != 0:
         raise ValueError(f"{path} is not an IDX file: its magic number {data[:4].hex() or 'is missing'} "
                          f"does not start with 0000; {_FIX}")

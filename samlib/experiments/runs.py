@@ -27,9 +27,9 @@ from torch import Tensor, nn
 from .. import checks, scale
 from ..checkpoint import RESUME
 from ..decompose import Decomposition, decompose, gini
-from ..optim import LSAM, SAM
+from ..optim import LSAM, SAM, AblatedLSAM
 from ..optim.distributed import world_size
-from ..optim.registry import check_run, run_label
+from ..optim.registry import REGISTRY, check_run, run_label
 from ..probe import extract_features
 from ..repro import seed_everything
 from ..train import History, ShardedBatches, TensorBatches, fit, progress_bar, train_step
@@ -109,18 +109,29 @@ class TrainConfig:
 
 
 def make_optimizer(model: nn.Module, spec: RunSpec, config: TrainConfig) -> torch.optim.Optimizer:
-    """SGD, SAM (every layer perturbed) or LSAM (only ``model.head`` perturbed; :func:`samlib.train.train_step`
-    takes its one-backbone-pass step) over ``model``'s parameters."""
+    """The optimizer over ``model``'s parameters that :data:`samlib.optim.registry.REGISTRY` says
+    ``spec.optimizer`` is: SGD where it perturbs nothing, SAM where it perturbs every layer, LSAM where it perturbs
+    only ``model.head`` (:func:`samlib.train.train_step` takes its one-backbone-pass step), or LSAM with one effect
+    ablated where it keeps one. Every one takes SGD's step with ``config``'s rate, momentum and weight decay."""
+    info = REGISTRY[spec.optimizer]
     base = dict(lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-    if spec.optimizer == "SGD":
+    if info.perturbs == "nothing":
         return torch.optim.SGD(model.parameters(), **base)
-    if spec.optimizer == "SAM":
+    if info.perturbs == "all":
         return SAM(model.parameters(), torch.optim.SGD, rho=spec.rho, relative=config.relative_rho, **base)
+    head = _head(model, spec.optimizer)
+    if info.keeps is not None:
+        return AblatedLSAM(model.parameters(), torch.optim.SGD, head=head, rho=spec.rho, effect=info.keeps,
+                           relative=config.relative_rho, **base)
+    return LSAM(model.parameters(), torch.optim.SGD, head=head, rho=spec.rho, relative=config.relative_rho, **base)
+
+
+def _head(model: nn.Module, optimizer: str) -> nn.Linear:
+    """``model.head``, the last linear layer that ``optimizer`` perturbs."""
     if not isinstance(getattr(model, "head", None), nn.Linear):
-        raise TypeError(f"LSAM perturbs the last linear layer, but {type(model).__name__} has no .head nn.Linear: "
-                        "wrap the model in samlib.models.FeaturesAndHead(features, head)")
-    return LSAM(model.parameters(), torch.optim.SGD, head=model.head, rho=spec.rho, relative=config.relative_rho,
-                **base)
+        raise TypeError(f"{optimizer} perturbs the last linear layer, but {type(model).__name__} has no .head "
+                        "nn.Linear: wrap the model in samlib.models.FeaturesAndHead(features, head)")
+    return model.head
 
 
 def train_run(build_model: Callable[[], nn.Module], images: Tensor, labels: Tensor, spec: RunSpec,

@@ -22,8 +22,10 @@ from torch import Tensor
 from .. import checks
 from ..optim.registry import check_run
 
-__all__ = ["DataSetting", "Run", "PatchData", "grid_runs", "generator", "signal_vector",
+__all__ = ["OPTIMIZERS", "DataSetting", "Run", "PatchData", "grid_runs", "generator", "signal_vector",
            "make_patches", "training_data", "held_out_data"]
+
+OPTIMIZERS = ("SGD", "SAM")  # the names of samlib.optim.registry that memorization runs take: tau = 0 and tau > 0
 
 
 @dataclass(frozen=True)
@@ -39,10 +41,8 @@ class DataSetting:
         checks.int_at_least("d", self.d, 2, "the signal takes one direction and the noise needs at least one more")
         checks.real("sigma_p", self.sigma_p, low=0, low_open=True, hint="the noise patch's standard deviation")
         checks.positive_int("n_test", self.n_test)
-        checks.real("p", self.p, low=0)
-        if self.p >= 0.5:
-            raise ValueError(f"p (the label-flip probability) must be in [0, 0.5), got {self.p}: "
-                             "at p >= 0.5 the observed labels carry no information about (or invert) the true ones")
+        checks.real("p (the label-flip probability)", self.p, low=0, high=0.5, high_open=True, hint="at p >= 0.5 the "
+                    "observed labels carry no information about (or invert) the true ones")
 
 
 @dataclass(frozen=True)
@@ -59,12 +59,13 @@ class Run:
         checks.real("mu_norm", self.mu_norm, low=0, hint="the signal strength ‖μ‖")
         checks.seed("seed", self.seed)
         try:
-            check_run(self.optimizer, self.tau, ("SGD", "SAM"))
+            check_run(self.optimizer, self.tau, OPTIMIZERS)
         except (TypeError, ValueError) as err:
             raise type(err)(f"tau is SAM's radius (rho in the rest of the book): {err}") from None
 
     @property
     def optimizer(self) -> str:
+        """The run's name in :data:`OPTIMIZERS`: SGD at tau = 0, else SAM (which perturbs every weight)."""
         return "SGD" if self.tau == 0 else "SAM"
 
 

@@ -27,6 +27,7 @@ from torch import Tensor
 
 from .. import checks, scale
 from ..checks import NonFiniteError
+from ..optim.registry import perturbs_all
 from ..train import progress_bar
 from .data import DataSetting, PatchData, Run, generator, held_out_data, training_data
 from .model import (
@@ -260,10 +261,7 @@ def train_runs(runs, setting: DataSetting = DataSetting(), training: Training = 
                device: torch.device | str | None = None) -> Result:
     """Train every run in ``runs`` (a list of :class:`Run`) simultaneously, on ``device`` (``None``:
     :func:`samlib.scale.device`); see the module docstring. The result is on the CPU."""
-    if isinstance(runs, (str, bytes, Run)) or not hasattr(runs, "__iter__"):
-        raise TypeError(f"runs must be a list of Run(n, mu_norm, seed, tau), got {type(runs).__name__}: e.g. "
-                        "grid_runs(...)")
-    runs = list(runs)
+    runs = checks.items("runs", runs, "a list of Run(n, mu_norm, seed, tau), e.g. grid_runs(...)")
     if not runs or not all(isinstance(r, Run) for r in runs):
         raise ValueError("runs must be a non-empty list of Run(n, mu_norm, seed, tau), e.g. from grid_runs(...)")
     for name, value, kind in (("setting", setting, DataSetting), ("training", training, Training)):
@@ -277,8 +275,8 @@ def train_runs(runs, setting: DataSetting = DataSetting(), training: Training = 
     gens = [generator(run.seed, "batches") for run in runs]
     tau = torch.tensor([run.tau for run in runs], dtype=training.dtype)
     by_size = sorted(range(len(runs)), key=lambda i: -runs[i].n)
-    groups = [(torch.tensor([i for i in by_size if (tau[i] > 0) == sam], dtype=torch.long), sam)
-              for sam in (False, True)]
+    groups = [(torch.tensor([i for i in by_size if perturbs_all(runs[i].optimizer) == sam], dtype=torch.long), sam)
+              for sam in (False, True)]  # SGD's runs (one pass per step), then SAM's (two)
     active, epochs = torch.ones(len(runs), dtype=torch.bool), torch.zeros(len(runs), dtype=torch.long)
     log = {key: [] for key in ("epochs", "loss", "signal", "noise", "noise_active", "test_error")}
     counts = torch.zeros(len(runs), 3, dtype=training.dtype, device=device)

@@ -4,8 +4,11 @@ LSAM's feature update is -(1/N) sum_i G~_i^T V~ grad Phi(x_i): logit gradients G
 head V~ (*importance weighting*) and the phantom head in the chain rule (*learning-rate scaling*), see
 :mod:`samlib.decompose`. Each ablation keeps one:
 
-* ``effect="importance_weighting"``: G~ (at V~) with the real head V in the chain rule;
-* ``effect="lr_scaling"``: G (at V) with the phantom head V~ in the chain rule.
+* ``effect="importance_weighting"`` (the optimizer "IW-only"): G~ (at V~) with the real head V in the chain rule;
+* ``effect="lr_scaling"`` (the optimizer "LR-only"): G (at V) with the phantom head V~ in the chain rule.
+
+The effects' names and which part each takes at the phantom head come from :mod:`samlib.optim.registry`
+(:data:`~samlib.optim.registry.EFFECTS`, :func:`~samlib.optim.registry.phantom_parts`).
 
 The head's own update is -(1/N) sum_i G_i Phi(x_i)^T with the same G as the features get (so the
 importance-weighting ablation moves the head as LSAM does, the LR-scaling one as SGD does).
@@ -21,10 +24,9 @@ from torch import Tensor, nn
 
 from .. import checks
 from .lsam import LSAM
+from .registry import EFFECTS, ablation_keeping, phantom_parts
 
 __all__ = ["EFFECTS", "AblatedLSAM", "recombined_loss"]
-
-EFFECTS = ("importance_weighting", "lr_scaling")
 
 
 def recombined_loss(features: Tensor, chain_weight: Tensor, head: tuple[Tensor, Tensor | None],
@@ -50,13 +52,14 @@ class AblatedLSAM(LSAM):
         checks.choice("effect", effect, EFFECTS, "the effect that is kept; for both use samlib.optim.LSAM")
         super().__init__(params, base_optimizer, head, rho, eps=eps, model=model, **base_kwargs)
         self.effect = effect
+        self.parts = phantom_parts(ablation_keeping(effect))  # (weights at V~, V~ in the chain rule)
 
     def fast_step(self, features: Tensor, loss_fn: Callable[[Tensor], Tensor]) -> tuple[Tensor, Tensor]:
         """One ablated step. features: (B, D) attached; loss_fn: outputs (B, C) -> mean loss (any mean loss:
         its gradient with respect to the outputs gives the logit gradients). Returns loss and outputs at the
         real weights (detached)."""
         loss, outputs, real, phantom = self._phantom_head(features, loss_fn)
-        weighting, chain = (phantom, real) if self.effect == "importance_weighting" else (real, phantom)
+        weighting, chain = (phantom if at_phantom else real for at_phantom in self.parts)
         with torch.enable_grad():
             z = F.linear(features.detach(), *weighting).detach().requires_grad_(True)
             output_grads = torch.autograd.grad(loss_fn(z), z)[0]

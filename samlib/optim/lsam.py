@@ -108,9 +108,8 @@ class LSAM(SAM):
         if not isinstance(features, Tensor):
             raise TypeError(f"{name} takes the backbone's features, a (batch, {self.head.in_features}) tensor, got "
                             f"{type(features).__name__}: does the backbone return a tuple? pass its feature tensor")
-        if not callable(loss_fn):
-            raise TypeError(f"{name}'s loss_fn must be callable (head outputs -> scalar loss), got "
-                            f"{type(loss_fn).__name__}, e.g. lambda out: F.cross_entropy(out, y)")
+        checks.function(f"{name}'s loss_fn", loss_fn, "head outputs -> scalar loss, e.g. "
+                        "lambda out: F.cross_entropy(out, y)")
         if features.ndim != 2 or features.shape[1] != self.head.in_features:
             raise ValueError(f"features must have shape (batch, {self.head.in_features}), got {tuple(features.shape)}")
         if not features.is_floating_point():

@@ -205,20 +205,51 @@ class SAM(torch.optim.Optimizer):
                                "the ascent: use samlib.optim.sam_step(optimizer, compute_loss, "
                                "ascent_gradient='per_device' or 'synchronized')")
         closure = torch.enable_grad()(closure)
+        return self.two_pass_step(lambda: self._first_closure_call(closure),
+                                  lambda: _check_closure_loss(closure(), "second"), model=self.model)
+
+    def two_pass_step(self, first_pass: Callable[[], Tensor], second_pass: Callable[[], object], *,
+                      model: torch.nn.Module | None = None, ascend: Callable[[], bool] | None = None,
+                      descend: Callable[[], bool] | None = None) -> Tensor:
+        """SAM's two passes, the one sequence that :meth:`step` and :func:`samlib.optim.sam_step` both take:
+
+        1. zero the gradients, then ``loss = first_pass()`` (forward and backward at the real weights);
+        2. the ascent (:meth:`first_step`, which zeroes the gradients);
+        3. ``second_pass()`` (forward and backward at the phantom weights), with ``model``'s BatchNorm running
+           statistics frozen (:func:`frozen_bn_stats`); if it raises, the real weights are put back first;
+        4. the descent (:meth:`second_step`): the real weights, updated with the phantom gradients.
+
+        ``ascend`` and ``descend`` (no arguments; ``None``: always go on) are asked before steps 2 and 4; when one
+        returns False the step is skipped: the weights stay at (or go back to) their real values, unchanged, and
+        the gradients are zeroed (how :func:`~samlib.optim.sam_step` skips a mixed-precision overflow).
+        Returns ``loss``, the first pass's value.
+        """
         self.zero_grad()
+        loss = first_pass()
+        if ascend is not None and not ascend():
+            self.zero_grad()
+            return loss
+        self.first_step(zero_grad=True)
+        try:
+            with frozen_bn_stats(model):
+                second_pass()
+        except BaseException:
+            self._restore()  # never leave the weights at the phantom point
+            raise
+        if descend is None or descend():
+            self.second_step()
+        else:
+            self._restore()
+            self.zero_grad()
+        return loss
+
+    def _first_closure_call(self, closure: Callable[[], Tensor]) -> Tensor:
+        """The closure's first call, which must leave a gradient on some parameter."""
         loss = _check_closure_loss(closure(), "first")
         if not self._has_gradients():
             raise RuntimeError("the closure produced no gradient: a SAM closure must run forward and backward (call "
                                "loss.backward() on a loss of these parameters) and return the loss, e.g. "
                                "lambda: backward(loss_fn(model(x), y))")
-        self.first_step(zero_grad=True)
-        try:
-            with frozen_bn_stats(self.model):
-                _check_closure_loss(closure(), "second")
-        except BaseException:
-            self._restore()  # never leave the weights at the phantom point
-            raise
-        self.second_step()
         return loss
 
     def _has_gradients(self) -> bool:

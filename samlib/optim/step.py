@@ -18,11 +18,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import torch
 from torch import Tensor, nn
 
-from .batchnorm import frozen_bn_stats
 from .distributed import agree_on, ascent_pass, check_ascent_gradient
 from .sam import SAM
 
@@ -85,34 +85,34 @@ def sam_step(optimizer: SAM, compute_loss: Callable[[], Tensor], *, model: nn.Mo
     model = optimizer.model if model is None else model
     ascent_gradient = check_ascent_gradient(ascent_gradient, model)
     _check_scaler(scaler)
-    optimizer.zero_grad()
-    with ascent_pass(model, ascent_gradient):
-        loss = compute_loss()
-        _backward(loss, scaler, "first")
-    if scaler is not None and not _unscaled_ascent_gradients_finite(optimizer, scaler, model, ascent_gradient):
-        optimizer.zero_grad()
-        scaler.update()
-        return loss.detach()
-    optimizer.first_step(zero_grad=True)
-    try:
-        with frozen_bn_stats(model):
-            _backward(compute_loss(), scaler, "second")
-    except BaseException:
-        optimizer._restore()  # never leave the weights at the phantom point
-        raise
-    _descend(optimizer, scaler)
+    loss = optimizer.two_pass_step(partial(_first_pass, compute_loss, model, ascent_gradient, scaler),
+                                   lambda: _backward(compute_loss(), scaler, "second"), model=model,
+                                   **_overflow_checks(optimizer, scaler, model, ascent_gradient))
+    if scaler is not None:
+        scaler.update()  # once per step, taken or skipped
     return loss.detach()
 
 
-def _descend(optimizer: SAM, scaler) -> None:
-    """Restore the real weights and take the base step with the (unscaled) phantom gradients, unless they
-    overflowed. The descent gradients are the all-reduced ones under DDP, so every process decides alike."""
+def _first_pass(compute_loss: Callable[[], Tensor], model, ascent_gradient, scaler) -> Tensor:
+    """The forward and backward at the real weights, whose gradient the ascent perturbs with (under DDP the
+    process's own or the all-reduced one, as ``ascent_gradient`` says)."""
+    with ascent_pass(model, ascent_gradient):
+        loss = compute_loss()
+        _backward(loss, scaler, "first")
+    return loss
+
+
+def _overflow_checks(optimizer: SAM, scaler, model, ascent_gradient) -> dict:
+    """With a ``scaler``, the ``ascend`` and ``descend`` of :meth:`SAM.two_pass_step`: each unscales its pass's
+    gradients and skips the step if they overflowed. Without one, none."""
     if scaler is None:
-        return optimizer.second_step()
-    scaler.unscale_(optimizer.base_optimizer)  # a second record: the scaler backs off if this pass overflowed
-    if _finite(_grads(optimizer)):
-        optimizer.second_step()
-    else:
-        optimizer._restore()
-        optimizer.zero_grad()
-    scaler.update()
+        return {}
+    return dict(ascend=lambda: _unscaled_ascent_gradients_finite(optimizer, scaler, model, ascent_gradient),
+                descend=lambda: _unscaled_descent_gradients_finite(optimizer, scaler))
+
+
+def _unscaled_descent_gradients_finite(optimizer: SAM, scaler) -> bool:
+    """Unscale the second pass's gradients (a second record: the scaler backs off if this pass overflowed); whether
+    they are finite. They are the all-reduced ones under DDP, so every process decides alike."""
+    scaler.unscale_(optimizer.base_optimizer)
+    return _finite(_grads(optimizer))

@@ -9,15 +9,18 @@ import seaborn as sns
 from matplotlib.colors import LogNorm
 
 from ..decompose import gini, lorenz_curve
+from ..optim.registry import ABLATIONS
 from .layout import REFERENCE
 from .style import COLORS, shared_legend
-from .toy import _rho_positions
+from .toy import rho_positions
 
 __all__ = ["ABLATION_COLORS", "plot_schematic", "plot_lorenz", "plot_gini_gap", "plot_lr_scaling",
            "plot_weight_by_contribution", "plot_ablation"]
 
-ABLATION_COLORS = {"SGD": COLORS["SGD"], "LSAM": COLORS["LSAM"], "IW-only": sns.color_palette("colorblind")[5],
-                   "LR-only": sns.color_palette("colorblind")[4]}
+_PALETTE = sns.color_palette("colorblind")
+ABLATION_COLORS = {"SGD": COLORS["SGD"], "LSAM": COLORS["LSAM"], **dict(zip(ABLATIONS, (_PALETTE[5], _PALETTE[4])))}
+"""SGD, LSAM and its ablations (:data:`samlib.optim.registry.ABLATIONS`: IW-only, LR-only), as the mechanism
+chapter draws them."""
 
 
 def plot_schematic(axes, s) -> None:
@@ -109,11 +112,11 @@ def plot_ablation(axes, summary: pd.DataFrame) -> None:
     """Hard-feature probe error (median and quartiles over seeds) vs rho for LSAM and its two ablations, SGD as
     a band, one panel per complexity. ``summary``: :func:`samlib.toy.results.summarize` rows."""
     for ax, (turns, g) in zip(axes, summary.groupby("turns")):
-        pos = _rho_positions(ax, [r for r in g.rho.unique() if r > 0])
+        pos = rho_positions(ax, [r for r in g.rho.unique() if r > 0])
         sgd = g[g.optimizer == "SGD"].iloc[0]
         ax.axhspan(sgd["q25"], sgd["q75"], color=COLORS["SGD"], alpha=0.12)
         ax.axhline(sgd["median"], color=COLORS["SGD"], label="SGD (median, quartiles)")
-        for k, opt in enumerate(("IW-only", "LR-only", "LSAM")):
+        for k, opt in enumerate((*ABLATIONS, "LSAM")):
             rows = g[g.optimizer == opt].sort_values("rho")
             x = rows.rho.map(pos).to_numpy() + (k - 1) * 0.08
             spread = [(rows["median"] - rows["q25"]).to_numpy(), (rows["q75"] - rows["median"]).to_numpy()]

@@ -10,8 +10,8 @@ from ..toy.model import HEAD, features, select_runs
 from ..toy.results import lr_factors
 from .style import COLORS, shared_legend
 
-__all__ = ["turns_colors", "plot_toy_data", "plot_hard_feature", "plot_decision_plane", "plot_probe_vs_rho",
-           "plot_phantom_ratio", "plot_training_curves"]
+__all__ = ["turns_colors", "rho_positions", "plot_toy_data", "plot_hard_feature", "plot_decision_plane",
+           "plot_probe_vs_rho", "plot_phantom_ratio", "plot_training_curves"]
 
 CLASS_COLORS = {1.0: sns.color_palette("colorblind")[4], -1.0: sns.color_palette("colorblind")[7]}
 
@@ -87,8 +87,9 @@ def plot_decision_plane(ax, params: dict, run: int, data: ToyData, title: str | 
            ylim=(low - pad, high + pad), xlim=(float(line[0]), float(line[-1])), title=title)
 
 
-def _rho_positions(ax, rhos) -> dict:
-    """Evenly spaced x positions for the sorted radii (SGD's 0 first), with their tick labels set on ``ax``."""
+def rho_positions(ax, rhos) -> dict:
+    """Evenly spaced x positions for the sorted radii (SGD's 0 first), with their tick labels set on ``ax``: a dict
+    {rho: x}, so that panels over radii as far apart as 0.01 and 3 read as a row of equal steps."""
     rhos = sorted(rhos)
     ax.set_xticks(range(len(rhos)), ["0\n(SGD)" if r == 0 else f"{r:g}" for r in rhos])
     return {r: i for i, r in enumerate(rhos)}
@@ -101,7 +102,7 @@ def plot_probe_vs_rho(ax, summary: pd.DataFrame, optimizer: str, controls: pd.Da
     ``controls``: the same for the hard-feature-only control (one dashed line per complexity, its median).
     ``legend``: the axes' own legend (off where one figure legend serves several panels, below them)."""
     rows = summary[summary.optimizer.isin(["SGD", optimizer])].sort_values("rho")
-    pos = _rho_positions(ax, rows.rho.unique())
+    pos = rho_positions(ax, rows.rho.unique())
     colors = turns_colors(rows.turns)
     for turns, g in rows.groupby("turns"):
         x = g.rho.map(pos).to_numpy()
@@ -123,8 +124,8 @@ def plot_phantom_ratio(axes, ratios: pd.DataFrame) -> None:
     axes[0]: the phantom ratio v~_hard / v~_easy (solid) and the real ratio |v_hard| / |v_easy| (dotted)
     vs rho; axes[1]: their quotient, how much more the update weighs the hard feature than the real head."""
     rows = ratios[ratios.optimizer.isin(["SGD", "LSAM"]) & ~ratios.hard_only]
-    pos = _rho_positions(axes[0], rows.rho.unique())
-    _rho_positions(axes[1], rows.rho.unique())
+    pos = rho_positions(axes[0], rows.rho.unique())
+    rho_positions(axes[1], rows.rho.unique())
     colors = turns_colors(rows.turns)
     medians = rows.groupby(["turns", "rho"])[["phantom_ratio", "real_ratio"]].median().reset_index()
     for turns, g in medians.groupby("turns"):

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from .. import checks, scale
+from ..optim.registry import ABLATIONS
 from .sweep import BOOK_SETTINGS, Run, ToySettings, grid
 
 __all__ = ["OPEN_WINDOW", "ToyPreset", "TOY_BOOK", "TOY_PAPER", "toy_preset",
@@ -113,7 +114,7 @@ class MechanismPreset:
 
     def runs(self) -> list[Run]:
         """SGD, and LSAM, IW-only and LR-only over ``rhos``, every complexity and seed (one sweep)."""
-        return grid({"SGD": [0.0], **{opt: self.rhos for opt in ("LSAM", "IW-only", "LR-only")}},
+        return grid({"SGD": [0.0], **{opt: self.rhos for opt in ("LSAM", *ABLATIONS)}},
                     self.turns, self.seeds)
 
 

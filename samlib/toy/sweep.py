@@ -41,7 +41,7 @@ from ..checkpoint import RESUME, load_resumable, save_atomic, stamped
 from ..checks import NonFiniteError
 from ..optim.ablation import recombined_loss
 from ..optim.ascent import ascent
-from ..optim.registry import OPTIMIZERS, check_run
+from ..optim.registry import ABLATIONS, OPTIMIZERS, check_run, perturbs_all, phantom_parts
 from ..train import progress_bar
 from .data import ToyData, make_toy
 from .model import HEAD, features, init_params
@@ -51,8 +51,9 @@ __all__ = ["OPTIMIZERS", "PHANTOM_PARTS", "BOOK_SETTINGS", "Run", "ToySettings",
 
 LOSSES = ("logistic", "squared_hinge")
 
-# per optimizer: (importance weights at the phantom head, phantom head in the chain rule)
-PHANTOM_PARTS = {"SGD": (False, False), "LSAM": (True, True), "IW-only": (True, False), "LR-only": (False, True)}
+PHANTOM_PARTS = {name: phantom_parts(name) for name in OPTIMIZERS if not perturbs_all(name)}
+"""Per optimizer of a sweep with ablations: (importance weights at the phantom head, phantom head in the chain
+rule), from :func:`samlib.optim.registry.phantom_parts`."""
 
 
 @dataclass(frozen=True)
@@ -347,16 +348,19 @@ def initial_params(runs: list[Run], settings: ToySettings) -> dict[str, Tensor]:
 
 
 def _parts(runs: list[Run], settings: ToySettings) -> Tensor | None:
-    """PHANTOM_PARTS of every run (R, 2) if the sweep holds an ablation, else None."""
+    """:func:`~samlib.optim.registry.phantom_parts` of every run (R, 2) if the sweep holds an ablation, else None."""
     names = {r.optimizer for r in runs}
-    if not names & {"IW-only", "LR-only"}:
+    if not names & set(ABLATIONS):
         return None
-    if "SAM" in names:
-        raise ValueError("a sweep cannot mix SAM with the IW-only/LR-only ablations: train SAM in its own sweep")
+    ablations = "/".join(ABLATIONS)
+    whole = sorted(name for name in names if perturbs_all(name))
+    if whole:
+        raise ValueError(f"a sweep cannot mix {', '.join(whole)} with the {ablations} ablations: train "
+                         f"{', '.join(whole)} in its own sweep")
     if settings.ascent_batch is not None:
-        raise ValueError(f"the IW-only/LR-only ablations take one ascent on the whole batch; got ascent_batch="
+        raise ValueError(f"the {ablations} ablations take one ascent on the whole batch; got ascent_batch="
                          f"{settings.ascent_batch}: pass ascent_batch=None")
-    return torch.tensor([PHANTOM_PARTS[r.optimizer] for r in runs], dtype=settings.dtype)
+    return torch.tensor([phantom_parts(r.optimizer) for r in runs], dtype=settings.dtype)
 
 
 def _stack(data: list[ToyData]) -> tuple[Tensor, Tensor, Tensor]:
@@ -440,10 +444,7 @@ def train_sweep(runs: list[Run], settings: ToySettings = ToySettings(), *, check
 
     A run whose loss stops being finite stops the sweep with :class:`~samlib.checks.NonFiniteError`, naming the
     step, the run and the likely cause, before anything more is written: the last good checkpoint is kept."""
-    if isinstance(runs, (str, bytes, Run)) or not hasattr(runs, "__iter__"):
-        raise TypeError(f"runs must be a list of samlib.toy.sweep.Run, got {type(runs).__name__}: build them with "
-                        "grid(...)")
-    runs = list(runs)
+    runs = checks.items("runs", runs, "a list of samlib.toy.sweep.Run: build them with grid(...)")
     if not runs or not all(isinstance(r, Run) for r in runs):
         raise ValueError("runs must be a non-empty list of samlib.toy.sweep.Run: build them with grid(...)")
     if not isinstance(settings, ToySettings):
@@ -452,8 +453,7 @@ def train_sweep(runs: list[Run], settings: ToySettings = ToySettings(), *, check
     checks.choice("resume", resume, RESUME)
     checkpoint = checks.optional(checks.path, "checkpoint", checkpoint)
     checks.optional(checks.strict_bool, "progress", progress, "or None to follow $SAMLIB_PROGRESS")
-    if isinstance(snapshots, (str, bytes)) or not hasattr(snapshots, "__iter__"):
-        raise TypeError(f"snapshots must be a tuple of step counts, got {type(snapshots).__name__}")
+    snapshots = checks.items("snapshots", snapshots, "a tuple of step counts, e.g. (100, 500)")
     if any(isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= settings.steps for k in snapshots):
         raise ValueError(f"snapshots must be step counts in [1, steps={settings.steps}], got {list(snapshots)}")
     device = scale.device() if device is None else torch.device(device)
@@ -461,7 +461,7 @@ def train_sweep(runs: list[Run], settings: ToySettings = ToySettings(), *, check
     params = initial_params(runs, settings)
     buffers = {k: torch.zeros_like(p) for k, p in params.items()}
     rho = torch.tensor([r.rho for r in runs], dtype=settings.dtype)
-    perturb_all = torch.tensor([r.optimizer == "SAM" for r in runs], dtype=rho.dtype)
+    perturb_all = torch.tensor([perturbs_all(r.optimizer) for r in runs], dtype=rho.dtype)
     parts = _parts(runs, settings)
     rho, perturb_all, parts = (None if t is None else t.to(device) for t in (rho, perturb_all, parts))
     batches = torch.Generator().manual_seed(0)
