@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from . import results
+from .protocol import select
 
 __all__ = ["Claim", "CLAIMS", "LABELS", "SEED_SETS", "meaningful_effect", "measure", "glance_table", "effects_frame"]
 
@@ -62,7 +63,7 @@ def _toy() -> pd.DataFrame:
 def _toy_radius(lever: str, optimizer: str) -> float:
     """The radius with the lowest median hard-probe error on the tuning seeds, averaged over the complexities
     (:func:`samlib.toy.study.best_radii`'s rule)."""
-    rows = _toy()[(_toy().lever == lever) & (_toy().seed_set == "tuning") & (_toy().optimizer == optimizer)]
+    rows = select(_toy(), lever=lever, seed_set="tuning", optimizer=optimizer)
     return float(rows.groupby(["rho", "turns"]).hard_error.median().groupby("rho").mean().idxmin())
 
 
@@ -70,12 +71,12 @@ def _toy_pairs(lever: str, optimizer: str, metric: str = "hard_error", baseline:
     """Pairs of one toy lever over every (seed, complexity): ``optimizer`` at its tuned radius against SGD's run
     of the same seed and complexity (or, with ``baseline``, against another column of the same run)."""
     def pairs(seed_set: str):
-        rows = _toy()[(_toy().lever == lever) & (_toy().seed_set == seed_set)]
-        mine = rows[(rows.optimizer == optimizer) & (rows.rho == _toy_radius(lever, optimizer))]
+        rows = select(_toy(), lever=lever, seed_set=seed_set)
+        mine = select(rows, optimizer=optimizer, rho=_toy_radius(lever, optimizer))
         mine = mine.set_index(["seed", "turns"]).sort_index()
         if baseline is not None:
             return mine[metric].to_numpy(), mine[baseline].to_numpy(), float(mine.train_error.median())
-        sgd = rows[rows.optimizer == "SGD"].set_index(["seed", "turns"])[metric]
+        sgd = select(rows, optimizer="SGD").set_index(["seed", "turns"])[metric]
         return mine[metric].to_numpy(), sgd[mine.index].to_numpy(), float(mine.train_error.median())
     return pairs
 
@@ -116,22 +117,20 @@ def _beds() -> pd.DataFrame:
 
 
 def _bed_rows(bed: str) -> pd.DataFrame:
-    return _beds()[(_beds().bed == bed) & (_beds().lever == "bed")]
+    return select(_beds(), bed=bed, lever="bed")
 
 
 def _bed_radius(bed: str, optimizer: str) -> float:
     from .experiments import testbeds
 
-    tuning = _bed_rows(bed)
-    return testbeds.best_radii(tuning[tuning.seed_set == "tuning"])[optimizer]
+    return testbeds.best_radii(select(_bed_rows(bed), seed_set="tuning"))[optimizer]
 
 
 def _bed_pairs(bed: str, optimizer: str, metric: str = "hard_probe"):
     def pairs(seed_set: str):
-        rows = _bed_rows(bed)
-        rows = rows[rows.seed_set == seed_set]
-        mine = rows[(rows.optimizer == optimizer) & (rows.rho == _bed_radius(bed, optimizer))].set_index("seed")
-        sgd = rows[rows.optimizer == "SGD"].set_index("seed")[metric]
+        rows = select(_bed_rows(bed), seed_set=seed_set)
+        mine = select(rows, optimizer=optimizer, rho=_bed_radius(bed, optimizer)).set_index("seed")
+        sgd = select(rows, optimizer="SGD").set_index("seed")[metric]
         mine = mine.sort_index()
         return mine[metric].to_numpy(), sgd[mine.index].to_numpy(), float(1 - mine.train_acc.median())
     return pairs
@@ -145,10 +144,9 @@ def _lever_pairs(chapter: str, lever: str, optimizer: str, metric: str):
             return None
         from .experiments.levers import load_levers
 
-        rows = load_levers(chapter)
-        rows = rows[rows.lever == lever]
-        mine = rows[rows.optimizer == optimizer].set_index("seed").sort_index()
-        sgd = rows[rows.optimizer == "SGD"].set_index("seed")[metric]
+        rows = select(load_levers(chapter), lever=lever)
+        mine = select(rows, optimizer=optimizer).set_index("seed").sort_index()
+        sgd = select(rows, optimizer="SGD").set_index("seed")[metric]
         return mine[metric].to_numpy(), sgd[mine.index].to_numpy(), math.nan
     return pairs
 
@@ -158,8 +156,7 @@ def _lever_room(chapter: str, lever: str, metric: str = "worst_group_acc") -> fl
     from .experiments.levers import load_levers
     from .experiments.testbeds import ROOM_SHARE
 
-    rows = load_levers(chapter)
-    return ROOM_SHARE * (1.0 - rows[(rows.lever == lever) & (rows.optimizer == "SGD")][metric].median())
+    return ROOM_SHARE * (1.0 - select(load_levers(chapter), lever=lever, optimizer="SGD")[metric].median())
 
 
 def _replication_pairs(name: str, optimizer: str, metric: str, tuning):
@@ -176,11 +173,11 @@ def _replication_pairs(name: str, optimizer: str, metric: str, tuning):
 
 def _lr_scaling_pairs(seed_set: str):
     """LSAM's phantom head on the cluttered bed (:mod:`samlib.experiments.lr_scaling`): per network, its median
-    learning-rate factor along the hard probe's direction against the easy probe's."""
+    learning-rate factor along the hard probe's direction against the easy probe's. Its held-out pairs are the 20
+    networks of seeds no other study used (the measurement's ``new`` seeds)."""
     from .experiments import lr_scaling
 
-    hard, easy = lr_scaling.paired(lr_scaling.load_lr_scaling(), "LSAM",
-                                   "held-out" if seed_set == "held out" else "tuning")
+    hard, easy = lr_scaling.paired(lr_scaling.load_lr_scaling(), "LSAM", "new" if seed_set == "held out" else "tuning")
     return hard, easy, math.nan
 
 

@@ -43,10 +43,10 @@ def _flat(model):
 # --- specs and configs -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("args, match", [(("Adam", 0.1), "unknown optimizer"), (("SGD", 0.1), "SGD takes rho=0"),
-                                         (("SAM", 0.0), "rho > 0"), (("LSAM", -0.1), "rho"),
-                                         (("SAM", math.nan), "rho"), (("LSAM", 0.1, -1), "seed"),
-                                         (("LSAM", 0.1, 1.5), "seed")])
+@pytest.mark.parametrize("args, match", [(("Adam", 0.1), "optimizer must be one of 'SGD', 'SAM', 'LSAM'; got str"),
+                                         (("SGD", 0.1), "SGD takes rho=0"), (("SAM", 0.0), "rho > 0"),
+                                         (("LSAM", -0.1), "rho"), (("SAM", math.nan), "rho"),
+                                         (("LSAM", 0.1, -1), "seed"), (("LSAM", 0.1, 1.5), "seed")])
 def test_bad_specs_are_refused(args, match):
     with pytest.raises((TypeError, ValueError), match=match):  # TypeError: a float seed
         RunSpec(*args)
@@ -198,11 +198,14 @@ def _sets_of(channels: int):
 
 
 def test_both_image_chapters_share_one_interface():
-    for module in levers.CHAPTERS.values():
-        for name in ("preset", "load_sets", "build_model", "evaluate"):
+    for module in (cifar_mnist, waterbirds):
+        for name in ("preset", "load_sets", "build_model", "hard_only_set", "pixel_probes", "evaluate", "metrics"):
             assert callable(getattr(module, name)), (module.__name__, name)
         assert list(inspect.signature(module.build_model).parameters) == ["config", "sets"]
         assert list(inspect.signature(module.evaluate).parameters)[:3] == ["model", "sets", "gini_rho"]
+        assert list(inspect.signature(module.metrics).parameters) == ["model", "sets", "config"]
+        assert list(inspect.signature(module.pixel_probes).parameters) == ["sets", "solver"]
+        assert module.preset().bed is module and module.PAPER.bed is module
     model = cifar_mnist.build_model(cifar_mnist.STAND_IN, _sets_of(1))
     assert model(torch.zeros(2, 1, 56, 28)).shape == (2, 2)
 
@@ -258,6 +261,16 @@ def test_waterbirds_evaluation_of_a_background_reader():
     assert waterbirds.evaluate(always_land, sets, 0.5, solver="newton-cholesky")["background_probe"] > 0.95
     with pytest.raises(ValueError, match="solver must be one of"):
         waterbirds.evaluate(always_land, sets, 0.5, solver="sgd")
+    shared = waterbirds.metrics(always_land, sets, config)  # the test beds' columns: object hard, background easy
+    assert (shared["hard_probe"], shared["easy_probe"], shared["test_acc"]) == (
+        metrics["core_probe"], metrics["background_probe"], metrics["avg_acc"])
+    assert {k: shared[k] for k in waterbirds.MORE_COLUMNS} == {k: metrics[k] for k in waterbirds.MORE_COLUMNS}
+    pixels = waterbirds.pixel_probes(sets)
+    assert pixels["easy_probe"] > pixels["hard_probe"] and set(pixels) == {"easy_probe", "hard_probe"}
+    control = waterbirds.hard_only_set(config)
+    assert len(control) == config.n_train and abs(control.agreement - 0.5) < 0.1  # only the object predicts y
+    with pytest.raises(ValueError, match="the hard-only control is drawn from the stand-in"):
+        waterbirds.hard_only_set(waterbirds.PAPER)
 
 
 # --- the levers study ------------------------------------------------------------------------------------
@@ -266,10 +279,10 @@ def test_waterbirds_evaluation_of_a_background_reader():
 def test_each_lever_changes_one_setting_of_the_book_preset():
     from dataclasses import fields
 
-    from samlib.experiments import levers
 
     for chapter, book in (("cifar_mnist", cifar_mnist.STAND_IN), ("waterbirds", waterbirds.BOOK)):
-        for name, (config, optimizers, seeds) in levers.LEVERS[chapter].items():
+        for name, lever in levers.LEVERS[chapter].items():
+            config, optimizers, seeds = lever.settings, lever.radii, lever.seeds
             changed = [f.name for f in fields(config) if getattr(config, f.name) != getattr(book, f.name)]
             if not changed:  # the same preset, other radii
                 assert optimizers != book.optimizers, (chapter, name)
@@ -279,19 +292,18 @@ def test_each_lever_changes_one_setting_of_the_book_preset():
 
 
 def test_lever_results_are_shipped_and_bad_chapters_are_refused():
-    from samlib.experiments import levers
 
     for chapter in levers.LEVERS:
         frame = levers.load_levers(chapter)  # committed with samlib (package data), printed by the chapters
         assert set(frame.lever) == set(levers.LEVERS[chapter]) and (frame.label == "SGD").any()
     with pytest.raises(ValueError, match="unknown chapter"):
-        levers.results_path("celeba")
+        levers.load_levers("celeba")
     curves = levers.load_levers("cifar_mnist", curves=True)
     epochs = levers.CURVES["cifar_mnist"][0].train.epochs
     per_run = curves.groupby("label").epoch.apply(list)
     assert len(per_run) == 3 and all(seen == list(range(1, epochs + 1)) for seen in per_run)
     with pytest.raises(ValueError, match="unknown chapter"):
-        levers.results_path("waterbirds", curves=True)
+        levers.load_levers("waterbirds", curves=True)
 
 
 def test_train_run_can_evaluate_after_every_epoch():

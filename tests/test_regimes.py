@@ -196,6 +196,29 @@ def test_the_radius_is_the_best_one_that_fits_else_the_smallest():
     assert regimes.chosen_radii(frame, "r") == {"LSAM": 0.1, "SAM": 0.01}
 
 
+def test_a_regime_runs_one_seed_set_at_a_time_and_resumes_where_it_stopped(monkeypatch, tmp_path):
+    """A tiny regime end to end: the tuning seeds, then the held-out seeds at the radii chosen on them, each seed set
+    written as it ends; a second run trains nothing, and one stopped after the tuning seeds trains only the rest."""
+    tiny = regimes._regime("tiny", replace(SMALL, init_scale=0.5))
+    monkeypatch.setattr(regimes, "REGIMES", {"tiny": replace(tiny, turns=(0.5,))})
+    monkeypatch.setattr(regimes, "SEED_SETS", {"tuning": (0, 1), "held-out": (600,)})
+    monkeypatch.setattr(regimes, "TRAJECTORY", (0, 20, 40))
+    monkeypatch.setattr(regimes, "SNAPSHOTS", (10, 20, 30))
+    monkeypatch.setattr(regimes, "ROWS", replace(regimes.ROWS, path=tmp_path / "regimes.csv"))
+    assert regimes.run_regime("tiny", tmp_path / "checkpoints", progress=False) == ["tuning", "held-out"]
+    rows = regimes.ROWS.load()
+    assert list(rows.columns) == regimes.COLUMNS and set(rows.regime) == {"tiny"}
+    held = rows[rows.seed_set == "held-out"]
+    chosen = regimes.chosen_radii(rows, "tiny")
+    assert set(zip(held.optimizer, held.rho)) == {("SGD", 0.0), *chosen.items()}
+    units = {0.0, *regimes.RHO_UNITS["LSAM"], *regimes.RHO_UNITS["SAM"]}
+    assert set(rows[rows.seed_set == "tuning"].rho_units) == units
+    assert regimes.run_regime("tiny", progress=False) == []
+    regimes.ROWS.replace(rows[rows.seed_set == "tuning"], lambda kept: kept.regime == "tiny")  # stopped there
+    assert regimes.run_regime("tiny", progress=False) == ["held-out"]
+    pd.testing.assert_frame_equal(regimes.ROWS.load(), rows)
+
+
 # --- learning-rate scaling along directions ---------------------------------------------------------------------
 
 

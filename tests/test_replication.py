@@ -22,7 +22,8 @@ def tiny(monkeypatch, tmp_path):
     if not sources.FASHION_MNIST_DIR.is_dir():
         pytest.fail(f"Fashion-MNIST is not installed at {sources.FASHION_MNIST_DIR}: run "
                     "'apt-get install dataset-fashion-mnist' (bash .ci/setup does it as root)")
-    monkeypatch.setattr(replication, "results_path", lambda: tmp_path / "replication.csv")
+    monkeypatch.setattr(replication, "ROWS", replace(replication.ROWS, path=tmp_path / "replication.csv"))
+    monkeypatch.setattr(replication, "load_replication", replication.ROWS.load)
     monkeypatch.setattr(replication, "REPLICATIONS", {
         "tiny": replication.Replication(_tiny(), {"SGD": (0.0,), "LSAM": (0.1,)}, (200, 201), stages=(1,),
                                         staged_seeds=1)})

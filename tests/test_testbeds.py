@@ -23,6 +23,7 @@ from samlib.experiments import agreement, cifar_mnist, headroom, testbeds
 from samlib.experiments.cifar_mnist import CifarMnistPreset
 from samlib.experiments.runs import TrainConfig
 from samlib.models import PaperConvNet
+from samlib.protocol import Lever
 
 
 @pytest.fixture(scope="module")
@@ -218,9 +219,8 @@ def test_best_run_takes_the_better_optimizer_at_its_best_radius_and_sam_on_a_tie
 def test_a_lever_trains_its_own_radii_or_the_beds_chosen_ones():
     preset = testbeds.BEDS["cluttered CIFAR-MNIST"].preset
     chosen = {"SAM": 0.05, "LSAM": 0.1}
-    assert testbeds.lever_radii(testbeds.Lever(preset, "as is"), chosen) == {"SGD": (0.0,), "SAM": (0.05,),
-                                                                            "LSAM": (0.1,)}
-    own = testbeds.Lever(preset, "own", {"LSAM": (0.2, 0.4)})
+    assert testbeds.lever_radii(Lever("as is", preset), chosen) == {"SGD": (0.0,), "SAM": (0.05,), "LSAM": (0.1,)}
+    own = Lever("own", preset, {"LSAM": (0.2, 0.4)})
     assert testbeds.lever_radii(own, chosen) == {"SGD": (0.0,), "LSAM": (0.2, 0.4)}
 
 
@@ -259,11 +259,13 @@ def test_a_tiny_bed_runs_end_to_end_and_its_levers_rerun_alone(debian_fashion, m
     """run_bed on a one-epoch bed with a staged lever, then the command line rerunning that lever from the file
     it wrote: the same rows, every column in place (the dominoes have no worst-group accuracy)."""
     files = {False: tmp_path / "testbeds.csv", True: tmp_path / "stages.csv"}
-    monkeypatch.setattr(testbeds, "results_path", lambda stages=False: files[stages])
+    monkeypatch.setattr(testbeds, "ROWS", replace(testbeds.ROWS, path=files[False]))
+    monkeypatch.setattr(testbeds, "STAGES", replace(testbeds.STAGES, path=files[True]))
     monkeypatch.setattr(testbeds, "TUNING_SEEDS", (0, 1))
     monkeypatch.setattr(testbeds, "HELD_OUT_SEEDS", (100,))
+    monkeypatch.setattr(testbeds, "SEED_SETS", {"tuning": (0, 1), "held out": (100,)})
     preset = _tiny(epochs=2)
-    lever = testbeds.Lever(replace(preset, train=replace(preset.train, weight_decay=1e-2)), "decay", stages=(1,))
+    lever = Lever("decay", replace(preset, train=replace(preset.train, weight_decay=1e-2)), stages=(1,))
     monkeypatch.setattr(testbeds, "BEDS", {"tiny": testbeds.Bed(preset, "a tiny bed", {"SAM": (0.05,),
                                                                                     "LSAM": (0.1,)}, True,
                                                                   {"decay": lever})})
@@ -279,7 +281,8 @@ def test_a_tiny_bed_runs_end_to_end_and_its_levers_rerun_alone(debian_fashion, m
 
 def test_rerunning_a_lever_replaces_its_rows_only(monkeypatch, tmp_path):
     files = {False: tmp_path / "testbeds.csv", True: tmp_path / "stages.csv"}
-    monkeypatch.setattr(testbeds, "results_path", lambda stages=False: files[stages])
+    monkeypatch.setattr(testbeds, "ROWS", replace(testbeds.ROWS, path=files[False]))
+    monkeypatch.setattr(testbeds, "STAGES", replace(testbeds.STAGES, path=files[True]))
     bed, other = "cluttered CIFAR-MNIST", "FMNIST-MNIST"
     levers = list(testbeds.BEDS[bed].levers)
 
@@ -400,8 +403,8 @@ def test_the_shipped_study_is_complete():
             assert set(zip(held.optimizer, held.rho)) == {("SGD", 0.0), testbeds.best_run(tuned)}, lever_name
             assert sorted(held.seed.unique()) == list(testbeds.HELD_OUT_SEEDS) and len(held) == 10, lever_name
             staged = stages[(stages.bed == name) & (stages.lever == lever_name)]
-            assert sorted(staged.epochs.unique()) == [*lever.stages, lever.preset.train.epochs], lever_name
-            last = staged[staged.epochs == lever.preset.train.epochs].drop(columns="epochs")
+            assert sorted(staged.epochs.unique()) == [*lever.stages, lever.settings.train.epochs], lever_name
+            last = staged[staged.epochs == lever.settings.train.epochs].drop(columns="epochs")
             keys = ["seed_set", "optimizer", "rho", "seed"]
             pd.testing.assert_frame_equal(last.sort_values(keys).reset_index(drop=True),
                                           rows[last.columns].sort_values(keys).reset_index(drop=True))

@@ -4,11 +4,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from samlib.protocol import Lever, run_lever
 from samlib.toy import study
 from samlib.toy.sweep import ToySettings
 
-SMALL = study.Lever("a small toy", ToySettings(n=60, hidden=8, steps=40, batch_size=20, log_every=10), (0.5,),
-                    turns=(0.5,))
+SMALL = Lever("a small toy", ToySettings(n=60, hidden=8, steps=40, batch_size=20, log_every=10), {"LSAM": (0.5,)},
+              turns=(0.5,))
 
 
 def _frame(sgd, lsam, seed_set="tuning", lever="x", turns=0.5):
@@ -80,7 +81,7 @@ def test_the_ablation_summary_lists_each_optimizer_against_sgd():
 
 def test_the_held_out_check_trains_both_seed_sets_like_separate_runs():
     table = study.held_out_check(SMALL, range(3), range(10, 13), name="small", progress=False)
-    alone = study.lever_table(study.run_lever("small", SMALL, range(10, 13), "held-out", progress=False))
+    alone = study.lever_table(run_lever("small", SMALL, study.train_lever, {"held-out": range(10, 13)}))
     assert table.loc[(0.5, 0.5), ("held-out", "median")] == alone.loc[("small", "held-out", "LSAM", 0.5, 0.5),
                                                                        "median"]
     assert set(table.columns.get_level_values(0)) == {"tuning", "held-out"}
@@ -113,9 +114,10 @@ def test_the_check_command_prints_both_seed_sets(capsys):
 
 def test_merging_replaces_one_levers_rows_and_keeps_the_others(tmp_path):
     path = tmp_path / "levers.csv"
-    study._merge(path, "baseline", _frame([0.1], [0.2], lever="baseline"))
-    study._merge(path, "squared_hinge", _frame([0.1], [0.2], lever="squared_hinge"))
-    study._merge(path, "baseline", _frame([0.3], [0.4], lever="baseline"))
+    study.ROWS.replace(_frame([0.1], [0.2], lever="baseline"), drop=lambda kept: kept.lever == "baseline", path=path)
+    study.ROWS.replace(_frame([0.1], [0.2], lever="squared_hinge"), drop=lambda kept: kept.lever == "squared_hinge",
+                       path=path)
+    study.ROWS.replace(_frame([0.3], [0.4], lever="baseline"), drop=lambda kept: kept.lever == "baseline", path=path)
     frame = study.load_study(path)
     assert list(frame.lever) == ["baseline", "baseline", "squared_hinge", "squared_hinge"]  # LEVERS order
     assert frame[frame.lever == "baseline"].hard_error.tolist() == [0.3, 0.4]
@@ -133,7 +135,7 @@ def test_the_shipped_study_holds_every_lever_on_both_disjoint_seed_sets():
     for (name, seed_set), part in frame.groupby(["lever", "seed_set"]):
         lever = study.LEVERS[name]
         assert sorted(part.seed.unique()) == list(study.SEED_SETS[seed_set]), (name, seed_set)
-        assert len(part) == len(lever.runs(study.SEED_SETS[seed_set])), (name, seed_set)
+        assert len(part) == len(study.lever_runs(lever, study.SEED_SETS[seed_set])), (name, seed_set)
         assert set(part.turns) == set(lever.turns) and part.hard_error.between(0, 1).all()
         assert part.train_error.between(0, 1).all() and (part.train_loss >= 0).all() and (part.head_norm > 0).all()
         assert part.phantom_ratio.notna().all() and (part.real_ratio >= 0).all()
@@ -152,7 +154,8 @@ name, seed, turns = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 lever = dataclasses.replace(study.LEVERS[name], turns=(turns,))
 seed_set = "tuning" if seed in study.TUNING_SEEDS else "held-out"
 print("---")
-print(study.run_lever(name, lever, [seed], seed_set, progress=False).to_csv(index=False))
+rows = study.train_lever(lever, None, seed_set, [seed], progress=False).assign(lever=name, seed_set=seed_set)
+print(rows.to_csv(index=False))
 """
 
 
@@ -172,7 +175,7 @@ def test_a_row_of_the_shipped_study_comes_back_when_rerun(name, seed, turns):
     shipped = study.load_study().query("lever == @name and seed == @seed and turns == @turns")
     merged = rerun.merge(shipped, on=["optimizer", "rho"], suffixes=("", "_shipped"))
     lever = study.LEVERS[name]
-    assert len(merged) == len(rerun) == len(shipped) == len(lever.runs([seed])) // len(lever.turns)
+    assert len(merged) == len(rerun) == len(shipped) == len(study.lever_runs(lever, [seed])) // len(lever.turns)
     # A run that never fits its training set (the window closed) wanders near the loss of log 2, where a last bit
     # of any kernel (MKL's code path differs between Intel and AMD CPUs) sends it elsewhere: it must fail again,
     # and only the runs that fit are compared digit for digit.

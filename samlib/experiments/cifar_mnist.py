@@ -5,11 +5,16 @@ predict the label, then ask how well a linear probe reads each half from the lea
   :data:`PAPER` (real CIFAR-MNIST, the paper's network, GPU); :func:`preset` picks one by :mod:`samlib.scale`;
   :data:`CLUTTERED` and :data:`STAND_IN` are the beds behind the shipped studies;
 * :func:`load_sets`: the four domino sets of a study (training, probe-train, probe-test, in-distribution test);
-* :func:`evaluate`: probe accuracy of the easy (top, MNIST) and hard (bottom) half, in-distribution accuracy, and
-  the Gini of the importance weights on the training set.
+* :func:`evaluate`: probe accuracy of the easy (top, MNIST) and hard (bottom) half (:func:`half_probes`),
+  in-distribution accuracy, and the Gini of the importance weights on the training set.
+
+It exposes the image-bed interface that :mod:`samlib.experiments.waterbirds` shares, which the studies call through
+a preset's ``bed``: :func:`load_sets`, :func:`build_model`, :func:`hard_only_set` (the ceiling's training set),
+:func:`pixel_probes` (the probes without a network) and :func:`metrics` (the studies' shared columns).
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field, replace
 from functools import partial
 
@@ -20,18 +25,19 @@ from ..data import Dominoes, fmnist_mnist_dominoes, offline_dominoes, real_domin
 from ..data.clutter import Clutter
 from ..decompose import gini
 from ..models import PaperConvNet, SmallCNN, resnet
-from ..probe import extract_features, linear_probe
+from ..probe import ProbeResult, extract_features, linear_probe
 from .runs import TrainConfig, network_decomposition, predict
 
 __all__ = ["CifarMnistPreset", "CLUTTERED", "STAND_IN", "BOOK", "PAPER", "LIVE_TOLERANCES", "preset", "DominoSets",
-           "load_sets", "hard_only_set", "build_model", "pixel_probes", "evaluate"]
+           "load_sets", "hard_only_set", "build_model", "HALVES", "half_probes", "pixel_probes", "evaluate", "metrics",
+           "check_shared_fields"]
 
 
 DATA = ("offline", "real", "fmnist_mnist", "fmnist_mnist_real")
 MODELS = ("small_cnn", "paper_cnn", "resnet18")
 
 
-def _check_common(preset) -> None:
+def check_shared_fields(preset) -> None:
     """What the CIFAR-MNIST and Waterbirds presets share: training, seeds, radii, widths and flags."""
     from ..optim.registry import check_run
     from ..optim.sam import check_rho
@@ -87,12 +93,18 @@ class CifarMnistPreset:
                 raise ValueError(f"unknown {name} {value!r}: use one of {', '.join(map(repr, options))}")
         for name in ("n_train", "n_probe"):
             checks.positive_int(name, getattr(self, name), "a number of dominoes")
-        _check_common(self)
+        check_shared_fields(self)
         if self.follows not in ("top", "bottom"):
             raise ValueError(f"follows must be 'top' or 'bottom' (the half whose label is y), got {self.follows!r}")
         if self.clutter is not None and self.data in ("real", "fmnist_mnist_real"):
             raise ValueError(f"clutter stands in for CIFAR's variability on the offline data; data={self.data!r} "
                              "is real: pass clutter=None")
+
+    @property
+    def bed(self):
+        """The module of the bed's functions (this one): ``preset.bed.load_sets(preset)`` and the rest of the
+        image-bed interface."""
+        return sys.modules[__name__]
 
     @property
     def classes(self) -> int:
@@ -188,14 +200,24 @@ def build_model(config: CifarMnistPreset, sets: DominoSets) -> nn.Module:
     raise ValueError(f"unknown model {config.model!r}: use one of {', '.join(MODELS)}")
 
 
+HALVES = (("easy", "top"), ("hard", "bottom"))
+"""Each half's name in the studies and its side of the domino."""
+
+
+def half_probes(train_inputs, test_inputs, sets: DominoSets, solver: str = "lbfgs") -> dict[str, ProbeResult]:
+    """The linear probes (:func:`samlib.probe.linear_probe`) of the easy (top) and the hard (bottom) label, fit on
+    ``train_inputs`` of ``sets.probe_train`` (features, or flat pixels) and tested on ``test_inputs`` of
+    ``sets.probe_test``: ``{'easy': probe, 'hard': probe}``. ``solver``: :data:`samlib.probe.SOLVERS`."""
+    return {half: linear_probe(train_inputs, getattr(sets.probe_train, f"y_{side}"), test_inputs,
+                               getattr(sets.probe_test, f"y_{side}"), solver=solver) for half, side in HALVES}
+
+
 def pixel_probes(sets: DominoSets, solver: str = "lbfgs") -> dict:
     """Test accuracy of linear probes on raw pixels (no network) for the top (``easy_probe``) and bottom
     (``hard_probe``) label: fit on ``probe_train``, tested on ``probe_test``. How hard each half is to read.
     ``solver``: the probe's (:data:`samlib.probe.SOLVERS`)."""
     flat = [s.images.reshape(len(s), -1) for s in (sets.probe_train, sets.probe_test)]
-    return {f"{half}_probe": linear_probe(flat[0], getattr(sets.probe_train, f"y_{side}"), flat[1],
-                                          getattr(sets.probe_test, f"y_{side}"), solver=solver).test_accuracy
-            for half, side in (("easy", "top"), ("hard", "bottom"))}
+    return {f"{half}_probe": probe.test_accuracy for half, probe in half_probes(*flat, sets, solver).items()}
 
 
 def evaluate(model: nn.Module, sets: DominoSets, gini_rho: float, solver: str = "lbfgs") -> dict:
@@ -204,12 +226,15 @@ def evaluate(model: nn.Module, sets: DominoSets, gini_rho: float, solver: str = 
     network's own accuracy on agreeing test dominoes; ``gini_real`` / ``gini_phantom``: Gini of the importance
     weights on the training set at the real head and at the phantom head of radius ``gini_rho``. ``solver``: the
     probes' (:data:`samlib.probe.SOLVERS`)."""
-    train_features, test_features = (extract_features(model, s.images) for s in (sets.probe_train, sets.probe_test))
-    probes = {f"{half}_probe": linear_probe(train_features, getattr(sets.probe_train, f"y_{side}"),
-                                            test_features, getattr(sets.probe_test, f"y_{side}"),
-                                            solver=solver).test_accuracy
-              for half, side in (("easy", "top"), ("hard", "bottom"))}
+    features = (extract_features(model, s.images) for s in (sets.probe_train, sets.probe_test))
+    probes = {f"{half}_probe": probe.test_accuracy for half, probe in half_probes(*features, sets, solver).items()}
     test_acc = float((predict(model, sets.test.images) == sets.test.y).double().mean())
     parts = network_decomposition(model, sets.train.images, sets.train.y, gini_rho)
     return {**probes, "test_acc": test_acc, "gini_real": gini(parts.weights),
             "gini_phantom": gini(parts.phantom_weights)}
+
+
+def metrics(model: nn.Module, sets: DominoSets, config: CifarMnistPreset) -> dict:
+    """What the test-bed studies record of a network (their shared columns): :func:`evaluate` at ``config``'s
+    ``gini_rho``."""
+    return evaluate(model, sets, config.gini_rho)

@@ -8,23 +8,21 @@ the decorrelated probe set), so the two factors say how much the phantom head sl
 reads each half. In the toy, the same definition gives the per-feature factors v~_k / v_k.
 
 The cluttered CIFAR-MNIST bed (:data:`~samlib.experiments.cifar_mnist.CLUTTERED`): SGD and LSAM at the chapter's
-radius on the test-bed study's tuning and held-out seeds, the factors read after the epochs of :data:`EPOCHS`
-(the median over :data:`BATCHES` training batches of 128). For SGD they are those of the phantom head LSAM would
-take from SGD's weights.
+radius on the test-bed study's tuning and held-out seeds, and on 20 seeds no other study used (``new``, 220-239: the
+seeds of the verdict), the factors read after the epochs of :data:`EPOCHS` (the median over :data:`BATCHES`
+training batches of 128). For SGD they are those of the phantom head LSAM would take from SGD's weights.
 
-    python -m samlib.experiments.lr_scaling run [--seed-sets tuning held-out]
+    python -m samlib.experiments.lr_scaling run [--seed-sets tuning held-out new] [--optimizers SGD LSAM]
 
 writes ``testbeds_data/lr_scaling.csv`` beside this module, one row per run and read epoch, each run's rows as soon
 as it ends (atomically, under a lock); runs already in the file are skipped, so a stopped study loses at most the
 run in progress (a minute or two: the reads follow the epochs as they are trained, so a run is not resumed midway).
-About 25 CPU minutes on one thread.
+About 50 CPU minutes on one thread (20 runs per seed set of five, 40 for the new seeds).
 """
 from __future__ import annotations
 
 import argparse
-import fcntl
 import math
-import tempfile
 import time
 from pathlib import Path
 
@@ -32,19 +30,21 @@ import pandas as pd
 import torch
 
 from .. import checks
-from ..checkpoint import write_text_atomic
 from ..decompose import lr_scaling_along, phantom_head
-from ..probe import extract_features, linear_probe
+from ..probe import extract_features
+from ..protocol import ShippedRows, refuse_repeats, select
 from . import cifar_mnist, runs, testbeds
 
-__all__ = ["PRESET", "RHO", "EPOCHS", "BATCHES", "SEED_SETS", "COLUMNS", "probe_directions", "lr_factors", "factors",
-           "results_path", "load_lr_scaling", "run_seed", "by_epoch", "paired", "main"]
+__all__ = ["PRESET", "RHO", "EPOCHS", "BATCHES", "OPTIMIZERS", "SEED_SETS", "COLUMNS", "probe_directions",
+           "lr_factors", "factors", "ROWS", "load_lr_scaling", "run_seed", "by_epoch", "paired", "main"]
 
 PRESET = cifar_mnist.CLUTTERED
 RHO = 0.1  # the cluttered bed's LSAM radius, chosen on its tuning seeds
 EPOCHS = (1, 2, 3, 5, 10, 15, 20)
 BATCHES = 8
-SEED_SETS = {"tuning": testbeds.TUNING_SEEDS, "held-out": testbeds.HELD_OUT_SEEDS}
+OPTIMIZERS = {"SGD": (0.0,), "LSAM": (RHO,)}
+# The third set, 220-239, is used by no other study (the replication's seeds are 200-219): the verdict's seeds.
+SEED_SETS = {"tuning": testbeds.TUNING_SEEDS, "held-out": testbeds.HELD_OUT_SEEDS, "new": tuple(range(220, 240))}
 COLUMNS = ["seed_set", "optimizer", "rho", "seed", "epoch", "easy_factor", "hard_factor", "easy_probe", "hard_probe",
            "train_loss", "train_acc"]
 
@@ -52,10 +52,9 @@ COLUMNS = ["seed_set", "optimizer", "rho", "seed", "epoch", "easy_factor", "hard
 def probe_directions(model: torch.nn.Module, sets: cifar_mnist.DominoSets) -> tuple[torch.Tensor, dict]:
     """The unit directions of ``model``'s feature space that read the easy (top) and the hard (bottom) half: the
     weight vectors of the linear probes fit on ``sets.probe_train`` (2, D), and the probes' test accuracies."""
-    train, test = (extract_features(model, s.images) for s in (sets.probe_train, sets.probe_test))
+    features = (extract_features(model, s.images) for s in (sets.probe_train, sets.probe_test))
     directions, accuracies = [], {}
-    for half, side in (("easy", "top"), ("hard", "bottom")):
-        probe = linear_probe(train, getattr(sets.probe_train, f"y_{side}"), test, getattr(sets.probe_test, f"y_{side}"))
+    for half, probe in cifar_mnist.half_probes(*features, sets).items():
         direction = torch.as_tensor(probe.direction, dtype=torch.float64)
         directions.append(direction / direction.norm())
         accuracies[f"{half}_probe"] = probe.test_accuracy
@@ -93,18 +92,11 @@ def factors(model: torch.nn.Module, sets: cifar_mnist.DominoSets, rho: float = R
     return {"easy_factor": median[0].item(), "hard_factor": median[1].item(), **accuracies}
 
 
-def results_path() -> Path:
-    """Where the rows live, shipped with samlib."""
-    return Path(__file__).parent / "testbeds_data" / "lr_scaling.csv"
-
-
-def load_lr_scaling(path: str | Path | None = None) -> pd.DataFrame:
-    """The shipped measurement (:func:`results_path`), or the one at ``path``: one row per run and read epoch."""
-    path = results_path() if path is None else checks.path("path", path, writable=False)
-    if not path.exists():
-        raise FileNotFoundError(f"no learning-rate scaling study at {path}: run python -m "
-                                "samlib.experiments.lr_scaling run")
-    return pd.read_csv(path)
+ROWS = ShippedRows("learning-rate scaling study", Path(__file__).parent / "testbeds_data" / "lr_scaling.csv",
+                   "python -m samlib.experiments.lr_scaling run", tuple(COLUMNS), 6,
+                   lambda frame: frame.sort_values(["seed_set", "seed", "optimizer", "epoch"], kind="stable"))
+"""The rows, one per run and read epoch: ``testbeds_data/lr_scaling.csv`` beside this module."""
+load_lr_scaling = ROWS.load
 
 
 def run_seed(spec: runs.RunSpec, sets: cifar_mnist.DominoSets) -> pd.DataFrame:
@@ -138,28 +130,15 @@ def paired(frame: pd.DataFrame, optimizer: str = "LSAM", seed_set: str = "held-o
     """Per run of ``optimizer`` on ``seed_set`` (sorted by seed), the median over its read epochs of the hard and
     of the easy factor: the pairs the book's statistic compares (the toy's phantom ratio is a median over training
     too)."""
-    rows = frame[(frame.optimizer == optimizer) & (frame.seed_set == seed_set)]
+    rows = select(frame, optimizer=optimizer, seed_set=seed_set)
     medians = rows.groupby("seed")[["hard_factor", "easy_factor"]].median().sort_index()
     return medians.hard_factor.to_numpy(), medians.easy_factor.to_numpy()
 
 
-def _append(rows: pd.DataFrame) -> None:
-    """Add ``rows`` to the shipped file, read just before under a lock, atomically."""
-    with open(Path(tempfile.gettempdir()) / "samlib-lr-scaling.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        kept = load_lr_scaling() if results_path().is_file() else None
-        merged = rows if kept is None else pd.concat([kept, rows], ignore_index=True)
-        merged = merged.sort_values(["seed_set", "seed", "optimizer", "epoch"], kind="stable")
-        write_text_atomic(merged.reindex(columns=COLUMNS).round(6).to_csv(index=False), results_path())
-
-
-def _todo(seed_sets) -> list[tuple[str, runs.RunSpec]]:
-    done = set()
-    if results_path().is_file():
-        rows = load_lr_scaling()
-        done = set(zip(rows.optimizer, rows.seed))
-    return [(name, spec) for name in seed_sets
-            for spec in runs.specs({"SGD": (0.0,), "LSAM": (RHO,)}, SEED_SETS[name])
+def _todo(seed_sets, optimizers=tuple(OPTIMIZERS)) -> list[tuple[str, runs.RunSpec]]:
+    done = ROWS.done(("optimizer", "seed"))
+    chosen = {name: OPTIMIZERS[name] for name in optimizers}
+    return [(name, spec) for name in seed_sets for spec in runs.specs(chosen, SEED_SETS[name])
             if (spec.optimizer, spec.seed) not in done]
 
 
@@ -168,19 +147,19 @@ def main(argv=None) -> None:
                                      description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["run"])
     parser.add_argument("--seed-sets", nargs="+", choices=list(SEED_SETS), default=list(SEED_SETS),
-                        help="the seed sets to run (default: both)")
+                        help="the seed sets to run (default: all)")
+    parser.add_argument("--optimizers", nargs="+", choices=list(OPTIMIZERS), default=list(OPTIMIZERS),
+                        help="the optimizers to run (default: both)")
     args = parser.parse_args(argv)
-    twice = sorted({name for name in args.seed_sets if args.seed_sets.count(name) > 1})
-    if twice:
-        parser.error(f"--seed-sets names {twice} twice")
+    refuse_repeats(parser, seed_sets=args.seed_sets, optimizers=args.optimizers)
     from .. import setup
 
     setup()
     sets = cifar_mnist.load_sets(PRESET)
-    for seed_set, spec in _todo(args.seed_sets):
+    for seed_set, spec in _todo(args.seed_sets, args.optimizers):
         start = time.time()
-        _append(run_seed(spec, sets).assign(seed_set=seed_set))
-        print(f"{seed_set} {spec.name}: {time.time() - start:.0f} s -> {results_path()}", flush=True)
+        path = ROWS.replace(run_seed(spec, sets).assign(seed_set=seed_set))
+        print(f"{seed_set} {spec.name}: {time.time() - start:.0f} s -> {path}", flush=True)
 
 
 if __name__ == "__main__":

@@ -15,21 +15,17 @@ runs already in the file are skipped. About 70 CPU minutes for the cluttered bed
 """
 from __future__ import annotations
 
-import argparse
-import fcntl
-import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
 
-from .. import checks
-from ..checkpoint import write_text_atomic
+from ..protocol import ShippedRows, run_parts, select, slug
 from . import cifar_mnist, runs, testbeds, waterbirds
 
-__all__ = ["Replication", "REPLICATIONS", "COLUMNS", "results_path", "load_replication", "final_rows", "paired",
-           "run_replication"]
+__all__ = ["Replication", "REPLICATIONS", "COLUMNS", "load_replication", "final_rows", "paired",
+           "run_replication", "ROWS"]
 
 
 @dataclass(frozen=True)
@@ -54,26 +50,25 @@ REPLICATIONS = {
 COLUMNS = ["replication", "optimizer", "rho", "label", "seed", "epochs", *testbeds.COLUMNS[7:]]
 
 
-def results_path() -> Path:
-    """Where the replications' rows live, shipped with samlib."""
-    return Path(__file__).parent / "testbeds_data" / "replication.csv"
+def _in_order(frame: pd.DataFrame) -> pd.DataFrame:
+    order = {name: i for i, name in enumerate(REPLICATIONS)}
+    return frame.sort_values(["replication", "seed", "optimizer", "epochs"],
+                             key=lambda c: c.map(order) if c.name == "replication" else c, kind="stable")
 
 
-def load_replication() -> pd.DataFrame:
-    """The rows written by ``python -m samlib.experiments.replication run``: one per run and evaluation."""
-    if not results_path().is_file():
-        raise FileNotFoundError(f"no replication rows at {results_path()}: run "
-                                "python -m samlib.experiments.replication run")
-    return pd.read_csv(results_path())
+ROWS = ShippedRows("replication rows", Path(__file__).parent / "testbeds_data" / "replication.csv",
+                   "python -m samlib.experiments.replication run", tuple(COLUMNS), 6, _in_order)
+"""The replications' rows, one per run and evaluation: ``testbeds_data/replication.csv`` beside this module."""
+load_replication = ROWS.load
 
 
 def final_rows(name: str, frame: pd.DataFrame | None = None) -> pd.DataFrame:
     """The rows of replication ``name`` at the end of training (the preset's epochs), one per run."""
-    frame = load_replication() if frame is None else frame
+    frame = ROWS.load() if frame is None else frame
     if name not in REPLICATIONS:
         raise ValueError(f"unknown replication {name!r}: use one of {list(REPLICATIONS)}")
     epochs = REPLICATIONS[name].preset.train.epochs
-    return frame[(frame.replication == name) & (frame.epochs == epochs)]
+    return select(frame, replication=name, epochs=epochs)
 
 
 def paired(name: str, optimizer: str, metric: str = "hard_probe", frame: pd.DataFrame | None = None):
@@ -90,74 +85,33 @@ def paired(name: str, optimizer: str, metric: str = "hard_probe", frame: pd.Data
 
 def _train(name: str, replication: Replication, spec: runs.RunSpec, sets, checkpoints: Path | None) -> pd.DataFrame:
     """One run of ``replication``: its rows at every stage (for the staged seeds) and at the end."""
-    preset, folder = replication.preset, None if checkpoints is None else checkpoints / name.replace(" ", "_")
-    one = {spec.optimizer: (spec.rho,)}
-    if isinstance(preset, waterbirds.WaterbirdsPreset):
-        frame = testbeds.waterbirds_grid_runs(preset, one, (spec.seed,), folder, sets)
-        return frame.assign(epochs=preset.train.epochs)
+    folder = None if checkpoints is None else checkpoints / slug(name)
     staged = spec.seed in replication.seeds[:replication.staged_seeds]
-    return testbeds.staged_runs(preset, one, (spec.seed,), replication.stages if staged else (), folder, sets)[1]
+    return testbeds.staged_runs(replication.preset, {spec.optimizer: (spec.rho,)}, (spec.seed,),
+                                replication.stages if staged else (), folder, sets)[1]
 
 
 def run_replication(name: str, checkpoints: Path | None = None) -> int:
     """Train every run of replication ``name`` that the shipped file lacks, writing its rows as it ends. Returns
     the number of runs trained."""
     replication = REPLICATIONS[name]
-    done = set()
-    if results_path().is_file():
-        rows = load_replication()
-        rows = rows[rows.replication == name]
-        done = set(zip(rows.optimizer, rows.rho.round(6), rows.seed))
+    done = {(optimizer, round(rho, 6), seed) for run, optimizer, rho, seed
+            in ROWS.done(("replication", "optimizer", "rho", "seed")) if run == name}
     todo = [spec for spec in runs.specs(replication.optimizers, replication.seeds)
             if (spec.optimizer, round(spec.rho, 6), spec.seed) not in done]
     if not todo:
         return 0
-    module = waterbirds if isinstance(replication.preset, waterbirds.WaterbirdsPreset) else cifar_mnist
-    sets = module.load_sets(replication.preset)
+    sets = replication.preset.bed.load_sets(replication.preset)
     for spec in todo:
         start = time.time()
-        rows = _train(name, replication, spec, sets, checkpoints).assign(replication=name)
-        _append(rows.reindex(columns=COLUMNS))
+        ROWS.replace(_train(name, replication, spec, sets, checkpoints).assign(replication=name))
         print(f"{name}: {spec.name} in {time.time() - start:.0f} s", flush=True)
     return len(todo)
 
 
-def _append(rows: pd.DataFrame) -> None:
-    """Add ``rows`` to the shipped file, read just before under a lock (so that two processes running different
-    replications keep each other's rows), atomically."""
-    with open(Path(tempfile.gettempdir()) / "samlib-replication.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        kept = load_replication() if results_path().is_file() else None
-        merged = rows if kept is None else pd.concat([kept, rows], ignore_index=True)
-        order = {name: i for i, name in enumerate(REPLICATIONS)}
-        merged = merged.sort_values(["replication", "seed", "optimizer", "epochs"],
-                                    key=lambda c: c.map(order) if c.name == "replication" else c, kind="stable")
-        write_text_atomic(merged.reindex(columns=COLUMNS).round(6).to_csv(index=False), results_path())
-
-
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m samlib.experiments.replication",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["run"])
-    parser.add_argument("--replications", nargs="+", choices=list(REPLICATIONS), default=list(REPLICATIONS),
-                        help="the replications to run; the others keep their rows")
-    parser.add_argument("--checkpoints", type=Path, default=None, help="folder for per-run checkpoints (resume)")
-    args = parser.parse_args(argv)
-    twice = sorted({name for name in args.replications if args.replications.count(name) > 1})
-    if twice:
-        parser.error(f"--replications names {twice} twice")
-    if args.checkpoints is not None:
-        try:
-            checks.path("--checkpoints", args.checkpoints, "folder")
-        except (TypeError, ValueError) as e:
-            parser.error(str(e))
-    from .. import setup
-
-    setup()
-    for name in args.replications:
-        start = time.time()
-        trained = run_replication(name, args.checkpoints)
-        print(f"{name}: {trained} runs in {time.time() - start:.0f} s -> {results_path()}", flush=True)
+    run_parts(argv, "python -m samlib.experiments.replication", __doc__.splitlines()[0], "replications",
+              REPLICATIONS, lambda name, folder: f"{run_replication(name, folder)} runs", ROWS.path)
 
 
 if __name__ == "__main__":

@@ -8,10 +8,11 @@ probe (:mod:`samlib.experiments.headroom`) and then, where the bed has radii, co
 1. **tuning seeds** (:data:`TUNING_SEEDS`): the floor, the hard-only ceiling and every radius of the bed's grid;
 2. the radius of SAM and of LSAM with the best median hard probe on the tuning seeds (:func:`best_radii`);
 3. **held-out seeds** (:data:`HELD_OUT_SEEDS`), first used after step 2: SGD and the two chosen runs;
-4. the **levers** of the bed (:class:`Lever`: the bed's preset with one change), each as in steps 1-3: on the
-   tuning seeds SGD and the lever's radii (by default SAM and LSAM at the bed's chosen radii), then on the
-   held-out seeds SGD and the one run with the best tuning median (:func:`best_run`). A lever with ``stages``
-   also evaluates every run after each of those epoch counts (the run continued from its checkpoint).
+4. the **levers** of the bed (:class:`samlib.protocol.Lever`: the bed's preset with one change), each as in steps
+   1-3 (:func:`samlib.protocol.run_lever`): on the tuning seeds SGD and the lever's radii (by default SAM and
+   LSAM at the bed's chosen radii), then on the held-out seeds SGD and the one run with the best tuning median
+   (:func:`best_run`). A lever with ``stages`` also evaluates every run after each of those epoch counts (the run
+   continued from its checkpoint).
 
     python -m samlib.experiments.testbeds run [--beds NAME ...] [--levers NAME ...] [--checkpoints DIR]
 
@@ -25,32 +26,33 @@ refused with argparse's usage line before anything trains.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
 
-from .. import checks, results
-from ..checkpoint import write_bytes_atomic, write_text_atomic
-from ..data import pixel_probe_errors
+from .. import results
+from ..checkpoint import write_bytes_atomic
+from ..optim.registry import run_label
+from ..protocol import Lever, ShippedRows, checkpoints_option, refuse_repeats, run_lever, select, slug
 from . import cifar_mnist, runs, waterbirds
 from .cifar_mnist import CifarMnistPreset
 from .runs import TrainConfig
 
-__all__ = ["Bed", "Lever", "BEDS", "TUNING_SEEDS", "HELD_OUT_SEEDS", "COLUMNS", "headroom_runs", "grid_runs",
-           "waterbirds_headroom_runs", "best_radii", "best_run", "lever_radii", "staged_runs", "run_lever", "run_bed",
-           "rerun_levers", "meaningful_gain", "comparison", "lever_summary", "paired_gains", "results_path",
-           "load_study", "STAGE_COLUMNS", "WATERBIRDS_COLUMNS", "ROOM_SHARE", "COMPARISON_COLUMNS", "BED_LABELS"]
+__all__ = ["Bed", "BEDS", "TUNING_SEEDS", "HELD_OUT_SEEDS", "SEED_SETS", "COLUMNS", "headroom_runs", "grid_runs",
+           "best_radii", "best_run", "lever_radii", "staged_runs", "train_levers", "run_bed", "rerun_levers",
+           "meaningful_gain", "comparison", "lever_summary", "paired_gains", "ROWS", "STAGES", "load_study",
+           "STAGE_COLUMNS", "WATERBIRDS_COLUMNS", "ROOM_SHARE", "COMPARISON_COLUMNS", "BED_LABELS"]
 
 TUNING_SEEDS = (0, 1, 2, 3, 4)
 HELD_OUT_SEEDS = (100, 101, 102, 103, 104)
+SEED_SETS = {"tuning": TUNING_SEEDS, "held out": HELD_OUT_SEEDS}
 _SHARED_COLUMNS = ["bed", "lever", "seed_set", "label", "optimizer", "rho", "seed", "hard_probe", "easy_probe",
                    "test_acc", "train_acc", "train_loss", "gini_real", "gini_phantom", "worst_group_acc"]
-WATERBIRDS_COLUMNS = ["group_0_acc", "group_1_acc", "group_2_acc", "group_3_acc", "minority_share_real",
-                      "minority_share_phantom"]  # the Waterbirds beds' own (samlib.experiments.waterbirds.evaluate)
+WATERBIRDS_COLUMNS = list(waterbirds.MORE_COLUMNS)  # the Waterbirds beds' own (samlib.experiments.waterbirds.metrics)
 COLUMNS = [*_SHARED_COLUMNS, *WATERBIRDS_COLUMNS]
 STAGE_COLUMNS = [*_SHARED_COLUMNS[:7], "epochs", *_SHARED_COLUMNS[7:]]  # the stages are the dominoes' levers
 ROOM_SHARE = 0.25  # a meaningful gain on a bed: this share of its room (the ceiling minus SGD's median)
@@ -70,18 +72,6 @@ class Bed:
     levers: dict = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class Lever:
-    """One change to a bed: ``preset`` is the bed's with one field changed, ``description`` says why in words,
-    ``radii`` (``{'SAM': (...), 'LSAM': (...)}``) are tuned under it (None: SAM and LSAM at the bed's chosen
-    radii), and ``stages`` are epoch counts below the preset's after which every run is also evaluated."""
-
-    preset: CifarMnistPreset
-    description: str
-    radii: dict | None = None
-    stages: tuple = ()
-
-
 _PAPER_NET = dict(model="paper_cnn", n_train=3000, n_probe=1000, train=TrainConfig(epochs=20))
 _CLUTTERED_CM = cifar_mnist.CLUTTERED
 _FMNIST_MNIST = CifarMnistPreset(data="fmnist_mnist", **_PAPER_NET)
@@ -94,15 +84,15 @@ def _levers(preset: CifarMnistPreset) -> dict:
         return replace(preset, train=replace(preset.train, **change))
 
     return {
-        "weight decay 5e-3": Lever(train(weight_decay=5e-3), "bounds the margins, so that SAM's phantom loss stays "
-                                                              "alive after the easy feature fits"),
-        "relative radius": Lever(train(relative_rho=True), "the radius is ρ‖w‖ over the perturbed weights (the toy "
-                                                            "chapter's fix for a window that closes as they grow)",
+        "weight decay 5e-3": Lever("bounds the margins, so that SAM's phantom loss stays alive after the easy "
+                                   "feature fits", train(weight_decay=5e-3)),
+        "relative radius": Lever("the radius is ρ‖w‖ over the perturbed weights (the toy chapter's fix for a window "
+                                 "that closes as they grow)", train(relative_rho=True),
                                  {"SAM": (0.005, 0.02), "LSAM": (0.1, 0.4)}),
-        "40 epochs": Lever(train(epochs=40), "twice as long, probed after 5, 10, 20 and 40 epochs",
+        "40 epochs": Lever("twice as long, probed after 5, 10, 20 and 40 epochs", train(epochs=40),
                            stages=(5, 10, 20)),
-        "batch size 32": Lever(train(batch_size=32), "a quarter of the batch (m-sharpness: SAM's ascent is taken per "
-                                                     "batch, so smaller batches make it more local), 4x the steps"),
+        "batch size 32": Lever("a quarter of the batch (m-sharpness: SAM's ascent is taken per batch, so smaller "
+                               "batches make it more local), 4x the steps", train(batch_size=32)),
     }
 
 
@@ -132,96 +122,50 @@ BED_LABELS = {
 :data:`BEDS` stay the shipped studies' names."""
 
 
-def _evaluate(preset: CifarMnistPreset, sets, train_images, train_labels):
+def _metrics(preset, sets, train):
+    """A network's row: the bed's :func:`metrics <samlib.experiments.cifar_mnist.metrics>` and its accuracy on
+    ``train`` (the set it was trained on)."""
     def evaluate(model, spec) -> dict:
-        accuracy = float((runs.predict(model, train_images) == train_labels).double().mean())
-        return {**cifar_mnist.evaluate(model, sets, preset.gini_rho), "train_acc": accuracy}
-    return evaluate
-
-
-def _study(preset, sets, images, labels, run_specs, folder) -> pd.DataFrame:
-    build = lambda: cifar_mnist.build_model(preset, sets)  # noqa: E731
-    study = runs.run_study(build, images, labels, run_specs, preset.train,
-                           _evaluate(preset, sets, images, labels), checkpoint_dir=folder, progress=False)
-    return study.frame
-
-
-def headroom_runs(preset: CifarMnistPreset, seeds=TUNING_SEEDS, checkpoints: Path | None = None,
-                  sets: cifar_mnist.DominoSets | None = None) -> pd.DataFrame:
-    """The headroom stages of ``preset`` (:data:`samlib.experiments.headroom.STAGES`): the pixel probe (one row,
-    seed 0), the untrained network and the hard-only control for each seed, SGD on the training set for each
-    seed. ``sets``: ``preset``'s domino sets, when already loaded."""
-    sets = cifar_mnist.load_sets(preset) if sets is None else sets
-    control = cifar_mnist.hard_only_set(preset)
-    pixels = cifar_mnist.pixel_probes(sets)
-    rows = [pd.DataFrame([{"label": "pixels", "optimizer": "pixels", "rho": 0.0, "seed": 0, **pixels}])]
-    build = lambda: cifar_mnist.build_model(preset, sets)  # noqa: E731
-    rows.append(runs.evaluate_untrained(build, seeds, _evaluate(preset, sets, sets.train.images, sets.train.y)))
-    folder = None if checkpoints is None else checkpoints / "hard_only"
-    hard_only = _study(preset, sets, control.images, control.y, runs.specs({"SGD": (0.0,)}, seeds), folder)
-    rows.append(hard_only.assign(label="hard only", optimizer="hard only"))
-    sgd_folder = None if checkpoints is None else checkpoints / "runs"
-    rows.append(_study(preset, sets, sets.train.images, sets.train.y, runs.specs({"SGD": (0.0,)}, seeds), sgd_folder))
-    return pd.concat(rows, ignore_index=True)
-
-
-def _waterbirds_evaluate(preset: waterbirds.WaterbirdsPreset, sets: waterbirds.WaterbirdsSets, train):
-    """The evaluation of a Waterbirds network in the dominoes' columns (see :func:`waterbirds_headroom_runs`), its
-    training accuracy on ``train``, and its group accuracies and minority shares (:data:`WATERBIRDS_COLUMNS`)."""
-    def evaluate(model, spec) -> dict:
-        scores = waterbirds.evaluate(model, sets, preset.gini_rho)
         accuracy = float((runs.predict(model, train.images) == train.y).double().mean())
-        return {"hard_probe": scores["core_probe"], "easy_probe": scores["background_probe"],
-                "test_acc": scores["avg_acc"], "worst_group_acc": scores["worst_group_acc"], "train_acc": accuracy,
-                "gini_real": scores["gini_real"], "gini_phantom": scores["gini_phantom"],
-                **{column: scores[column] for column in WATERBIRDS_COLUMNS}}
+        return {**preset.bed.metrics(model, sets, preset), "train_acc": accuracy}
     return evaluate
 
 
-def _waterbirds_study(preset, sets, train, run_specs, folder) -> pd.DataFrame:
-    build = lambda: waterbirds.build_model(preset, sets)  # noqa: E731
-    return runs.run_study(build, train.images, train.y, run_specs, preset.train,
-                          _waterbirds_evaluate(preset, sets, train), checkpoint_dir=folder, progress=False).frame
+def _study(preset, sets, train, run_specs, folder: Path | None) -> pd.DataFrame:
+    """Every run of ``run_specs`` trained on ``train`` (resumable from ``folder``), one row each."""
+    build = lambda: preset.bed.build_model(preset, sets)  # noqa: E731
+    return runs.run_study(build, train.images, train.y, run_specs, preset.train, _metrics(preset, sets, train),
+                          checkpoint_dir=folder, progress=False).frame
 
 
-def waterbirds_headroom_runs(preset, seeds=TUNING_SEEDS, checkpoints: Path | None = None,
-                             sets: waterbirds.WaterbirdsSets | None = None) -> pd.DataFrame:
-    """The headroom stages of a Waterbirds preset, in the dominoes' columns: ``hard_probe`` is the core (object)
-    probe, ``easy_probe`` the background probe, ``test_acc`` the average test accuracy (``worst_group_acc``: the
-    worst group's). The hard-only control trains on a set whose background agrees with the object in half the
-    images (it does not predict it); the pixel probe is fit on the validation set's pixels and tested on the
-    test set's."""
-    sets = waterbirds.load_sets(preset) if sets is None else sets
-    control = waterbirds.waterbirds_standin("train", preset.n_train, seed=0, agreement=0.5,
-                                            **waterbirds.standin_options(preset))
-    build = lambda: waterbirds.build_model(preset, sets)  # noqa: E731
-    errors = pixel_probe_errors(sets.val, sets.test)
-    rows = [pd.DataFrame([{"label": "pixels", "optimizer": "pixels", "rho": 0.0, "seed": 0,
-                           "hard_probe": 1 - errors["y"], "easy_probe": 1 - errors["place"]}]),
-            runs.evaluate_untrained(build, seeds, _waterbirds_evaluate(preset, sets, sets.train))]
-    for label, train, sub in (("hard only", control, "hard_only"), ("SGD", sets.train, "runs")):
-        folder = None if checkpoints is None else checkpoints / sub
-        study = _waterbirds_study(preset, sets, train, runs.specs({"SGD": (0.0,)}, seeds), folder)
-        rows.append(study.assign(label=label, optimizer=label) if label != "SGD" else study)
+def headroom_runs(preset, seeds=TUNING_SEEDS, checkpoints: Path | None = None, sets=None) -> pd.DataFrame:
+    """The headroom stages of ``preset`` (:data:`samlib.experiments.headroom.STAGES`) in the shared columns: the
+    pixel probe (one row, seed 0), the untrained network and the hard-only control for each seed, SGD on the
+    training set for each seed. ``sets``: ``preset``'s sets, when already loaded. On Waterbirds ``hard_probe`` is
+    the core (object) probe and ``easy_probe`` the background probe (both refit on the validation set); its control
+    trains on a set whose background agrees with the object in half the images."""
+    bed = preset.bed
+    sets = bed.load_sets(preset) if sets is None else sets
+    pixels = bed.pixel_probes(sets)
+    build = lambda: bed.build_model(preset, sets)  # noqa: E731
+    rows = [pd.DataFrame([{"label": "pixels", "optimizer": "pixels", "rho": 0.0, "seed": 0, **pixels}]),
+            runs.evaluate_untrained(build, seeds, _metrics(preset, sets, sets.train))]
+    sgd = runs.specs({"SGD": (0.0,)}, seeds)
+    hard_only = _study(preset, sets, bed.hard_only_set(preset), sgd, _folder(checkpoints, "hard_only"))
+    rows.append(hard_only.assign(label="hard only", optimizer="hard only"))
+    rows.append(_study(preset, sets, sets.train, sgd, _folder(checkpoints, "runs")))
     return pd.concat(rows, ignore_index=True)
 
 
-def waterbirds_grid_runs(preset, optimizers: dict, seeds, checkpoints: Path | None = None,
-                         sets: waterbirds.WaterbirdsSets | None = None) -> pd.DataFrame:
-    """:func:`grid_runs` for a Waterbirds preset: its training set with every (optimizer, radius) of
-    ``optimizers`` for every seed, in the columns of :func:`waterbirds_headroom_runs`."""
-    sets = waterbirds.load_sets(preset) if sets is None else sets
-    folder = None if checkpoints is None else checkpoints / "runs"
-    return _waterbirds_study(preset, sets, sets.train, runs.specs(optimizers, seeds), folder)
-
-
-def grid_runs(preset: CifarMnistPreset, optimizers: dict, seeds, checkpoints: Path | None = None,
-              sets: cifar_mnist.DominoSets | None = None) -> pd.DataFrame:
+def grid_runs(preset, optimizers: dict, seeds, checkpoints: Path | None = None, sets=None) -> pd.DataFrame:
     """``preset``'s training set with every (optimizer, radius) of ``optimizers`` for every seed. ``sets``:
-    ``preset``'s domino sets, when already loaded (they depend on its data fields only, not on its training)."""
-    sets = cifar_mnist.load_sets(preset) if sets is None else sets
-    folder = None if checkpoints is None else checkpoints / "runs"
-    return _study(preset, sets, sets.train.images, sets.train.y, runs.specs(optimizers, seeds), folder)
+    ``preset``'s sets, when already loaded (they depend on its data fields only, not on its training)."""
+    sets = preset.bed.load_sets(preset) if sets is None else sets
+    return _study(preset, sets, sets.train, runs.specs(optimizers, seeds), _folder(checkpoints, "runs"))
+
+
+def _folder(checkpoints: Path | None, name: str) -> Path | None:
+    return None if checkpoints is None else Path(checkpoints) / name
 
 
 def best_radii(frame: pd.DataFrame, metric: str = "hard_probe") -> dict:
@@ -247,8 +191,8 @@ def lever_radii(lever: Lever, chosen: dict) -> dict:
     return {"SGD": (0.0,), **radii}
 
 
-def staged_runs(preset: CifarMnistPreset, optimizers: dict, seeds, stages=(), checkpoints: Path | None = None,
-                sets: cifar_mnist.DominoSets | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def staged_runs(preset, optimizers: dict, seeds, stages=(), checkpoints: Path | None = None,
+                sets=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """:func:`grid_runs` trained to each epoch count of ``stages`` and then to ``preset``'s, every run continuing
     from its checkpoint at the stage before (in a temporary folder without ``checkpoints``). With stages, each
     keeps its own checkpoints (``stage_<epochs>``), so that an interrupted study resumes at any stage. Returns the
@@ -278,82 +222,94 @@ def _continue_from(before: Path, here: Path, run_specs) -> None:
             write_bytes_atomic(source.read_bytes(), target)
 
 
-def run_lever(lever: Lever, chosen: dict, checkpoints: Path | None = None,
-              sets: cifar_mnist.DominoSets | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Every run of ``lever`` for a bed whose chosen radii are ``chosen``: on the tuning seeds
-    :func:`lever_radii`, on the held-out seeds SGD and the :func:`best_run` of the tuning rows. Returns one row
-    per run (with ``seed_set``) and the stage rows of :func:`staged_runs`."""
-    sets = cifar_mnist.load_sets(lever.preset) if sets is None else sets
-    tuning = staged_runs(lever.preset, lever_radii(lever, chosen), TUNING_SEEDS, lever.stages, checkpoints, sets)
-    optimizer, rho = best_run(tuning[0])
-    held = staged_runs(lever.preset, {"SGD": (0.0,), optimizer: (rho,)}, HELD_OUT_SEEDS, lever.stages,
-                       checkpoints, sets)
-    return tuple(pd.concat([t.assign(seed_set="tuning"), h.assign(seed_set="held out")], ignore_index=True)
-                 for t, h in zip(tuning, held))
+def _staged(sets) -> Callable:
+    """The trainer of :func:`samlib.protocol.run_lever` for a lever of a bed whose sets are ``sets``: every run of
+    ``radii`` trained with the lever's stages (:func:`staged_runs`), its rows at every stage with ``epochs``."""
+    def train(lever: Lever, radii: dict, seed_set: str, seeds, checkpoint: Path | None) -> pd.DataFrame:
+        return staged_runs(lever.settings, radii, seeds, lever.stages, checkpoint, sets)[1]
+    return train
 
 
-def _lever_folder(folder: Path | None, lever: str) -> Path | None:
-    return None if folder is None else folder / lever.replace(" ", "_")
+def _best_with_sgd(rows: pd.DataFrame) -> dict:
+    """What a lever trains on the held-out seeds: SGD and the :func:`best_run` of its tuning ``rows``' end."""
+    optimizer, rho = best_run(_at_end(rows))
+    return {"SGD": (0.0,), optimizer: (rho,)}
 
 
-def _bed_folder(checkpoints: Path | None, name: str) -> Path | None:
-    return None if checkpoints is None else checkpoints / name.replace(" ", "_")
+def _at_end(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows of every run's last stage, without ``epochs``."""
+    return rows[rows.epochs == rows.epochs.max()].drop(columns="epochs")
+
+
+def train_levers(name: str, levers, chosen: dict, checkpoints: Path | None = None,
+                 sets=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every run of each of ``levers`` (names) of bed ``name``, whose chosen radii are ``chosen``: on the tuning
+    seeds :func:`lever_radii`, on the held-out seeds SGD and the :func:`best_run` of the tuning rows
+    (:func:`samlib.protocol.run_lever`). Returns one row per run (with ``lever`` and ``seed_set``) and the rows of
+    every stage (:func:`staged_runs`)."""
+    bed = BEDS[name]
+    sets = bed.preset.bed.load_sets(bed.preset) if sets is None else sets  # once: levers change the training only
+    frames = []
+    for lever_name in levers:
+        lever = replace(bed.levers[lever_name], radii=lever_radii(bed.levers[lever_name], chosen))
+        frames.append(run_lever(lever_name, lever, _staged(sets), SEED_SETS, _best_with_sgd,
+                                _folder(checkpoints, slug(name))))
+    stages = pd.concat(frames, ignore_index=True).assign(bed=name) if frames else pd.DataFrame(columns=STAGE_COLUMNS)
+    ends = stages[stages.epochs == stages.lever.map(lambda n: bed.levers[n].settings.train.epochs)]
+    return ends.drop(columns="epochs").reindex(columns=COLUMNS), stages.reindex(columns=STAGE_COLUMNS)
+
+
+def _grid(sets) -> Callable:
+    """The trainer of :func:`samlib.protocol.run_lever` for a bed itself: :func:`grid_runs` of ``radii``."""
+    def train(lever: Lever, radii: dict, seed_set: str, seeds, checkpoint: Path | None) -> pd.DataFrame:
+        return grid_runs(lever.settings, radii, seeds, checkpoint, sets)
+    return train
+
+
+def _chosen_with_sgd(rows: pd.DataFrame) -> dict:
+    """What a bed trains on the held-out seeds: SGD, and SAM and LSAM at the radii its tuning ``rows`` chose."""
+    return {"SGD": (0.0,), **{optimizer: (rho,) for optimizer, rho in best_radii(rows).items()}}
 
 
 def run_bed(name: str, checkpoints: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every run of test bed ``name`` (see the module's docstring): one row per run with :data:`COLUMNS`, and
     the stage rows of its levers with :data:`STAGE_COLUMNS`."""
-    bed, folder = BEDS[name], _bed_folder(checkpoints, name)
-    no_stages = pd.DataFrame(columns=STAGE_COLUMNS)
-    birds = isinstance(bed.preset, waterbirds.WaterbirdsPreset)
-    sets = (waterbirds if birds else cifar_mnist).load_sets(bed.preset)  # once: levers change the training only
-    grid_of = waterbirds_grid_runs if birds else grid_runs
-    tuning = (waterbirds_headroom_runs if birds else headroom_runs)(bed.preset, TUNING_SEEDS, folder, sets)
-    frames, stages = [tuning.assign(lever="bed", seed_set="tuning")], [no_stages]
+    bed, folder = BEDS[name], _folder(checkpoints, slug(name))
+    sets = bed.preset.bed.load_sets(bed.preset)
+    frames = [headroom_runs(bed.preset, SEED_SETS["tuning"], folder, sets).assign(lever="bed", seed_set="tuning")]
+    stages = pd.DataFrame(columns=STAGE_COLUMNS)
     if bed.radii:
-        grid = grid_of(bed.preset, bed.radii, TUNING_SEEDS, folder, sets)
-        frames.append(grid.assign(lever="bed", seed_set="tuning"))
-        chosen = best_radii(grid)
-        if bed.held_out:
-            held = grid_of(bed.preset, {"SGD": (0.0,), **{o: (r,) for o, r in chosen.items()}}, HELD_OUT_SEEDS,
-                           folder, sets)
-            frames.append(held.assign(lever="bed", seed_set="held out"))
-        for lever_name, lever in bed.levers.items():
-            rows, staged = run_lever(lever, chosen, _lever_folder(folder, lever_name), sets)
-            frames.append(rows.assign(lever=lever_name))
-            stages.append(staged.assign(lever=lever_name, bed=name).reindex(columns=STAGE_COLUMNS))
-    rows = pd.concat(frames, ignore_index=True).assign(bed=name).reindex(columns=COLUMNS)
-    return rows, pd.concat(stages, ignore_index=True)
+        seed_sets = SEED_SETS if bed.held_out else {"tuning": SEED_SETS["tuning"]}
+        rows = run_lever("bed", Lever(bed.description, bed.preset, bed.radii), _grid(sets), seed_sets,
+                         _chosen_with_sgd, folder)
+        frames.append(rows)
+        chosen = best_radii(select(rows, seed_set="tuning"))
+        levers, stages = train_levers(name, list(bed.levers), chosen, checkpoints, sets)
+        frames.append(levers)
+    return pd.concat(frames, ignore_index=True).assign(bed=name).reindex(columns=COLUMNS), stages
 
 
 def rerun_levers(name: str, levers, checkpoints: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """:func:`run_lever` for each of ``levers`` (names) of bed ``name``, with the radii that :func:`best_radii`
+    """:func:`train_levers` for each of ``levers`` (names) of bed ``name``, with the radii that :func:`best_radii`
     chooses from the bed's tuning rows in the shipped study. The rows as :func:`run_bed` gives them."""
     bed, study = BEDS[name], load_study()
     unknown = [lever for lever in levers if lever not in bed.levers]
     if unknown:
         raise ValueError(f"bed {name!r} has no lever(s) {unknown}: its levers are {list(bed.levers)}")
-    grid = study[(study.bed == name) & (study.lever == "bed") & (study.seed_set == "tuning")]
+    grid = study[(study.bed == name) & (study.lever == "bed") & (study.seed_set == "tuning")]  # may be empty
     if not grid.optimizer.isin(("SAM", "LSAM")).any():
         raise ValueError(f"the shipped study has no tuning runs of bed {name!r}: run the whole bed first "
                          f"(python -m samlib.experiments.testbeds run --beds {name!r})")
-    chosen, sets = best_radii(grid), cifar_mnist.load_sets(bed.preset)
-    frames, stages = [], []
-    for lever_name in levers:
-        rows, staged = run_lever(bed.levers[lever_name], chosen, _lever_folder(_bed_folder(checkpoints, name),
-                                                                               lever_name), sets)
-        frames.append(rows.assign(lever=lever_name, bed=name).reindex(columns=COLUMNS))
-        stages.append(staged.assign(lever=lever_name, bed=name).reindex(columns=STAGE_COLUMNS))
-    return pd.concat(frames, ignore_index=True), pd.concat(stages, ignore_index=True)
+    return train_levers(name, levers, best_radii(grid), checkpoints)
 
 
 def meaningful_gain(study: pd.DataFrame, bed: str, metric: str = "hard_probe") -> float:
     """What counts as a meaningful gain on ``bed`` (fixed before its held-out seeds were read): :data:`ROOM_SHARE`
     of its room on the tuning seeds, the hard-only ceiling (1 for an accuracy such as the worst group's) minus SGD's
     median."""
-    rows = study[(study.bed == bed) & (study.lever == "bed") & (study.seed_set == "tuning")]
-    sgd = rows[rows.optimizer == "SGD"][metric].median()
-    ceiling = rows[rows.optimizer == "hard only"][metric].median() if metric == "hard_probe" else 1.0
+    rows = select(study, bed=bed, lever="bed", seed_set="tuning")
+    sgd = select(rows, optimizer="SGD")[metric].median()
+    ceiling = select(rows, optimizer="hard only")[metric].median() if metric == "hard_probe" else 1.0
     if not (ceiling > sgd):
         raise ValueError(f"bed {bed!r} has no room in {metric} on its tuning seeds (SGD {sgd}, ceiling {ceiling})")
     return ROOM_SHARE * (ceiling - sgd)
@@ -365,15 +321,16 @@ def comparison(rows: pd.DataFrame, metric: str = "hard_probe", meaningful: float
     paired difference) with its distribution-free 95% interval (``low``, ``high``; NaN with five seeds or fewer),
     the ``wins`` over SGD, the ``seeds``, the sign test's ``p`` and, given the bed's ``meaningful`` gain
     (:func:`meaningful_gain`), the ``verdict``."""
-    labelled = rows[rows.optimizer != "SGD"].drop_duplicates("label")
-    out = []
-    for run in labelled.itertuples():
-        effect = results.paired_comparison(rows, run.optimizer, run.rho, metric)
-        out.append({"label": run.label, "median": rows[rows.label == run.label][metric].median(),
-                    "median gain": effect.median, "low": effect.low, "high": effect.high, "wins": effect.wins,
-                    "seeds": effect.n, "p": effect.p_value,
-                    "verdict": None if meaningful is None else results.verdict(effect, meaningful)})
-    table = pd.DataFrame(out).set_index("label").loc[[label for label in results.label_order(rows) if label != "SGD"]]
+    out = {}
+    for optimizer, rho in rows[rows.optimizer != "SGD"][["optimizer", "rho"]].drop_duplicates().itertuples(index=False):
+        effect = results.paired_comparison(rows, optimizer, rho, metric)
+        out[optimizer, rho] = {"median": select(rows, optimizer=optimizer, rho=rho)[metric].median(),
+                               "median gain": effect.median, "low": effect.low, "high": effect.high,
+                               "wins": effect.wins, "seeds": effect.n, "p": effect.p_value,
+                               "verdict": None if meaningful is None else results.verdict(effect, meaningful)}
+    table = pd.DataFrame.from_dict(out, orient="index")  # keyed by (optimizer, rho); labels only for display
+    order = [label for label in results.label_order(rows) if label != "SGD"]
+    table = table.set_axis([run_label(*key) for key in table.index]).rename_axis("label").loc[order]
     return table if meaningful is not None else table.drop(columns="verdict")
 
 
@@ -385,12 +342,12 @@ def lever_summary(study: pd.DataFrame, bed: str, metric: str = "hard_probe") -> 
     meaningful = meaningful_gain(study, bed, metric)
     for lever in ("bed", *BEDS[bed].levers):
         part = study[(study.bed == bed) & (study.lever == lever) & study.optimizer.isin(("SGD", "SAM", "LSAM"))]
-        tables = {name: comparison(part[part.seed_set == name], metric, meaningful) for name in ("tuning", "held out")}
+        tables = {name: comparison(select(part, seed_set=name), metric, meaningful) for name in SEED_SETS}
         for label in tables["held out"].index:
             row = {}
             for name, table in tables.items():
                 cells = table.loc[label]
-                values = {"SGD": part[(part.seed_set == name) & (part.optimizer == "SGD")][metric].median(),
+                values = {"SGD": select(part, seed_set=name, optimizer="SGD")[metric].median(),
                           "median": cells["median"], "median gain": cells["median gain"], "low": cells["low"],
                           "high": cells["high"], "wins": int(cells["wins"]), "seeds": int(cells["seeds"]),
                           "verdict": cells["verdict"]}
@@ -407,7 +364,7 @@ def paired_gains(study: pd.DataFrame, bed: str, metric: str = "hard_probe") -> p
     run's ``metric`` minus that of the SGD run with the same seed and lever."""
     rows = []
     for lever, run in lever_summary(study, bed, metric).index:
-        part = study[(study.bed == bed) & (study.lever == ("bed" if lever == "none" else lever))]
+        part = select(study, bed=bed, lever="bed" if lever == "none" else lever)
         for seed_set, sets in part.groupby("seed_set", sort=False):
             sgd = sets[sets.optimizer == "SGD"].set_index("seed")[metric]
             mine = sets[sets.label == run].set_index("seed")[metric]
@@ -416,18 +373,26 @@ def paired_gains(study: pd.DataFrame, bed: str, metric: str = "hard_probe") -> p
     return pd.DataFrame(rows)
 
 
-def results_path(stages: bool = False) -> Path:
-    """Where the study's rows (``stages``: its levers' stage rows) live, shipped with samlib."""
-    return Path(__file__).parent / "testbeds_data" / ("stages.csv" if stages else "testbeds.csv")
+def _in_order(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame``'s rows by bed (:data:`BEDS` order), then lever (the bed's rows, then its levers in order); stable."""
+    beds = {bed: i for i, bed in enumerate(BEDS)}
+    levers = {(bed, lever): i + 1 for bed, b in BEDS.items() for i, lever in enumerate(b.levers)}
+    rank = [(beds.get(b, len(beds)), 0 if lever == "bed" else levers.get((b, lever), len(levers) + 1))
+            for b, lever in zip(frame.bed, frame.lever)]
+    return frame.iloc[sorted(range(len(frame)), key=rank.__getitem__)]
+
+
+_FOLDER = Path(__file__).parent / "testbeds_data"
+_COMMAND = "python -m samlib.experiments.testbeds run"
+ROWS = ShippedRows("test-bed study", _FOLDER / "testbeds.csv", _COMMAND, tuple(COLUMNS), 6, _in_order)
+"""The study's rows, one per run: ``testbeds_data/testbeds.csv`` beside this module."""
+STAGES = ShippedRows("test-bed study's stages", _FOLDER / "stages.csv", _COMMAND, tuple(STAGE_COLUMNS), 6, _in_order)
+"""Its levers' rows at every stage, one per lever run and stage: ``testbeds_data/stages.csv``."""
 
 
 def load_study(stages: bool = False) -> pd.DataFrame:
-    """The study's rows as written by ``python -m samlib.experiments.testbeds run``: one per run, or (``stages``)
-    one per lever run and stage."""
-    path = results_path(stages)
-    if not path.is_file():
-        raise FileNotFoundError(f"no test-bed study at {path}: run python -m samlib.experiments.testbeds run")
-    return pd.read_csv(path)
+    """The shipped rows: one per run, or (``stages``) one per lever run and stage."""
+    return (STAGES if stages else ROWS).load()
 
 
 def main(argv=None) -> None:
@@ -437,7 +402,7 @@ def main(argv=None) -> None:
                         help="the test beds to (re)run; the others keep their rows")
     parser.add_argument("--levers", nargs="+", choices=sorted({n for b in BEDS.values() for n in b.levers}),
                         help="rerun only these levers of the beds that have them; the other rows are kept")
-    parser.add_argument("--checkpoints", type=Path, default=None, help="folder for per-run checkpoints (resume)")
+    checkpoints_option(parser)
     args = parser.parse_args(argv)
     _check_arguments(parser, args)
     from .. import setup
@@ -451,50 +416,28 @@ def main(argv=None) -> None:
                              else rerun_levers(name, [lever], args.checkpoints))
             _write_merged(frame, stages, name, lever)
             print(f"{name}{'' if lever is None else ', ' + lever}: {len(frame)} runs in {time.time() - start:.0f} s "
-                  f"-> {results_path()}", flush=True)
+                  f"-> {ROWS.path}", flush=True)
 
 
 def _check_arguments(parser: argparse.ArgumentParser, args) -> None:
-    """What argparse's choices cannot check: names given twice, levers the chosen beds lack, the folder."""
-    for option, names in (("--beds", args.beds), ("--levers", args.levers or [])):
-        twice = sorted({name for name in names if names.count(name) > 1})
-        if twice:
-            parser.error(f"{option} names {twice} twice")
+    """What argparse's choices cannot check: names given twice, levers the chosen beds lack."""
+    refuse_repeats(parser, beds=args.beds, levers=args.levers)
     for lever in args.levers or []:
         owners = [name for name in args.beds if lever in BEDS[name].levers]
         if not owners:
             beds = [name for name, bed in BEDS.items() if lever in bed.levers]
             parser.error(f"lever {lever!r} is not a lever of the chosen bed(s) {args.beds}: it belongs to {beds}; "
                          f"add --beds {' '.join(repr(b) for b in beds)}")
-    if args.checkpoints is not None:
-        try:
-            checks.path("--checkpoints", args.checkpoints, "folder")
-        except (TypeError, ValueError) as e:
-            parser.error(str(e))
 
 
 def _write_merged(frame: pd.DataFrame, stages: pd.DataFrame, bed: str, lever: str | None) -> None:
     """Write ``frame`` and ``stages`` over the files' rows of ``bed`` (only those of ``lever`` unless it is None),
-    keeping every other row (read just before, under a lock, so that processes running other beds or levers keep
-    each other's rows), in :data:`BEDS` and lever order, atomically."""
-    with open(Path(tempfile.gettempdir()) / "samlib-testbeds.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        for new, columns, is_stages in ((frame, COLUMNS, False), (stages, STAGE_COLUMNS, True)):
-            path = results_path(is_stages)
-            kept = load_study(is_stages) if path.is_file() else pd.DataFrame(columns=columns)
-            replaced = (kept.bed == bed) & (True if lever is None else kept.lever == lever)
-            pieces = [part for part in (kept[~replaced], new) if len(part)]  # an empty frame would make all object
-            merged = pd.concat(pieces, ignore_index=True).infer_objects() if pieces else new
-            write_text_atomic(_in_order(merged).reindex(columns=columns).round(6).to_csv(index=False), path)
+    keeping every other row, in :data:`BEDS` and lever order (:meth:`samlib.protocol.ShippedRows.replace`)."""
+    def drop(kept: pd.DataFrame):
+        return (kept.bed == bed) & (True if lever is None else kept.lever == lever)
 
-
-def _in_order(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame``'s rows by bed (:data:`BEDS` order), then lever (the bed's rows, then its levers in order); stable."""
-    beds = {bed: i for i, bed in enumerate(BEDS)}
-    levers = {(bed, lever): i + 1 for bed, b in BEDS.items() for i, lever in enumerate(b.levers)}
-    rank = [(beds.get(b, len(beds)), 0 if lever == "bed" else levers.get((b, lever), len(levers) + 1))
-            for b, lever in zip(frame.bed, frame.lever)]
-    return frame.iloc[sorted(range(len(frame)), key=rank.__getitem__)]
+    for rows, shipped in ((frame, ROWS), (stages, STAGES)):
+        shipped.replace(rows, drop)
 
 
 if __name__ == "__main__":

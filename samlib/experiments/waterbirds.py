@@ -7,23 +7,29 @@ and how well linear probes retrained on group-balanced data read the object (cor
   folder, ImageNet-pretrained ResNet-50, GPU); :func:`preset` picks one by :mod:`samlib.scale`;
 * :func:`load_sets`: training (95% agreement), validation and test (groups balanced) sets;
 * :func:`group_accuracies`, :func:`evaluate`: per-group, average and worst-group accuracy, both probes, Gini.
+
+It exposes the image-bed interface of :mod:`samlib.experiments.cifar_mnist`, in which the object is the hard
+feature and the background the easy one: :func:`load_sets`, :func:`build_model`, :func:`hard_only_set`,
+:func:`pixel_probes` and :func:`metrics`.
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
 from torch import nn
 
 from .. import checks, scale
-from ..data import Waterbirds, load_waterbirds, waterbirds_standin
+from ..data import Waterbirds, load_waterbirds, pixel_probe_errors, waterbirds_standin
 from ..decompose import gini
 from ..models import PaperConvNet, SmallCNN, resnet
 from ..probe import extract_features, linear_probe
 from .runs import TrainConfig, head_on_cpu, network_decomposition
 
 __all__ = ["WaterbirdsPreset", "BOOK", "PAPER", "LIVE_TOLERANCES", "preset", "WaterbirdsSets", "load_sets",
-           "standin_options", "build_model", "group_accuracies", "evaluate"]
+           "standin_options", "build_model", "hard_only_set", "pixel_probes", "group_accuracies", "evaluate",
+           "metrics", "MORE_COLUMNS"]
 
 
 @dataclass(frozen=True)
@@ -47,7 +53,7 @@ class WaterbirdsPreset:
     object_contrast: tuple[float, float] | None = None  # the stand-in's object brightness factor per image
 
     def __post_init__(self):
-        from .cifar_mnist import _check_common
+        from .cifar_mnist import check_shared_fields
 
         if self.data not in ("standin", "real"):
             raise ValueError(f"unknown data {self.data!r}: use 'standin' or 'real'")
@@ -57,7 +63,13 @@ class WaterbirdsPreset:
         for name in ("n_train", "n_eval"):
             count(name, getattr(self, name), "a number of images (the real splits are fixed: 0 there)")
         checks.positive_int("image_size", self.image_size, "the side of the images in pixels")
-        _check_common(self)
+        check_shared_fields(self)
+
+    @property
+    def bed(self):
+        """The module of the bed's functions (this one): ``preset.bed.load_sets(preset)`` and the rest of the
+        image-bed interface."""
+        return sys.modules[__name__]
 
 
 BOOK = WaterbirdsPreset(data="standin", n_train=3000, n_eval=1500, image_size=32, model="small_cnn",
@@ -157,3 +169,36 @@ def evaluate(model: nn.Module, sets: WaterbirdsSets, gini_rho: float, solver: st
             "worst_group_acc": float(np.nanmin(groups)), **{f"group_{g}_acc": float(a) for g, a in enumerate(groups)},
             **probes, "gini_real": gini(parts.weights), "gini_phantom": gini(parts.phantom_weights),
             **shares}
+
+
+def hard_only_set(config: WaterbirdsPreset) -> Waterbirds:
+    """The training set of the hard-only control (the stand-in only): as many images as ``config``'s training set,
+    with a background that agrees with the object in half of them, so that only the object predicts the label."""
+    if config.data != "standin":
+        raise ValueError(f"the hard-only control is drawn from the stand-in; data={config.data!r} has none: use "
+                         "data='standin'")
+    return waterbirds_standin("train", config.n_train, seed=0, agreement=0.5, **standin_options(config))
+
+
+def pixel_probes(sets: WaterbirdsSets, solver: str = "lbfgs") -> dict:
+    """Test accuracy of linear probes on raw pixels (no network), fit on ``val`` and tested on ``test``: for the
+    object (``hard_probe``) and for the background (``easy_probe``)."""
+    errors = pixel_probe_errors(sets.val, sets.test, solver)
+    return {"hard_probe": 1 - errors["y"], "easy_probe": 1 - errors["place"]}
+
+
+MORE_COLUMNS = ("group_0_acc", "group_1_acc", "group_2_acc", "group_3_acc", "minority_share_real",
+                "minority_share_phantom")
+"""The columns of :func:`metrics` beyond the shared ones: each group's accuracy and the minority's share of the
+importance weights."""
+
+
+def metrics(model: nn.Module, sets: WaterbirdsSets, config: WaterbirdsPreset) -> dict:
+    """What the test-bed studies record of a network, in their shared columns (:func:`evaluate` at ``config``'s
+    ``gini_rho``): ``hard_probe`` is the core (object) probe, ``easy_probe`` the background probe, ``test_acc`` the
+    average test accuracy; with the worst group's accuracy and :data:`MORE_COLUMNS`."""
+    scores = evaluate(model, sets, config.gini_rho)
+    return {"hard_probe": scores["core_probe"], "easy_probe": scores["background_probe"],
+            "test_acc": scores["avg_acc"], "worst_group_acc": scores["worst_group_acc"],
+            "gini_real": scores["gini_real"], "gini_phantom": scores["gini_phantom"],
+            **{column: scores[column] for column in MORE_COLUMNS}}

@@ -22,14 +22,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import checks
-from ..checkpoint import write_text_atomic
+from ..protocol import ShippedRows, every_row
 from .data import grid_runs
 from .presets import BOOK
 from .results import signal_to_noise
 from .train import train_table
 
-__all__ = ["TUNING_SEEDS", "HELD_OUT_SEEDS", "SEED_SETS", "HARMFUL_BELOW", "ROOM_SHARE", "run_study", "results_path",
+__all__ = ["TUNING_SEEDS", "HELD_OUT_SEEDS", "SEED_SETS", "HARMFUL_BELOW", "ROOM_SHARE", "run_study", "ROWS",
            "load_study", "claim_pairs", "meaningful_gain", "main"]
 
 TUNING_SEEDS = BOOK.seeds  # the chapter's map: its settings were read from these
@@ -51,17 +50,10 @@ def run_study(seed_sets: dict[str, tuple[int, ...]] | None = None, progress: boo
     return pd.concat(frames, ignore_index=True)
 
 
-def results_path() -> Path:
-    """Where the shipped study lives: ``study_data/map.csv`` beside this module."""
-    return Path(__file__).parent / "study_data" / "map.csv"
-
-
-def load_study(path: str | Path | None = None) -> pd.DataFrame:
-    """The shipped study (:func:`results_path`), or the one at ``path``: one row per run."""
-    path = results_path() if path is None else checks.path("path", path, writable=False)
-    if not path.exists():
-        raise FileNotFoundError(f"no noise-memorization study at {path}: run python -m samlib.memorization.study run")
-    return pd.read_csv(path)
+ROWS = ShippedRows("noise-memorization study", Path(__file__).parent / "study_data" / "map.csv",
+                   "python -m samlib.memorization.study run")
+"""The shipped study: ``study_data/map.csv`` beside this module, one row per run."""
+load_study = ROWS.load
 
 
 def _region(frame: pd.DataFrame) -> pd.DataFrame:
@@ -97,10 +89,7 @@ def main(argv: list[str] | None = None) -> None:
 
     setup()  # the book's seed, threads and kernels (samlib.repro.configure), as the chapter runs
     frame = run_study()
-    path = results_path()
-    path.parent.mkdir(exist_ok=True)
-    write_text_atomic(frame.to_csv(index=False), path)
-    print(f"{len(frame)} runs written to {path}", flush=True)
+    print(f"{len(frame)} runs written to {ROWS.replace(frame, every_row)}", flush=True)
 
 
 if __name__ == "__main__":

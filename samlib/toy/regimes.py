@@ -25,26 +25,22 @@ busy 2-core machine: 8 to 15 minutes a regime with one ascent, 19 and 25 minutes
 """
 from __future__ import annotations
 
-import argparse
-import fcntl
 import math
-import tempfile
-import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 import torch
 
 from .. import checks
-from ..checkpoint import write_text_atomic
+from ..protocol import Lever, ShippedRows, run_lever, run_parts, select
 from ..results import paired_effect_of
 from .results import probe_errors
 from .study import lever_table
 from .sweep import BOOK_SETTINGS, SweepResult, ToySettings, grid, losses_and_logits, train_sweep, training_data
 
-__all__ = ["Regime", "REGIMES", "ALPHAS", "ASCENT_BATCHES", "RHO_UNITS", "TURNS", "TUNING_SEEDS", "HELD_OUT_SEEDS",
-           "FITS", "LOSS_LEVELS", "SNAPSHOTS", "TRAJECTORY", "READS", "COLUMNS", "results_path", "load_regimes",
+__all__ = ["REGIMES", "SEED_SETS", "ALPHAS", "ASCENT_BATCHES", "RHO_UNITS", "TURNS", "TUNING_SEEDS", "HELD_OUT_SEEDS",
+           "FITS", "LOSS_LEVELS", "SNAPSHOTS", "TRAJECTORY", "READS", "COLUMNS", "ROWS", "load_regimes",
            "train_reads", "run_regime", "chosen_radii", "regime_table", "paired", "best_regime", "matched_table",
            "fitting_effects",
            "ratio_along_training", "trajectories", "main"]
@@ -70,37 +66,32 @@ COLUMNS = ["regime", "seed_set", "optimizer", "rho", "rho_units", "turns", "seed
            "train_error", "hard_error", "easy_error"]
 
 
-@dataclass(frozen=True)
-class Regime:
-    """The toy chapter's settings with one change (``settings``), described in words; its radii are
-    :data:`RHO_UNITS` times ``settings.init_scale``."""
-
-    description: str
-    settings: ToySettings
-
-    def radii(self, optimizer: str) -> tuple[float, ...]:
-        return tuple(round(u * self.settings.init_scale, 6) for u in RHO_UNITS[optimizer])
+def _regime(description: str, settings: ToySettings) -> Lever:
+    """A regime: the toy chapter's ``settings`` with one change, described in words, its radii :data:`RHO_UNITS`
+    times ``settings.init_scale``, on the complexities :data:`TURNS`."""
+    radii = {opt: tuple(round(u * settings.init_scale, 6) for u in units) for opt, units in RHO_UNITS.items()}
+    return Lever(description, settings, radii, turns=TURNS)
 
 
 B = BOOK_SETTINGS
 REGIMES = {
-    **{f"init {a:g}": Regime(f"every initial weight times {a:g}", replace(B, init_scale=a)) for a in ALPHAS},
-    **{f"ascent per {m}": Regime(f"an ascent per group of {m} of the batch's 50 examples (m-SAM)",
-                                 replace(B, ascent_batch=m)) for m in ASCENT_BATCHES},
+    **{f"init {a:g}": _regime(f"every initial weight times {a:g}", replace(B, init_scale=a)) for a in ALPHAS},
+    **{f"ascent per {m}": _regime(f"an ascent per group of {m} of the batch's 50 examples (m-SAM)",
+                                  replace(B, ascent_batch=m)) for m in ASCENT_BATCHES},
 }
+SEED_SETS = {"tuning": TUNING_SEEDS, "held-out": HELD_OUT_SEEDS}
 
 
-def results_path() -> Path:
-    """Where the regimes' rows live, shipped with samlib."""
-    return Path(__file__).parent / "study_data" / "regimes.csv"
+def _in_order(frame: pd.DataFrame) -> pd.DataFrame:
+    order = {name: i for i, name in enumerate(REGIMES)}
+    return frame.sort_values(["regime", "seed_set"], key=lambda c: c.map(order) if c.name == "regime"
+                             else c.map({"tuning": 0, "held-out": 1}), kind="stable")
 
 
-def load_regimes(path: str | Path | None = None) -> pd.DataFrame:
-    """The shipped regimes study (:func:`results_path`), or the one at ``path``: one row per run and read."""
-    path = results_path() if path is None else checks.path("path", path, writable=False)
-    if not path.exists():
-        raise FileNotFoundError(f"no regimes study at {path}: run python -m samlib.toy.regimes run")
-    return pd.read_csv(path)
+ROWS = ShippedRows("regimes study", Path(__file__).parent / "study_data" / "regimes.csv",
+                   "python -m samlib.toy.regimes run", tuple(COLUMNS), 6, _in_order)
+"""The regimes' rows, one per run and read: ``study_data/regimes.csv`` beside this module."""
+load_regimes = ROWS.load
 
 
 @torch.no_grad()
@@ -159,55 +150,32 @@ def train_reads(result: SweepResult, trajectory: bool = True) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def _sweeps(regime: Regime, radii: dict[str, tuple[float, ...]], seeds) -> list[list]:
+def _sweeps(regime: Lever, radii: dict[str, tuple[float, ...]], seeds) -> list[list]:
     """The runs of a seed set in two sweeps: SGD with LSAM (one pass a step), and SAM (two)."""
-    return [grid({"SGD": [0.0], "LSAM": list(radii["LSAM"])}, list(TURNS), list(seeds)),
-            grid({"SAM": list(radii["SAM"])}, list(TURNS), list(seeds))]
+    return [grid({"SGD": [0.0], "LSAM": list(radii["LSAM"])}, list(regime.turns), list(seeds)),
+            grid({"SAM": list(radii["SAM"])}, list(regime.turns), list(seeds))]
 
 
-def _train(name: str, seed_set: str, radii: dict, checkpoints: Path | None, progress) -> pd.DataFrame:
-    regime = REGIMES[name]
-    seeds = TUNING_SEEDS if seed_set == "tuning" else HELD_OUT_SEEDS
+def _train(regime: Lever, radii: dict, seed_set: str, seeds, checkpoint: Path | None, progress=None) -> pd.DataFrame:
+    """The trainer of :func:`samlib.protocol.run_lever`: ``regime`` at ``radii`` on ``seeds``, every run read at
+    the end (:func:`train_reads`) and, on the held-out seeds, along training too."""
     held_out = seed_set == "held-out"
     kept = sorted({*SNAPSHOTS, *TRAJECTORY})
     snapshots = tuple(s for s in kept if 0 < s < regime.settings.steps) if held_out else ()
     frames = []
     for k, runs in enumerate(_sweeps(regime, radii, seeds)):
-        path = None if checkpoints is None else checkpoints / f"{name.replace(' ', '_')}.{seed_set}.{k}.pt"
+        path = None if checkpoint is None else checkpoint.with_name(f"{checkpoint.name}.{k}.pt")
         result = train_sweep(runs, regime.settings, checkpoint=path, progress=progress, snapshots=snapshots)
         frames.append(train_reads(result, trajectory=held_out))
     rows = pd.concat(frames, ignore_index=True)
-    return rows.assign(regime=name, seed_set=seed_set, rho_units=rows.rho / regime.settings.init_scale)
-
-
-def _merge(rows: pd.DataFrame) -> None:
-    """Add ``rows`` (one regime's seed set) to the shipped file, read just before under a lock, atomically."""
-    with open(Path(tempfile.gettempdir()) / "samlib-regimes.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        kept = load_regimes() if results_path().is_file() else None
-        key = rows[["regime", "seed_set"]].iloc[0].tolist()
-        if kept is not None:
-            kept = kept[~((kept.regime == key[0]) & (kept.seed_set == key[1]))]
-        merged = rows if kept is None else pd.concat([kept, rows], ignore_index=True)
-        order = {name: i for i, name in enumerate(REGIMES)}
-        merged = merged.sort_values(["regime", "seed_set"], key=lambda c: c.map(order) if c.name == "regime"
-                                    else c.map({"tuning": 0, "held-out": 1}), kind="stable")
-        results_path().parent.mkdir(exist_ok=True)
-        write_text_atomic(merged.reindex(columns=COLUMNS).round(6).to_csv(index=False), results_path())
-
-
-def _has(name: str, seed_set: str) -> bool:
-    if not results_path().is_file():
-        return False
-    rows = load_regimes()
-    return bool(((rows.regime == name) & (rows.seed_set == seed_set)).any())
+    return rows.assign(rho_units=rows.rho / regime.settings.init_scale)
 
 
 def chosen_radii(frame: pd.DataFrame, name: str) -> dict[str, float]:
     """Regime ``name``'s radius per optimizer, chosen on the tuning seeds (the module's rule): among the radii that
     fit (median final training error at most :data:`FITS` on every complexity), the lowest median hard-probe error
     averaged over the complexities; the smallest radius where none fits."""
-    table = regime_table(frame[(frame.regime == name) & (frame.seed_set == "tuning")])
+    table = regime_table(select(frame, regime=name, seed_set="tuning"))
     chosen = {}
     for optimizer in RHO_UNITS:
         part = table.xs(optimizer, level="optimizer")
@@ -237,7 +205,7 @@ def paired(frame: pd.DataFrame, name: str, optimizer: str, read: str = "final", 
     """Regime ``name``'s pairs over every (seed, complexity) at ``read``: ``optimizer`` at its chosen radius
     (:func:`chosen_radii`) and its SGD twin, both having reached the read; with the optimizer's median training
     error there. None where the seed set has no such read (the tuning seeds are read at the end only)."""
-    rows = frame[(frame.regime == name) & (frame.seed_set == seed_set) & (frame.read == read)]
+    rows = select(frame, regime=name, seed_set=seed_set, read=read)
     rows = rows.dropna(subset=["hard_error"])
     if rows.empty:
         return None
@@ -275,7 +243,7 @@ def fitting_effects(frame: pd.DataFrame) -> pd.DataFrame:
 def ratio_along_training(frame: pd.DataFrame, optimizer: str = "LSAM", seed_set: str = "held-out") -> pd.DataFrame:
     """Per regime (a column), complexity and trajectory step (the index): the median over seeds of ``optimizer``'s
     hard-probe error over its SGD twin's, read at the same step (1 at step 0, where both are the same network)."""
-    rows = frame[(frame.seed_set == seed_set) & (frame.read == "trajectory")]
+    rows = select(frame, seed_set=seed_set, read="trajectory")
     ratios = {}
     for name, part in rows.groupby("regime", sort=False):
         part = part.set_index(["seed", "turns", "step"])
@@ -288,7 +256,7 @@ def ratio_along_training(frame: pd.DataFrame, optimizer: str = "LSAM", seed_set:
 def trajectories(frame: pd.DataFrame, name: str, seed_set: str = "held-out") -> pd.DataFrame:
     """Regime ``name``'s probe trajectories: per optimizer, radius, complexity and step, the median and quartiles of
     the hard and the easy probe errors over seeds."""
-    rows = frame[(frame.regime == name) & (frame.seed_set == seed_set) & (frame.read == "trajectory")]
+    rows = select(frame, regime=name, seed_set=seed_set, read="trajectory")
     stats = {"median": "median", "q25": lambda v: v.quantile(0.25), "q75": lambda v: v.quantile(0.75)}
     return rows.groupby(["optimizer", "rho", "turns", "step"])[["hard_error", "easy_error"]].agg(list(stats.values())
                                                                                                ).set_axis(
@@ -296,42 +264,25 @@ def trajectories(frame: pd.DataFrame, name: str, seed_set: str = "held-out") -> 
 
 
 def run_regime(name: str, checkpoints: Path | None = None, progress: bool | None = None) -> list[str]:
-    """Train what the shipped file lacks of regime ``name``: the tuning seeds, then the held-out seeds at the radii
-    chosen on them. Returns the seed sets trained."""
-    regime, done = REGIMES[name], []
-    if not _has(name, "tuning"):
-        _merge(_train(name, "tuning", {opt: regime.radii(opt) for opt in RHO_UNITS}, checkpoints, progress))
-        done.append("tuning")
-    if not _has(name, "held-out"):
-        radii = {opt: (rho,) for opt, rho in chosen_radii(load_regimes(), name).items()}
-        _merge(_train(name, "held-out", radii, checkpoints, progress))
-        done.append("held-out")
-    return done
+    """Train what the shipped file lacks of regime ``name``, one seed set at a time (each written as it ends): the
+    tuning seeds, then the held-out seeds at the radii chosen on them. Returns the seed sets trained."""
+    regime, done = REGIMES[name], ROWS.done(("regime", "seed_set"))
+    train = lambda *args: _train(*args, progress=progress)  # noqa: E731
+    trained = []
+    for seed_set, seeds in SEED_SETS.items():
+        if (name, seed_set) in done:
+            continue
+        if seed_set != "tuning":
+            regime = replace(regime, radii={opt: (rho,) for opt, rho in chosen_radii(ROWS.load(), name).items()})
+        ROWS.replace(run_lever(name, regime, train, {seed_set: seeds}, checkpoints=checkpoints, column="regime"),
+                     lambda kept, seed_set=seed_set: (kept.regime == name) & (kept.seed_set == seed_set))
+        trained.append(seed_set)
+    return trained
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m samlib.toy.regimes", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["run"])
-    parser.add_argument("--regimes", nargs="+", choices=list(REGIMES), default=list(REGIMES), metavar="NAME",
-                        help=f"the regimes to run, of {', '.join(repr(n) for n in REGIMES)} (default: all)")
-    parser.add_argument("--checkpoints", type=Path, default=None, help="a folder for resumable checkpoints")
-    args = parser.parse_args(argv)
-    twice = sorted({name for name in args.regimes if args.regimes.count(name) > 1})
-    if twice:
-        parser.error(f"--regimes names {twice} twice")
-    if args.checkpoints is not None:
-        try:
-            checks.path("--checkpoints", args.checkpoints, "folder")
-        except (TypeError, ValueError) as e:
-            parser.error(str(e))
-    from .. import setup
-
-    setup()
-    for name in args.regimes:
-        start = time.time()
-        trained = run_regime(name, args.checkpoints)
-        print(f"{name}: {', '.join(trained) or 'nothing left'} in {time.time() - start:.0f} s -> {results_path()}",
-              flush=True)
+    run_parts(argv, "python -m samlib.toy.regimes", __doc__.splitlines()[0], "regimes", REGIMES,
+              lambda name, folder: ", ".join(run_regime(name, folder)) or "nothing left", ROWS.path)
 
 
 if __name__ == "__main__":

@@ -1,41 +1,43 @@
 """The toy's seed study: the lever table and the held-out seed check, precomputed for the chapters.
 
-Every **lever** is the toy chapter's settings (:data:`~samlib.toy.sweep.BOOK_SETTINGS`) with one thing changed,
-trained with SGD and LSAM (IW-only and LR-only for the ablation rows, SAM for its comparison) on the same
-seeds. Each is trained twice: on the **tuning** seeds, on which the book chose its settings and radii, and on
-the **held-out** seeds, which were used only after every choice was made. A claim counts if it holds on both.
+Every **lever** (:class:`samlib.protocol.Lever`) is the toy chapter's settings
+(:data:`~samlib.toy.sweep.BOOK_SETTINGS`) with one thing changed, trained with SGD and LSAM (IW-only and LR-only for
+the ablation rows, SAM for its comparison) on the same seeds. Each is trained twice: on the **tuning** seeds, on
+which the book chose its settings and radii, and on the **held-out** seeds, which were used only after every choice
+was made. A claim counts if it holds on both.
 
     python -m samlib.toy.study run [--levers NAME,...] [--checkpoints DIR]
     python -m samlib.toy.study check NAME --rho R --tuning 0:20 --held-out 300:320 [--steps N]
 
-``run`` writes ``study_data/levers.csv`` beside this module (one row per run, atomically); the file ships with
-samlib, so the chapters print it in Colab too, and :func:`load_study` reads it. About 40 minutes on 2 CPU
-threads; with ``--checkpoints`` an interrupted study resumes where it stopped. ``check`` re-runs one lever on
-two seed sets of your choice and prints them side by side (:func:`held_out_check`). Both refuse, with argparse's
-usage line and before training, an unknown lever, a lever without LSAM runs to check, a radius the lever does not
-have, a seed range that is malformed, empty, negative or overlapping, fewer than :data:`MIN_SEEDS` seeds a set and
-fewer than :data:`MIN_STEPS` steps (the statistics they print need more).
+``run`` trains each lever on both seed sets (:func:`samlib.protocol.run_lever` with :func:`train_lever`) and writes
+``study_data/levers.csv`` beside this module (one row per run, atomically: :data:`ROWS`); the file ships with
+samlib, so the chapters print it in Colab too, and :func:`load_study` reads it. About 40 minutes on 2 CPU threads;
+with ``--checkpoints`` an interrupted study resumes where it stopped. ``check`` re-runs one lever on two seed sets
+of your choice and prints them side by side (:func:`held_out_check`). Both refuse, with argparse's usage line and
+before training, an unknown lever, a lever without LSAM runs to check, a radius the lever does not have, a seed
+range that is malformed, empty, negative or overlapping, fewer than :data:`MIN_SEEDS` seeds a set and fewer than
+:data:`MIN_STEPS` steps (the statistics they print need more).
 """
 from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
 from .. import checks
-from ..checkpoint import write_text_atomic
+from ..optim.registry import ABLATIONS
+from ..protocol import Lever, ShippedRows, checkpoints_option, run_lever, select
 from ..results import paired_effect
 from .presets import OPEN_WINDOW
 from .results import final_losses, phantom_ratios, probe_errors, train_errors
 from .sweep import BOOK_SETTINGS, Run, ToySettings, grid, train_sweep
 
-__all__ = ["Lever", "LEVERS", "TUNING_SEEDS", "HELD_OUT_SEEDS", "SEED_SETS", "MEANINGFUL_RATIO", "run_lever",
-           "lever_table",
-           "best_radii", "lever_summary", "ablation_summary", "held_out_check", "side_by_side", "results_path",
-           "load_study", "main"]
+__all__ = ["LEVERS", "TURNS", "TUNING_SEEDS", "HELD_OUT_SEEDS", "SEED_SETS", "MEANINGFUL_RATIO", "lever_runs",
+           "train_lever", "lever_table", "best_radii", "lever_summary", "ablation_summary", "held_out_check",
+           "side_by_side", "ROWS", "load_study", "main"]
 
 TUNING_SEEDS = tuple(range(20))
 HELD_OUT_SEEDS = tuple(range(200, 220))  # never looked at before the levers, radii and claims were fixed
@@ -46,70 +48,72 @@ most half of its SGD twin's (the median paired ratio), 'LSAM halves SGD's error'
 SGD's error could be learned."""
 
 
-@dataclass(frozen=True)
-class Lever:
-    """One lever: ``settings`` (the chapter's, with one change), trained with SGD and each optimizer of
-    ``optimizers`` at every radius of ``rhos``, on every complexity of ``turns``."""
+TURNS = (0.5, 0.75, 1.0)  # the chapter's complexities, a lever's unless it says otherwise
 
-    description: str
-    settings: ToySettings
-    rhos: tuple[float, ...]
-    turns: tuple[float, ...] = (0.5, 0.75, 1.0)
-    optimizers: tuple[str, ...] = ("LSAM",)
-    hard_only: bool = False  # the hard-only control: SGD alone, the easy input set to 0
 
-    def runs(self, seeds) -> list:
-        """SGD and every (optimizer, rho), on every complexity and seed (the control: SGD on the hard input)."""
-        if self.hard_only:
-            return [Run("SGD", 0.0, t, s, hard_only=True) for t in self.turns for s in seeds]
-        return grid({"SGD": [0.0], **{opt: list(self.rhos) for opt in self.optimizers}}, list(self.turns),
-                    list(seeds))
+def _lever(description: str, settings: ToySettings, rhos: tuple[float, ...], turns: tuple[float, ...] = TURNS,
+           optimizers: tuple[str, ...] = ("LSAM",)) -> Lever:
+    """A toy lever: ``settings`` trained with SGD and each of ``optimizers`` at every radius of ``rhos``, on every
+    complexity of ``turns``."""
+    return Lever(description, settings, {optimizer: tuple(rhos) for optimizer in optimizers}, turns=tuple(turns))
+
+
+def lever_runs(lever: Lever, seeds, radii: dict | None = None) -> list[Run]:
+    """SGD and every (optimizer, rho) of ``radii`` (default: the lever's), on every complexity and seed (the
+    hard-only control: SGD on the hard input)."""
+    if lever.hard_only:
+        return [Run("SGD", 0.0, t, s, hard_only=True) for t in lever.turns for s in seeds]
+    radii = lever.radii if radii is None else radii
+    return grid({"SGD": [0.0], **{opt: list(rhos) for opt, rhos in radii.items()}}, list(lever.turns), list(seeds))
 
 
 B = BOOK_SETTINGS
-_ABLATIONS = ("LSAM", "IW-only", "LR-only")
+_ABLATIONS = ("LSAM", *ABLATIONS)  # LSAM and its two ablations, IW-only and LR-only
 LEVERS = {  # name: Lever; the toy chapter prints them in this order
-    "baseline": Lever("the chapter's settings", B, (0.5, 1.0)),
-    "control": Lever("the hard-only control (SGD, the easy input set to 0)", B, (), hard_only=True),
-    "head_weight_decay": Lever("weight decay 0.01 on the head only", replace(B, head_weight_decay=1e-2), (0.5, 1.0)),
-    "fixed_head_norm": Lever("a head of fixed norm ||v|| = 0.5", replace(B, head_norm=0.5), (0.45, 0.5, 0.55),
-                             turns=(0.5, 0.75, 1.0, 1.25)),
-    "fixed_head_norm_1": Lever("a head of fixed norm ||v|| = 1", replace(B, head_norm=1.0), (1.0,),
-                               turns=(0.5, 0.75, 1.0, 1.25)),
-    "normalized_features": Lever("features scaled to unit RMS over the batch", replace(B, normalize_features=True),
-                                 (0.5, 1.0)),
-    "squared_hinge": Lever("the squared hinge loss", replace(B, loss="squared_hinge"), (0.5, 1.0)),
-    "relative_radius": Lever("the relative radius rho ||v||", replace(B, relative_rho=True), (0.25, 0.5)),
-    "relative_radius_head_decay": Lever("the relative radius and head weight decay 0.01",
-                                        replace(B, relative_rho=True, head_weight_decay=1e-2), (0.25, 0.5)),
-    "longer_window": Lever("10,000 steps instead of 3,000", replace(B, steps=10_000), (0.5, 1.0), turns=(0.5, 0.75)),
-    "weaker_easy_feature": Lever("easy scale 0.5 on looser spirals", replace(B, easy_scale=0.5), (0.5, 1.0),
-                                 turns=(0.25, 0.375, 0.5)),
-    "open_window": Lever("||v|| = 0.5, easy scale 0.5 and learning rate 0.1 together", OPEN_WINDOW,
-                         (0.45, 0.5, 0.55), turns=(0.5, 0.75, 1.0, 1.25)),
-    "ablations": Lever("the chapter's settings, with the two ablations", B, (1.0,), optimizers=_ABLATIONS),
-    "ablations_open_window": Lever("the open window, with the two ablations", OPEN_WINDOW, (0.5,),
-                                   turns=(0.75, 1.0, 1.25), optimizers=_ABLATIONS),
-    "sam": Lever("all-layer SAM, the chapter's settings (a comparison)", B, (0.02, 0.05), optimizers=("SAM",)),
-    "full_batch_small_lr": Lever("full-batch GD, learning rate 0.02, 5,000 steps",
-                                 replace(B, batch_size=None, lr=0.02, steps=5000), (1.0,), turns=(0.5, 0.75)),
+    "baseline": _lever("the chapter's settings", B, (0.5, 1.0)),
+    "control": Lever("the hard-only control (SGD, the easy input set to 0)", B, {}, turns=TURNS, hard_only=True),
+    "head_weight_decay": _lever("weight decay 0.01 on the head only", replace(B, head_weight_decay=1e-2), (0.5, 1.0)),
+    "fixed_head_norm": _lever("a head of fixed norm ||v|| = 0.5", replace(B, head_norm=0.5), (0.45, 0.5, 0.55),
+                              turns=(0.5, 0.75, 1.0, 1.25)),
+    "fixed_head_norm_1": _lever("a head of fixed norm ||v|| = 1", replace(B, head_norm=1.0), (1.0,),
+                                turns=(0.5, 0.75, 1.0, 1.25)),
+    "normalized_features": _lever("features scaled to unit RMS over the batch", replace(B, normalize_features=True),
+                                  (0.5, 1.0)),
+    "squared_hinge": _lever("the squared hinge loss", replace(B, loss="squared_hinge"), (0.5, 1.0)),
+    "relative_radius": _lever("the relative radius rho ||v||", replace(B, relative_rho=True), (0.25, 0.5)),
+    "relative_radius_head_decay": _lever("the relative radius and head weight decay 0.01",
+                                         replace(B, relative_rho=True, head_weight_decay=1e-2), (0.25, 0.5)),
+    "longer_window": _lever("10,000 steps instead of 3,000", replace(B, steps=10_000), (0.5, 1.0), turns=(0.5, 0.75)),
+    "weaker_easy_feature": _lever("easy scale 0.5 on looser spirals", replace(B, easy_scale=0.5), (0.5, 1.0),
+                                  turns=(0.25, 0.375, 0.5)),
+    "open_window": _lever("||v|| = 0.5, easy scale 0.5 and learning rate 0.1 together", OPEN_WINDOW,
+                          (0.45, 0.5, 0.55), turns=(0.5, 0.75, 1.0, 1.25)),
+    "ablations": _lever("the chapter's settings, with the two ablations", B, (1.0,), optimizers=_ABLATIONS),
+    "ablations_open_window": _lever("the open window, with the two ablations", OPEN_WINDOW, (0.5,),
+                                    turns=(0.75, 1.0, 1.25), optimizers=_ABLATIONS),
+    "sam": _lever("all-layer SAM, the chapter's settings (a comparison)", B, (0.02, 0.05), optimizers=("SAM",)),
+    "full_batch_small_lr": _lever("full-batch GD, learning rate 0.02, 5,000 steps",
+                                  replace(B, batch_size=None, lr=0.02, steps=5000), (1.0,), turns=(0.5, 0.75)),
 }
 SEED_SETS = {"tuning": TUNING_SEEDS, "held-out": HELD_OUT_SEEDS}
 MIN_SEEDS = 2  # a seed set of the check command: the paired wins need two pairs (the interval six, a verdict ten)
 MIN_STEPS = 2  # the phantom ratios are medians over the logged steps after the first: step 0 and the last
 
 
-def run_lever(name: str, lever: Lever, seeds, seed_set: str, checkpoint: Path | None = None,
-              progress: bool | None = None) -> pd.DataFrame:
-    """Train ``lever`` on ``seeds`` (one batched sweep): one row per run, with its probe errors
+def train_lever(lever: Lever, radii: dict | None, seed_set: str, seeds, checkpoint: Path | None = None,
+                progress: bool | None = None) -> pd.DataFrame:
+    """Train ``lever`` at ``radii`` (None: its own) on ``seeds`` (of ``seed_set``, which changes nothing here) in
+    one batched sweep, resumable from
+    ``checkpoint`` (``.pt`` is added): one row per run, with its probe errors
     (:func:`samlib.toy.results.probe_errors`), its final training loss and error
     (:func:`~samlib.toy.results.train_errors`), its median real and phantom head ratios over training
-    (:func:`~samlib.toy.results.phantom_ratios`), its final head norm, and the columns ``lever`` and ``seed_set``."""
-    result = train_sweep(lever.runs(seeds), lever.settings, checkpoint=checkpoint, progress=progress)
-    rows = pd.concat([probe_errors(result).drop(columns="hard_only"), train_errors(result),
+    (:func:`~samlib.toy.results.phantom_ratios`) and its final head norm. The study's trainer for
+    :func:`samlib.protocol.run_lever`."""
+    checkpoint = None if checkpoint is None else Path(checkpoint).with_suffix(".pt")
+    result = train_sweep(lever_runs(lever, seeds, radii), lever.settings, checkpoint=checkpoint, progress=progress)
+    return pd.concat([probe_errors(result).drop(columns="hard_only"), train_errors(result),
                       phantom_ratios(result)[["real_ratio", "phantom_ratio"]], final_losses(result)[["head_norm"]]],
                      axis=1)
-    return rows.assign(lever=name, seed_set=seed_set)
 
 
 def _effects(frame: pd.DataFrame, optimizer: str, rho: float) -> pd.DataFrame:
@@ -132,7 +136,7 @@ def lever_table(frame: pd.DataFrame) -> pd.DataFrame:
     rows = []
     keys = frame[frame.optimizer != "SGD"][["lever", "seed_set", "optimizer", "rho"]].drop_duplicates()
     for lever, seed_set, optimizer, rho in keys.itertuples(index=False):
-        part = frame[(frame.lever == lever) & (frame.seed_set == seed_set)]
+        part = select(frame, lever=lever, seed_set=seed_set)
         effects = _effects(part, optimizer, rho).reset_index()
         rows.append(effects.assign(lever=lever, seed_set=seed_set, optimizer=optimizer, rho=rho))
     table = pd.concat(rows, ignore_index=True)
@@ -214,22 +218,21 @@ def held_out_check(lever: Lever, tuning, held_out, name: str = "lever", rho: flo
     """Train ``lever`` on two disjoint seed sets and return :func:`side_by_side` of the two (LSAM; at ``rho``,
     or every radius of the lever). Both seed sets train in one sweep, so they cost one run."""
     tuning, held_out = _disjoint(tuning, held_out)
-    frame = run_lever(name, lever, tuning + held_out, "tuning", progress=progress)
+    frame = train_lever(lever, None, "tuning", tuning + held_out, progress=progress)
+    frame = frame.assign(lever=name, seed_set="tuning")
     frame.loc[frame.seed.isin(held_out), "seed_set"] = "held-out"
     return side_by_side(lever_table(frame), name, rho=rho)
 
 
-def results_path() -> Path:
-    """Where the shipped study lives: ``study_data/levers.csv`` beside this module."""
-    return Path(__file__).parent / "study_data" / "levers.csv"
+def _in_lever_order(frame: pd.DataFrame) -> pd.DataFrame:
+    order = {lever: i for i, lever in enumerate(LEVERS)}
+    return frame.sort_values("lever", key=lambda c: c.map(order), kind="stable")
 
 
-def load_study(path: str | Path | None = None) -> pd.DataFrame:
-    """The shipped study (:func:`results_path`), or the one at ``path``: one row per run."""
-    path = results_path() if path is None else checks.path("path", path, writable=False)
-    if not path.exists():
-        raise FileNotFoundError(f"no toy study at {path}: run python -m samlib.toy.study run")
-    return pd.read_csv(path)
+ROWS = ShippedRows("toy study", Path(__file__).parent / "study_data" / "levers.csv", "python -m samlib.toy.study run",
+                   order=_in_lever_order)
+"""The shipped study: ``study_data/levers.csv`` beside this module, one row per run."""
+load_study = ROWS.load
 
 
 def _seed_range(text: str) -> tuple[int, ...]:
@@ -257,13 +260,6 @@ def _lever_names(text: str) -> list[str]:
     if twice:
         raise argparse.ArgumentTypeError(f"lever(s) {twice} listed twice")
     return names
-
-
-def _folder(text: str) -> Path:
-    try:
-        return checks.path("--checkpoints", text, "folder")
-    except (TypeError, ValueError) as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _checked(parser: argparse.ArgumentParser, args) -> None:
@@ -300,29 +296,16 @@ def _negative_ranges_joined(argv: list[str]) -> list[str]:
 
 
 def _run(args) -> None:
-    names = list(LEVERS) if args.levers is None else args.levers
-    path = results_path()
-    for name in names:
-        frames = [run_lever(name, LEVERS[name], seeds, seed_set,
-                            None if args.checkpoints is None else Path(args.checkpoints) / f"{name}.{seed_set}.pt")
-                  for seed_set, seeds in SEED_SETS.items()]
-        _merge(path, name, pd.concat(frames, ignore_index=True))
-        print(f"{name}: {sum(map(len, frames))} runs written to {path}", flush=True)
-
-
-def _merge(path: Path, name: str, frame: pd.DataFrame) -> None:
-    """Replace lever ``name``'s rows of the study at ``path`` by ``frame``, atomically, in :data:`LEVERS` order."""
-    kept = [load_study(path).query("lever != @name")] if path.exists() else []
-    order = {lever: i for i, lever in enumerate(LEVERS)}
-    out = pd.concat([*kept, frame], ignore_index=True).sort_values("lever", key=lambda c: c.map(order), kind="stable")
-    path.parent.mkdir(exist_ok=True)
-    write_text_atomic(out.to_csv(index=False), path)
+    for name in list(LEVERS) if args.levers is None else args.levers:
+        rows = run_lever(name, LEVERS[name], train_lever, SEED_SETS, checkpoints=args.checkpoints)
+        path = ROWS.replace(rows, drop=lambda kept, name=name: kept.lever == name)
+        print(f"{name}: {len(rows)} runs written to {path}", flush=True)
 
 
 def _check(args) -> None:
     lever = LEVERS[args.lever]
     if args.rho is not None:
-        lever = replace(lever, rhos=(args.rho,))
+        lever = replace(lever, radii={optimizer: (args.rho,) for optimizer in lever.optimizers})
     if args.steps is not None:
         lever = replace(lever, settings=replace(lever.settings, steps=args.steps))
     table = held_out_check(lever, args.tuning, args.held_out, args.lever, args.rho)
@@ -336,7 +319,7 @@ def main(argv: list[str] | None = None) -> None:
     run = commands.add_parser("run", help="train the levers on the tuning and held-out seeds; write the study")
     run.add_argument("--levers", type=_lever_names,
                      help=f"comma-separated names (default: all of {', '.join(LEVERS)})")
-    run.add_argument("--checkpoints", type=_folder, help="a folder for resumable checkpoints")
+    checkpoints_option(run)
     check = commands.add_parser("check", help="one lever on two disjoint seed sets, side by side")
     check.add_argument("lever", help=f"one of {', '.join(LEVERS)}")
     check.add_argument("--rho", type=float, help="one LSAM radius of the lever (default: all)")
