@@ -328,9 +328,13 @@ def test_a_held_out_run_of_the_shipped_regimes_comes_back_when_rerun():
     np.testing.assert_allclose(merged.train_loss, merged.train_loss_shipped, rtol=1e-4, atol=1e-6)
 
 
-def test_the_shipped_lr_scaling_covers_both_seed_sets():
+def test_the_shipped_lr_scaling_covers_every_seed_set_and_its_new_seeds_are_new():
     from samlib.experiments import lr_scaling as study_module
+    from samlib.experiments import replication, testbeds
 
+    used = {*testbeds.load_study().seed, *replication.load_replication().seed}
+    new = study_module.SEED_SETS["new"]
+    assert len(new) >= 20 and not set(new) & used, "the verdict's seeds must be new to the image studies"
     frame = study_module.load_lr_scaling()
     assert list(frame.columns) == study_module.COLUMNS
     for seed_set, seeds in study_module.SEED_SETS.items():
