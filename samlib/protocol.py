@@ -19,7 +19,7 @@ import argparse
 import fcntl
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,21 @@ class Lever:
     seeds: tuple[int, ...] = ()
     hard_only: bool = False
 
+    def __post_init__(self):
+        if not isinstance(self.description, str) or not self.description.strip():
+            raise ValueError(f"description must say in words what the lever changes, got {self.description!r}")
+        if self.radii is not None:
+            if not isinstance(self.radii, Mapping):
+                raise TypeError(f"radii must be a dict {{optimizer: (rho, ...)}}, or None for the bed's chosen radii; "
+                                f"got {type(self.radii).__name__}")
+            for optimizer, rhos in self.radii.items():
+                if not isinstance(rhos, tuple):
+                    raise TypeError(f"radii[{optimizer!r}] must be a tuple of radii, e.g. (0.5, 1.0); got {rhos!r}")
+        for name, example in (("turns", "(0.5, 0.75)"), ("stages", "(5, 10)"), ("seeds", "(0, 1, 2)")):
+            if not isinstance(getattr(self, name), tuple):
+                raise TypeError(f"{name} must be a tuple, e.g. {example}; got {getattr(self, name)!r}")
+        checks.strict_bool("hard_only", self.hard_only)
+
     @property
     def optimizers(self) -> tuple[str, ...]:
         """The optimizers the lever tunes, in order (SGD, their baseline, is implied)."""
@@ -75,6 +90,8 @@ def run_lever(name: str, lever: Lever, train: Train, seed_sets: Mapping[str, tup
     ``choose`` made of the rows before, when given) and resumable from ``checkpoint`` (``<checkpoints>/<lever>.<seed
     set>``, a path without suffix; None without ``checkpoints``). Returns the rows with the lever's name (in
     ``column``) and ``seed_set``."""
+    if not seed_sets:
+        raise ValueError(f"lever {name!r}: seed_sets must name at least one seed set, e.g. {{'tuning': range(20)}}")
     radii, frames = lever.radii, []
     for seed_set, seeds in seed_sets.items():
         checkpoint = None if checkpoints is None else Path(checkpoints) / f"{slug(name)}.{slug(seed_set)}"
@@ -143,14 +160,15 @@ def every_row(kept: pd.DataFrame) -> pd.Series:
 
 
 def select(frame: pd.DataFrame, **values) -> pd.DataFrame:
-    """The rows of ``frame`` whose every named column holds the value given (a list or tuple: any of its values), e.g.
-    ``select(study, bed="FMNIST-MNIST", lever="bed", seed_set="tuning")``. A column the frame lacks, or a value
-    that none of its rows holds (a misspelt seed set would select nothing, silently), is refused by name."""
+    """The rows of ``frame`` whose every named column holds the value given (a list, tuple or other collection: any
+    of its values), e.g. ``select(study, bed="FMNIST-MNIST", lever="bed", seed_set="tuning")``. A column the frame
+    lacks, or a value that none of its rows holds (a misspelt seed set would select nothing, silently), is refused
+    by name."""
     keep = pd.Series(True, index=frame.index)
     for column, value in values.items():
         if column not in frame.columns:
             raise KeyError(f"select: the rows have no column {column!r}; they have {list(frame.columns)}")
-        wanted = list(value) if isinstance(value, (list, tuple)) else [value]
+        wanted = [value] if isinstance(value, (str, bytes)) or not isinstance(value, Iterable) else list(value)
         held = set(frame[column].dropna().unique())
         missing = [v for v in wanted if v not in held]
         if missing:

@@ -6,7 +6,7 @@ import threading
 import pandas as pd
 import pytest
 
-from samlib.protocol import Lever, ShippedRows, checkpoints_option, every_row, refuse_repeats, run_lever, slug
+from samlib.protocol import Lever, ShippedRows, checkpoints_option, every_row, refuse_repeats, run_lever, select, slug
 
 
 def test_a_lever_names_its_optimizers_and_radii():
@@ -14,6 +14,21 @@ def test_a_lever_names_its_optimizers_and_radii():
     assert lever.optimizers == ("LSAM", "SAM") and lever.rhos == (0.05, 0.5, 1.0)
     assert Lever("none", None).optimizers == () and Lever("none", None).rhos == ()
     assert slug("batch size 32") == "batch_size_32" and slug("pair t-shirt/top") == "pair_t-shirt-top"
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"description": " "}, ValueError, "description must say in words what the lever changes"),
+    ({"radii": [("LSAM", (0.5,))]}, TypeError, r"radii must be a dict \{optimizer: \(rho, ...\)\}"),
+    ({"radii": {"LSAM": 0.5}}, TypeError, r"radii\['LSAM'\] must be a tuple of radii, e.g. \(0.5, 1.0\); got 0.5"),
+    ({"turns": [0.5]}, TypeError, r"turns must be a tuple, e.g. \(0.5, 0.75\); got \[0.5\]"),
+    ({"seeds": range(3)}, TypeError, "seeds must be a tuple"),
+    ({"hard_only": 1}, TypeError, "hard_only"),
+])
+def test_a_malformed_lever_is_refused_by_name(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        Lever(**{"description": "x", "settings": None, **kwargs})
+    with pytest.raises(ValueError, match="lever 'x': seed_sets must name at least one seed set"):
+        run_lever("x", Lever("x", None), lambda *args: None, {})
 
 
 def test_run_lever_trains_each_seed_set_in_order_with_what_was_chosen_before(tmp_path):
@@ -121,3 +136,17 @@ def test_a_study_of_named_parts_runs_each_in_turn_and_refuses_a_part_twice(monke
         with pytest.raises(SystemExit):
             run_parts(argv, "study", "A study.", "parts", parts, run, tmp_path / "rows.csv")
         assert message in capsys.readouterr().err and len(calls) == 3
+
+
+def test_select_picks_rows_by_value_and_refuses_what_no_row_holds():
+    frame = pd.DataFrame({"bed": ["a", "a", "b", "b"], "seed_set": ["tuning", "held out"] * 2, "rho": [0.0, 0.1] * 2})
+    assert select(frame, bed="a", seed_set="held out").index.tolist() == [1]
+    assert select(frame, bed=["a", "b"], rho=0.0).index.tolist() == [0, 2]
+    assert select(frame, rho=pd.Series([0.1])).index.tolist() == [1, 3]  # any collection
+    assert select(frame).equals(frame)
+    with pytest.raises(ValueError, match=r"no row has seed_set='held-out'; the column holds \['held out', 'tuning'\]"):
+        select(frame, seed_set="held-out")
+    with pytest.raises(ValueError, match="no row has bed='c'"):
+        select(frame, bed=["a", "c"])
+    with pytest.raises(KeyError, match="the rows have no column 'lever'"):
+        select(frame, lever="bed")

@@ -17,7 +17,8 @@ training batches of 128). For SGD they are those of the phantom head LSAM would 
 writes ``testbeds_data/lr_scaling.csv`` beside this module, one row per run and read epoch, each run's rows as soon
 as it ends (atomically, under a lock); runs already in the file are skipped, so a stopped study loses at most the
 run in progress (a minute or two: the reads follow the epochs as they are trained, so a run is not resumed midway).
-About 50 CPU minutes on one thread (20 runs per seed set of five, 40 for the new seeds).
+A run took 41-50 s on one thread of a 2-core machine with the other core free, and 70-100 s beside other jobs: the
+60 runs (10 per seed set of five, 40 for the new seeds) take under an hour.
 """
 from __future__ import annotations
 
